@@ -1,0 +1,16 @@
+//! Leaf crate: the nouns every other plugind crate talks about.
+//!
+//! Nothing here does IO. Types that mirror upstream wire or storage shapes carry serde derives and
+//! keep upstream's field names and order, because Dify reads them byte for byte.
+
+pub mod declaration;
+pub mod envelope;
+pub mod installation;
+pub mod task;
+pub mod uid;
+
+pub use declaration::{I18nObject, PluginCategory, PluginDeclaration};
+pub use envelope::{DaemonError, ErrorType};
+pub use installation::{PluginInstallation, ProviderInstallation, RuntimeType};
+pub use task::{InstallTask, InstallTaskEntry, InstallTaskStatus};
+pub use uid::{PluginUniqueIdentifier, UidError};
