@@ -1,1 +1,21 @@
-//! placeholder
+//! HTTP edge: upstream's routes, headers, envelope and SSE framing over [`plugind_service`].
+//!
+//! # Layout
+//! - [`router`]: builds the axum `Router` (route table, fallbacks, layers).
+//! - [`reply`]: the `{code,message,data}` envelope and error responses.
+//! - [`auth`]: the `X-Api-Key` check on `/plugin/*`.
+//! - [`health`], [`management`], [`dispatch`]: one module per upstream route group.
+//! - [`body`]: lenient request-body and query decoding.
+//!
+//! **API boundary:** request/response shapes live here and in `plugind-entities`; services never
+//! see axum types.
+
+pub mod auth;
+pub mod body;
+pub mod dispatch;
+pub mod health;
+pub mod management;
+pub mod reply;
+pub mod router;
+
+pub use router::{router, AppState, HttpConfig};

@@ -1,1 +1,25 @@
-//! placeholder
+//! Services: what the daemon does, with no HTTP types in sight.
+//!
+//! # Layout
+//! - [`config`]: the settings services need (parsed by the binary).
+//! - [`state`]: [`Services`], the handle every request works through (store, blobs, runtimes).
+//! - [`upload`]: decode, verify and persist an uploaded `.difypkg`.
+//! - [`install`]: install tasks, the install job, uninstall, and bringing installed plugins back
+//!   at start-up.
+//! - [`query`]: listings of installations, tasks and tool providers.
+//! - [`dispatch`]: turn a Dify dispatch request into a plugin session and a stream of chunks.
+//! - [`binding`]: lenient field access on JSON bodies, the way upstream's binder behaves.
+//!
+//! **Architecture invariant:** this crate is the only user of `plugind-store`; the HTTP crate
+//! reaches state only through [`Services`].
+
+pub mod binding;
+pub mod config;
+pub mod dispatch;
+pub mod install;
+pub mod query;
+pub mod state;
+pub mod upload;
+
+pub use config::ServiceConfig;
+pub use state::Services;

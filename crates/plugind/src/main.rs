@@ -1,1 +1,199 @@
-fn main() {}
+//! `plugind`: parse configuration, build state, serve HTTP, shut down gracefully. No logic.
+
+mod config;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use plugind_runtime::{RuntimeConfig, Runtimes};
+use plugind_service::{ServiceConfig, Services};
+use plugind_store::{Blobs, Db, DbConfig};
+
+use crate::config::{Config, DbChoice};
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    init_logging(&config.log_level);
+    let missing = config.missing_required();
+    if !missing.is_empty() {
+        for line in missing {
+            eprintln!("plugind: {line}");
+        }
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("plugind: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("plugind: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let default = match level.to_ascii_uppercase().as_str() {
+        "DEBUG" => "debug",
+        "WARN" => "warn",
+        "ERROR" => "error",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},sqlx=warn")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    if config.platform != "local" {
+        bail!("PLATFORM={} is not supported yet: only `local` runs plugins in this build", config.platform);
+    }
+    if config.plugin_storage_type != "local" && config.plugin_storage_type != "local_file" {
+        bail!(
+            "PLUGIN_STORAGE_TYPE={} is not supported yet: this build stores objects on the local file system only",
+            config.plugin_storage_type
+        );
+    }
+    if let Some(host) = &config.redis_host {
+        // Only reachability for now: caches and locks are in-process on a single node.
+        let addr = format!("{host}:{}", config.redis_port);
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(&addr))
+            .await
+            .map_err(|_| anyhow::anyhow!("Redis at {addr} did not answer within 5s"))?
+            .with_context(|| format!("cannot connect to Redis at {addr}"))?;
+        tracing::warn!(%addr, "REDIS_HOST is set and reachable; this build keeps caches and locks in-process (single node)");
+    }
+
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let db_config = match config.db_choice().map_err(anyhow::Error::msg)? {
+        DbChoice::Sqlite(path) => DbConfig::Sqlite { path },
+        DbChoice::Postgres { host, port } => DbConfig::Postgres {
+            host,
+            port,
+            user: config.db_username.clone(),
+            password: config.db_password.clone(),
+            database: config.db_database.clone(),
+            sslmode: config.db_ssl_mode.clone(),
+            max_conns: config.db_max_open_conns,
+        },
+        DbChoice::MySql { host, port } => DbConfig::MySql {
+            host,
+            port,
+            user: config.db_username.clone(),
+            password: config.db_password.clone(),
+            database: config.db_database.clone(),
+            max_conns: config.db_max_open_conns,
+        },
+    };
+    let db = Db::connect(&db_config).await.context("database")?;
+    let storage_root = config.storage_root();
+    let blobs = Blobs::local(&storage_root).context("object storage")?;
+    let working_path = config.working_path();
+    std::fs::create_dir_all(&working_path)
+        .with_context(|| format!("cannot create PLUGIN_WORKING_PATH {}", working_path.display()))?;
+    let working_path = working_path.canonicalize().context("PLUGIN_WORKING_PATH")?;
+    tracing::info!(
+        database = db.backend(),
+        storage = %storage_root.display(),
+        working_path = %working_path.display(),
+        "state ready"
+    );
+
+    let runtimes = Runtimes::new(RuntimeConfig {
+        uv_cache_dir: config.uv_cache_dir.clone().unwrap_or_else(|| working_path.join(".uv-cache")),
+        working_path,
+        uv_path: config.uv_path.clone(),
+        python_interpreter_path: config.python_interpreter_path.clone(),
+        env_init_timeout: Duration::from_secs(config.python_env_init_timeout),
+        pip_mirror_url: config.pip_mirror_url.clone().filter(|s| !s.is_empty()),
+        pip_extra_args: config.pip_extra_args.split_whitespace().map(str::to_owned).collect(),
+        pip_verbose: config.pip_verbose,
+        ignore_uv_lock: config.plugin_ignore_uv_lock,
+        max_line_bytes: config.plugin_runtime_max_buffer_size,
+        launch_concurrency: config.plugin_local_launching_concurrent.max(1),
+        first_heartbeat_timeout: Duration::from_secs(120),
+    });
+
+    let third_party_keys = if config.third_party_signature_verification_enabled {
+        load_public_keys(&config.third_party_signature_verification_public_keys)?
+    } else {
+        Vec::new()
+    };
+    let services = Services::new(
+        ServiceConfig {
+            max_plugin_package_size: config.max_plugin_package_size,
+            force_verifying_signature: config.force_verifying_signature,
+            third_party_keys,
+            max_execution_timeout: config.max_execution_timeout(),
+            install_timeout: Duration::from_secs(config.plugin_install_timeout * 60),
+            package_cache_path: config.plugin_package_cache_path.clone(),
+            installed_path: config.plugin_installed_path.clone(),
+            media_cache_path: config.plugin_media_cache_path.clone(),
+            platform: config.platform.clone(),
+        },
+        db,
+        blobs,
+        runtimes,
+    );
+    let restoring = services.restore_installed().await.context("restoring installed plugins")?;
+    tracing::info!(plugins = restoring, "starting installed plugins in the background");
+
+    let app = plugind_http::router(
+        services.clone(),
+        plugind_http::HttpConfig {
+            server_key: config.server_key.clone().unwrap_or_default(),
+            platform: config.platform.clone(),
+            max_plugin_package_size: config.max_plugin_package_size,
+            routine_pool_size: config.routine_pool_size,
+        },
+    );
+    let addr: SocketAddr = format!("{}:{}", config.server_host, config.server_port)
+        .parse()
+        .with_context(|| format!("SERVER_HOST/SERVER_PORT {}:{} is not an address", config.server_host, config.server_port))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(%addr, "plugind listening");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("HTTP server")?;
+    tracing::info!("shutting down: stopping plugins");
+    services.shutdown().await;
+    Ok(())
+}
+
+fn load_public_keys(paths: &str) -> anyhow::Result<Vec<rsa::RsaPublicKey>> {
+    paths
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|path| {
+            let pem = std::fs::read_to_string(path).with_context(|| format!("cannot read public key {path}"))?;
+            plugind_package::parse_public_key_pem(&pem).with_context(|| format!("invalid public key {path}"))
+        })
+        .collect()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,172 @@
+//! `/plugin/{tenant}/management/*` (http-api §4.5). Service errors are HTTP 200 envelopes;
+//! only validation failures are HTTP 400.
+
+use axum::body::Bytes;
+use axum::extract::{Multipart, Path, RawQuery, State};
+use axum::response::Response;
+use plugind_entities::DaemonError;
+use plugind_service::binding::{paging, required_error, str_field};
+use serde_json::Value;
+
+use crate::body::{json_body, query_object};
+use crate::reply;
+use crate::AppState;
+
+pub async fn upload_package(State(state): State<AppState>, Path(tenant_id): Path<String>, multipart: Multipart) -> Response {
+    if tenant_id.is_empty() {
+        return reply::service::<()>(Err(DaemonError::bad_request("tenant ID is required")));
+    }
+    let (file, verify_signature) = match read_upload(multipart, "dify_pkg").await {
+        Ok(parts) => parts,
+        Err(err) => return reply::service::<()>(Err(err)),
+    };
+    reply::service(state.services.upload_package(file, verify_signature).await)
+}
+
+/// Reads the file field `name` and the `verify_signature` field of an upload form.
+async fn read_upload(mut multipart: Multipart, name: &str) -> Result<(Vec<u8>, bool), DaemonError> {
+    let mut file = None;
+    let mut verify = false;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(err) => return Err(multipart_error(&err.body_text())),
+        };
+        match field.name() {
+            Some(n) if n == name => {
+                let bytes = field.bytes().await.map_err(|e| multipart_error(&e.body_text()))?;
+                file = Some(bytes.to_vec());
+            }
+            Some("verify_signature") => {
+                verify = field.text().await.map(|t| t == "true").unwrap_or(false);
+            }
+            _ => {}
+        }
+    }
+    let file = file.ok_or_else(|| DaemonError::bad_request("http: no such file"))?;
+    Ok((file, verify))
+}
+
+fn multipart_error(text: &str) -> DaemonError {
+    if text.contains("length limit") || text.contains("too large") {
+        DaemonError::bad_request("file size exceeds the maximum limit")
+    } else {
+        DaemonError::bad_request(text.to_owned())
+    }
+}
+
+pub async fn install_from_identifiers(State(state): State<AppState>, Path(tenant_id): Path<String>, body: Bytes) -> Response {
+    let body = match json_body(&body) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    reply::service(state.services.install_from_identifiers(&tenant_id, &body).await)
+}
+
+/// Parses `page`/`page_size` from the query, or answers 400.
+fn page_of(query: &Value, max: i64) -> Result<(i64, i64), Response> {
+    paging(query, max).map_err(reply::bad_request)
+}
+
+pub async fn list_tasks(State(state): State<AppState>, Path(tenant_id): Path<String>, RawQuery(q): RawQuery) -> Response {
+    let (page, size) = match page_of(&query_object(q.as_deref()), 256) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    reply::service(state.services.list_tasks(&tenant_id, page, size).await)
+}
+
+pub async fn get_task(State(state): State<AppState>, Path((tenant_id, id)): Path<(String, String)>) -> Response {
+    reply::service(state.services.get_task(&tenant_id, &id).await)
+}
+
+pub async fn delete_task(State(state): State<AppState>, Path((tenant_id, id)): Path<(String, String)>) -> Response {
+    reply::service(state.services.delete_task(&tenant_id, &id).await)
+}
+
+pub async fn delete_all_tasks(State(state): State<AppState>, Path(tenant_id): Path<String>) -> Response {
+    reply::service(state.services.delete_all_tasks(&tenant_id).await)
+}
+
+pub async fn delete_task_entry(
+    State(state): State<AppState>,
+    Path((tenant_id, id, identifier)): Path<(String, String, String)>,
+) -> Response {
+    let identifier = identifier.trim_start_matches('/');
+    reply::service(state.services.delete_task_entry(&tenant_id, &id, identifier).await)
+}
+
+/// The `plugin_unique_identifier` of a GET: from the query, or (older Dify) a JSON body.
+fn uid_param(query: Option<&str>, body: &Bytes) -> Result<String, Response> {
+    let from_query = str_field(&query_object(query), "plugin_unique_identifier").to_owned();
+    let uid = if from_query.is_empty() {
+        json_body(body).map(|v| str_field(&v, "plugin_unique_identifier").to_owned()).unwrap_or_default()
+    } else {
+        from_query
+    };
+    if uid.is_empty() {
+        return Err(reply::bad_request(required_error("PluginUniqueIdentifier")));
+    }
+    Ok(uid)
+}
+
+pub async fn decode_from_identifier(State(state): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+    match uid_param(q.as_deref(), &body) {
+        Ok(uid) => reply::service(state.services.decode_from_identifier(&uid).await),
+        Err(resp) => resp,
+    }
+}
+
+pub async fn fetch_manifest(State(state): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+    match uid_param(q.as_deref(), &body) {
+        Ok(uid) => reply::service(state.services.fetch_manifest(&uid).await),
+        Err(resp) => resp,
+    }
+}
+
+pub async fn fetch_identifier(State(state): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+    match uid_param(q.as_deref(), &body) {
+        Ok(uid) => reply::service(state.services.plugin_exists(&uid).await),
+        Err(resp) => resp,
+    }
+}
+
+pub async fn uninstall(State(state): State<AppState>, Path(tenant_id): Path<String>, body: Bytes) -> Response {
+    let body = match json_body(&body) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let id = str_field(&body, "plugin_installation_id");
+    if id.is_empty() {
+        return reply::bad_request(required_error("UninstallPluginRequest.PluginInstallationID"));
+    }
+    reply::service(state.services.uninstall(&tenant_id, id).await)
+}
+
+pub async fn list_plugins(State(state): State<AppState>, Path(tenant_id): Path<String>, RawQuery(q): RawQuery) -> Response {
+    let (page, size) = match page_of(&query_object(q.as_deref()), 256) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    reply::service(state.services.list_plugins(&tenant_id, page, size).await)
+}
+
+pub async fn list_tools(State(state): State<AppState>, Path(tenant_id): Path<String>, RawQuery(q): RawQuery) -> Response {
+    let (page, size) = match page_of(&query_object(q.as_deref()), 256) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    reply::service(state.services.list_tool_providers(&tenant_id, page, size).await)
+}
+
+pub async fn get_tool(State(state): State<AppState>, Path(tenant_id): Path<String>, RawQuery(q): RawQuery) -> Response {
+    let query = query_object(q.as_deref());
+    let plugin_id = str_field(&query, "plugin_id");
+    let provider = str_field(&query, "provider");
+    if plugin_id.is_empty() || provider.is_empty() {
+        let field = if plugin_id.is_empty() { "PluginID" } else { "Provider" };
+        return reply::bad_request(required_error(&format!("GetToolRequest.{field}")));
+    }
+    reply::service(state.services.get_tool_provider(&tenant_id, plugin_id, provider).await)
+}

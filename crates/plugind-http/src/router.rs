@@ -1,0 +1,79 @@
+//! The route table (http-api §4) and the state handlers share.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use plugind_service::Services;
+
+use crate::{auth, dispatch, health, management, reply};
+
+/// Settings of the HTTP edge.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// `SERVER_KEY`.
+    pub server_key: String,
+    /// `PLATFORM`, reported by `/health/check`.
+    pub platform: String,
+    /// `MAX_PLUGIN_PACKAGE_SIZE`: multipart bodies may be this large (plus form overhead).
+    pub max_plugin_package_size: u64,
+    /// `ROUTINE_POOL_SIZE`, reported by `/health/check`.
+    pub routine_pool_size: i64,
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub http: Arc<HttpConfig>,
+    pub active_requests: Arc<AtomicI64>,
+}
+
+/// Builds the whole router.
+pub fn router(services: Services, http: HttpConfig) -> Router {
+    let upload_limit = usize::try_from(http.max_plugin_package_size).unwrap_or(usize::MAX).saturating_add(1 << 20);
+    let state = AppState { services, http: Arc::new(http), active_requests: Arc::new(AtomicI64::new(0)) };
+
+    let management = Router::new()
+        .route(
+            "/install/upload/package",
+            post(management::upload_package).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/install/identifiers", post(management::install_from_identifiers))
+        .route("/install/tasks", get(management::list_tasks))
+        .route("/install/tasks/delete_all", post(management::delete_all_tasks))
+        .route("/install/tasks/{id}", get(management::get_task))
+        .route("/install/tasks/{id}/delete", post(management::delete_task))
+        .route("/install/tasks/{id}/delete/{*identifier}", post(management::delete_task_entry))
+        .route("/decode/from_identifier", get(management::decode_from_identifier))
+        .route("/fetch/manifest", get(management::fetch_manifest))
+        .route("/fetch/identifier", get(management::fetch_identifier))
+        .route("/uninstall", post(management::uninstall))
+        .route("/list", get(management::list_plugins))
+        .route("/tools", get(management::list_tools))
+        .route("/tool", get(management::get_tool));
+
+    let plugin = Router::new()
+        .nest("/management", management)
+        .route("/dispatch/{*action}", post(dispatch::dispatch))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key));
+
+    Router::new()
+        .route("/health/check", get(health::check))
+        .nest("/plugin/{tenant_id}", plugin)
+        .fallback(|| async { reply::route_not_found() })
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .with_state(state)
+}
+
+/// Counts in-flight requests for `/health/check`.
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    state.active_requests.fetch_add(1, Ordering::Relaxed);
+    let response = next.run(request).await;
+    state.active_requests.fetch_sub(1, Ordering::Relaxed);
+    response
+}

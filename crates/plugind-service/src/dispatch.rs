@@ -1,0 +1,287 @@
+//! Dispatch: a Dify request for one plugin action becomes a plugin session and a stream of
+//! chunks (http-api §3.3, §4.3).
+//!
+//! Errors found before the session exists are returned as `Err((http status, error))` and sent as
+//! plain JSON; everything after is an item of the returned stream and goes out as an SSE event.
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+
+use futures::Stream;
+use plugind_entities::{DaemonError, ErrorType, PluginUniqueIdentifier};
+use plugind_runtime::{SessionEvent, SessionRequest};
+use serde_json::{json, Map, Value};
+
+use crate::binding::{opt_str, required_error, str_field};
+use crate::Services;
+
+/// One dispatch action: route path, access type and action on the wire, required `data` keys.
+pub struct Action {
+    pub path: &'static str,
+    pub access_type: &'static str,
+    pub action: &'static str,
+    /// Keys of `data` that must be non-empty (strings) or present (objects/arrays).
+    pub required: &'static [&'static str],
+    /// Chunks must be tool messages (`{"type": …}`), validated before forwarding.
+    pub tool_messages: bool,
+}
+
+const fn act(
+    path: &'static str,
+    access_type: &'static str,
+    action: &'static str,
+    required: &'static [&'static str],
+) -> Action {
+    Action { path, access_type, action, required, tool_messages: false }
+}
+
+/// The streamed dispatch actions of http-api §4.3.2 (rows 1–34).
+pub static ACTIONS: &[Action] = &[
+    Action { tool_messages: true, ..act("tool/invoke", "tool", "invoke_tool", &["provider", "tool"]) },
+    act("tool/validate_credentials", "tool", "validate_tool_credentials", &["provider"]),
+    act("tool/get_runtime_parameters", "tool", "get_tool_runtime_parameters", &["provider", "tool"]),
+    act("llm/invoke", "model", "invoke_llm", &["provider", "model", "model_type"]),
+    act("llm/num_tokens", "model", "get_llm_num_tokens", &["provider", "model", "model_type"]),
+    act("text_embedding/invoke", "model", "invoke_text_embedding", &["provider", "model", "model_type", "texts", "input_type"]),
+    act("multimodal_embedding/invoke", "model", "invoke_multimodal_embedding", &["provider", "model", "model_type", "documents", "input_type"]),
+    act("text_embedding/num_tokens", "model", "get_text_embedding_num_tokens", &["provider", "model", "model_type", "texts"]),
+    act("rerank/invoke", "model", "invoke_rerank", &["provider", "model", "model_type", "query", "docs"]),
+    act("multimodal_rerank/invoke", "model", "invoke_multimodal_rerank", &["provider", "model", "model_type", "query", "docs"]),
+    act("tts/invoke", "model", "invoke_tts", &["provider", "model", "model_type", "content_text", "voice", "tenant_id"]),
+    act("tts/model/voices", "model", "get_tts_model_voices", &["provider", "model", "model_type"]),
+    act("speech2text/invoke", "model", "invoke_speech2text", &["provider", "model", "model_type", "file"]),
+    act("moderation/invoke", "model", "invoke_moderation", &["provider", "model", "model_type", "text"]),
+    act("model/validate_provider_credentials", "model", "validate_provider_credentials", &["provider"]),
+    act("model/validate_model_credentials", "model", "validate_model_credentials", &["provider", "model", "model_type"]),
+    act("model/schema", "model", "get_ai_model_schemas", &["provider", "model", "model_type"]),
+    act("oauth/get_authorization_url", "oauth", "get_authorization_url", &["provider", "redirect_uri"]),
+    act("oauth/get_credentials", "oauth", "get_credentials", &["provider", "redirect_uri", "raw_http_request"]),
+    act("oauth/refresh_credentials", "oauth", "refresh_credentials", &["provider", "redirect_uri", "credentials"]),
+    act("dynamic_select/fetch_parameter_options", "dynamic_parameter", "fetch_parameter_options", &["credentials", "provider", "provider_action", "parameter"]),
+    act("datasource/validate_credentials", "datasource", "validate_datasource_credentials", &["provider"]),
+    act("datasource/get_website_crawl", "datasource", "invoke_website_datasource_get_crawl", &["provider", "datasource", "datasource_parameters"]),
+    act("datasource/get_online_document_pages", "datasource", "invoke_online_document_datasource_get_pages", &["provider", "datasource", "datasource_parameters"]),
+    act("datasource/get_online_document_page_content", "datasource", "invoke_online_document_datasource_get_page_content", &["provider", "datasource", "page"]),
+    act("datasource/online_drive_browse_files", "datasource", "invoke_online_drive_browse_files", &["provider", "datasource"]),
+    act("datasource/online_drive_download_file", "datasource", "invoke_online_drive_download_file", &["provider", "datasource"]),
+    act("trigger/invoke_event", "trigger", "invoke_trigger_event", &["provider", "event", "raw_http_request", "subscription"]),
+    act("trigger/validate_credentials", "trigger", "validate_trigger_credentials", &["provider"]),
+    act("trigger/dispatch_event", "trigger", "dispatch_trigger_event", &["provider", "subscription", "raw_http_request"]),
+    act("trigger/subscribe", "trigger", "subscribe_trigger", &["provider", "endpoint"]),
+    act("trigger/unsubscribe", "trigger", "unsubscribe_trigger", &["provider", "subscription"]),
+    act("trigger/refresh", "trigger", "refresh_trigger", &["provider", "subscription"]),
+    Action { tool_messages: true, ..act("agent_strategy/invoke", "agent_strategy", "invoke_agent_strategy", &["agent_strategy_provider", "agent_strategy"]) },
+];
+
+pub fn find_action(path: &str) -> Option<&'static Action> {
+    ACTIONS.iter().find(|a| a.path == path)
+}
+
+/// Chunks of one dispatch; ends after the plugin's `end`, an error, or the deadline.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Value, DaemonError>> + Send>>;
+
+/// A failure before the session exists: HTTP status plus error.
+pub type EarlyError = (u16, DaemonError);
+
+const TOOL_MESSAGE_TYPES: &[&str] = &[
+    "text", "file", "blob", "blob_chunk", "json", "link", "image", "image_link", "binary_link", "variable", "log",
+    "retriever_resources",
+];
+
+impl Services {
+    /// Starts a dispatch of `action` for the tenant's installation of `plugin_id`.
+    pub async fn dispatch(
+        &self,
+        tenant_id: &str,
+        plugin_id: Option<&str>,
+        action: &'static Action,
+        body: Value,
+    ) -> Result<ChunkStream, EarlyError> {
+        let plugin_id = plugin_id.filter(|p| !p.is_empty()).ok_or_else(|| {
+            (400, DaemonError::bad_request("plugin_id is required"))
+        })?;
+        let installation = self
+            .inner
+            .db
+            .get_installation(tenant_id, plugin_id)
+            .await
+            .map_err(|e| (500, DaemonError::internal(e.to_string())))?
+            .ok_or_else(|| (404, DaemonError::plugin_not_found("plugin not found")))?;
+        let uid = PluginUniqueIdentifier::parse(&installation.plugin_unique_identifier)
+            .map_err(|e| (400, DaemonError::new(ErrorType::UniqueIdentifier, e.to_string())))?;
+
+        let data = body.get("data").cloned().unwrap_or(Value::Null);
+        let missing: Vec<String> = action
+            .required
+            .iter()
+            .filter(|key| is_zero(data.get(**key)))
+            .map(|key| required_error(&format!("{}.Data.{}", action.action, key)))
+            .collect();
+        if !missing.is_empty() {
+            return Err((400, DaemonError::bad_request(missing.join("\n"))));
+        }
+
+        let handle = self.inner.runtimes.get(&uid).ok_or_else(|| {
+            (500, DaemonError::internal("failed to get plugin runtime: plugin runtime not found"))
+        })?;
+
+        let request = SessionRequest {
+            session_id: uuid::Uuid::new_v4().to_string(),
+            conversation_id: opt_str(&body, "conversation_id"),
+            message_id: opt_str(&body, "message_id"),
+            app_id: opt_str(&body, "app_id"),
+            endpoint_id: opt_str(&body, "endpoint_id"),
+            context: body.get("context").filter(|c| !c.is_null()).cloned(),
+            data: plugin_data(action, str_field(&body, "user_id"), data),
+        };
+        let deadline = self.inner.cfg.max_execution_timeout;
+        let services = self.clone();
+        services.inner.active_dispatch.fetch_add(1, Ordering::Relaxed);
+        let guard = ActiveGuard(services);
+
+        let stream = async_stream(move |tx| async move {
+            let _guard = guard;
+            let mut session = match handle.open_session(request).await {
+                Ok(session) => session,
+                Err(err) => {
+                    let _ = tx.send(Err(DaemonError::internal(err.to_string()))).await;
+                    return;
+                }
+            };
+            let sleep = tokio::time::sleep(deadline);
+            tokio::pin!(sleep);
+            loop {
+                let event = tokio::select! {
+                    event = session.next() => event,
+                    () = &mut sleep => {
+                        let _ = tx.send(Err(DaemonError::internal("killed by timeout"))).await;
+                        return;
+                    }
+                    () = tx.closed() => return,
+                };
+                let item = match event {
+                    Some(SessionEvent::Stream(chunk)) => match check_chunk(action, chunk) {
+                        Ok(chunk) => Ok(chunk),
+                        Err(err) => Err(err),
+                    },
+                    Some(SessionEvent::Error(err)) => Err(plugin_error(&err)),
+                    Some(SessionEvent::Invoke(request)) => {
+                        answer_unsupported_invoke(&session, &request).await;
+                        continue;
+                    }
+                    Some(SessionEvent::End) | None => return,
+                    Some(SessionEvent::Closed(reason)) => {
+                        Err(DaemonError::internal(format!("plugin runtime exited while handling the request: {reason}")))
+                    }
+                };
+                let stop = item.is_err();
+                if tx.send(item).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        Ok(stream)
+    }
+}
+
+/// Decrements the active-dispatch gauge when the stream is dropped.
+struct ActiveGuard(Services);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.inner.active_dispatch.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs `body` as a task feeding a channel, and returns the receiving side as a stream. Dropping
+/// the stream closes the channel, which the task sees (`tx.closed()`) and stops: that is how a
+/// client disconnect cancels the session.
+fn async_stream<F, Fut>(body: F) -> ChunkStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Value, DaemonError>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(body(tx));
+    Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
+
+fn is_zero(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Number(n)) => n.as_f64() == Some(0.0),
+        Some(Value::Bool(b)) => !b,
+        Some(_) => false,
+    }
+}
+
+/// The `data` the plugin receives: `user_id`, `type`, `action`, then Dify's fields (§3.1).
+fn plugin_data(action: &Action, user_id: &str, data: Value) -> Value {
+    let mut out = Map::new();
+    out.insert("user_id".into(), Value::String(user_id.to_owned()));
+    out.insert("type".into(), Value::String(action.access_type.to_owned()));
+    out.insert("action".into(), Value::String(action.action.to_owned()));
+    if let Value::Object(fields) = data {
+        for (key, value) in fields {
+            if matches!(key.as_str(), "user_id" | "type" | "action") {
+                continue;
+            }
+            if key == "credential_type" && value.as_str().is_some_and(str::is_empty) {
+                continue;
+            }
+            out.insert(key, value);
+        }
+    }
+    Value::Object(out)
+}
+
+fn check_chunk(action: &Action, chunk: Value) -> Result<Value, DaemonError> {
+    if action.tool_messages {
+        let kind = chunk.get("type").and_then(Value::as_str).unwrap_or("");
+        if !TOOL_MESSAGE_TYPES.contains(&kind) {
+            let inner = json!({"error_type": "unmarshal_error", "message": format!("unmarshal json failed: invalid tool message type {kind:?}")});
+            return Err(DaemonError::invoke(inner.to_string()));
+        }
+    }
+    Ok(chunk)
+}
+
+/// A plugin `error` message becomes `PluginInvokeError` whose message is the plugin's error
+/// re-encoded with sorted keys (http-api §2.4, plugin-protocol §1.4).
+fn plugin_error(err: &Value) -> DaemonError {
+    let args = err.get("args").cloned().unwrap_or(Value::Null);
+    let inner = json!({
+        "args": sort_keys(args),
+        "error_type": err.get("error_type").cloned().unwrap_or(Value::String(String::new())),
+        "message": err.get("message").cloned().unwrap_or(Value::String(String::new())),
+    });
+    DaemonError::invoke(inner.to_string())
+}
+
+fn sort_keys(v: Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
+        other => other,
+    }
+}
+
+/// Backwards invocation is not wired yet: answer the plugin with an error and `end`, so it does
+/// not wait for 250 s.
+async fn answer_unsupported_invoke(session: &plugind_runtime::Session, request: &Value) {
+    let id = request.get("backwards_request_id").and_then(Value::as_str).unwrap_or("");
+    let kind = request.get("type").and_then(Value::as_str).unwrap_or("");
+    let error = json!({"backwards_request_id": id, "event": "error", "message": format!("unsupported invoke type: {kind}"), "data": null});
+    let end = json!({"backwards_request_id": id, "event": "end", "message": "", "data": null});
+    for answer in [error, end] {
+        if let Err(err) = session.send_backwards_response(answer).await {
+            tracing::warn!(error = %err, "could not answer a backwards invocation");
+            return;
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Read-only listings: installations, install tasks, tool providers (http-api §4.5).
+
+use plugind_entities::{DaemonError, InstallTask, PluginDeclaration, PluginInstallation, PluginUniqueIdentifier};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::Services;
+
+/// A list entry of `GET …/management/list`; field order is upstream's.
+#[derive(Debug, Serialize)]
+pub struct PluginEntity {
+    pub id: String,
+    pub name: String,
+    pub plugin_id: String,
+    pub tenant_id: String,
+    pub plugin_unique_identifier: String,
+    pub endpoints_active: i64,
+    pub endpoints_setups: i64,
+    pub installation_id: String,
+    pub declaration: PluginDeclaration,
+    pub runtime_type: String,
+    pub version: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub source: String,
+    pub checksum: String,
+    pub meta: Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PluginList {
+    pub list: Vec<PluginEntity>,
+    pub total: i64,
+}
+
+/// An entry of `GET …/management/tools`.
+#[derive(Debug, Serialize)]
+pub struct ToolProviderEntity {
+    pub id: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub tenant_id: String,
+    pub provider: String,
+    pub plugin_unique_identifier: String,
+    pub plugin_id: String,
+    pub declaration: Value,
+}
+
+fn internal(err: impl std::fmt::Display) -> DaemonError {
+    DaemonError::internal(err.to_string())
+}
+
+impl Services {
+    async fn declaration(&self, uid: &str) -> Result<PluginDeclaration, DaemonError> {
+        self.inner
+            .db
+            .get_declaration(uid)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| DaemonError::internal(format!("declaration of {uid} not found")))
+    }
+
+    pub async fn list_plugins(&self, tenant_id: &str, page: i64, page_size: i64) -> Result<PluginList, DaemonError> {
+        let (installations, total) = self.inner.db.list_installations(tenant_id, page, page_size).await.map_err(internal)?;
+        let mut list = Vec::with_capacity(installations.len());
+        for installation in installations {
+            let declaration = self.declaration(&installation.plugin_unique_identifier).await?;
+            list.push(entity(installation, declaration));
+        }
+        Ok(PluginList { list, total })
+    }
+
+    pub async fn list_tasks(&self, tenant_id: &str, page: i64, page_size: i64) -> Result<Vec<InstallTask>, DaemonError> {
+        self.inner.db.list_tasks(tenant_id, page, page_size).await.map_err(internal)
+    }
+
+    pub async fn get_task(&self, tenant_id: &str, id: &str) -> Result<InstallTask, DaemonError> {
+        self.inner
+            .db
+            .get_task(tenant_id, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| DaemonError::internal("record not found"))
+    }
+
+    pub async fn delete_task(&self, tenant_id: &str, id: &str) -> Result<bool, DaemonError> {
+        self.inner.db.delete_task(tenant_id, id).await.map_err(internal)?;
+        Ok(true)
+    }
+
+    pub async fn delete_all_tasks(&self, tenant_id: &str) -> Result<bool, DaemonError> {
+        self.inner.db.delete_all_tasks(tenant_id).await.map_err(internal)?;
+        Ok(true)
+    }
+
+    pub async fn delete_task_entry(&self, tenant_id: &str, id: &str, uid: &str) -> Result<bool, DaemonError> {
+        let uid = PluginUniqueIdentifier::parse(uid).map_err(|e| DaemonError::bad_request(e.to_string()))?;
+        self.inner.db.delete_task_entry(tenant_id, id, uid.as_str()).await.map_err(internal)?;
+        Ok(true)
+    }
+
+    pub async fn list_tool_providers(&self, tenant_id: &str, page: i64, page_size: i64) -> Result<Vec<ToolProviderEntity>, DaemonError> {
+        let rows = self.inner.db.list_tool_providers(tenant_id, page, page_size).await.map_err(internal)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let declaration = self.declaration(&row.plugin_unique_identifier).await?;
+            out.push(ToolProviderEntity {
+                id: row.id,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+                tenant_id: row.tenant_id,
+                provider: row.provider,
+                plugin_unique_identifier: row.plugin_unique_identifier,
+                plugin_id: row.plugin_id,
+                declaration: declaration.tool.unwrap_or(Value::Null),
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn get_tool_provider(&self, tenant_id: &str, plugin_id: &str, provider: &str) -> Result<ToolProviderEntity, DaemonError> {
+        let row = self
+            .inner
+            .db
+            .get_tool_provider(tenant_id, plugin_id, provider)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| DaemonError::plugin_not_found("plugin not found"))?;
+        let declaration = self.declaration(&row.plugin_unique_identifier).await?;
+        Ok(ToolProviderEntity {
+            id: row.id,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            tenant_id: row.tenant_id,
+            provider: row.provider,
+            plugin_unique_identifier: row.plugin_unique_identifier,
+            plugin_id: row.plugin_id,
+            declaration: declaration.tool.unwrap_or(Value::Null),
+        })
+    }
+
+    /// `GET …/fetch/identifier`: is the uid installed by any tenant?
+    pub async fn plugin_exists(&self, uid: &str) -> Result<bool, DaemonError> {
+        let uid = PluginUniqueIdentifier::parse(uid).map_err(|e| DaemonError::bad_request(e.to_string()))?;
+        self.inner.db.plugin_exists(uid.as_str()).await.map_err(internal)
+    }
+
+    /// `GET …/fetch/manifest`.
+    pub async fn fetch_manifest(&self, uid: &str) -> Result<PluginDeclaration, DaemonError> {
+        let uid = PluginUniqueIdentifier::parse(uid).map_err(|e| DaemonError::bad_request(e.to_string()))?;
+        self.inner
+            .db
+            .get_declaration(uid.as_str())
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| DaemonError::bad_request("plugin not found"))
+    }
+
+    /// Liveness of the state the daemon depends on, for `/health/check`.
+    pub async fn ping(&self) -> bool {
+        self.inner.db.ping().await.is_ok()
+    }
+}
+
+fn entity(installation: PluginInstallation, declaration: PluginDeclaration) -> PluginEntity {
+    let checksum = installation.plugin_unique_identifier.rsplit_once('@').map(|(_, c)| c.to_owned()).unwrap_or_default();
+    PluginEntity {
+        id: installation.id.clone(),
+        name: declaration.name.clone(),
+        plugin_id: installation.plugin_id,
+        tenant_id: installation.tenant_id,
+        plugin_unique_identifier: installation.plugin_unique_identifier,
+        endpoints_active: installation.endpoints_active,
+        endpoints_setups: installation.endpoints_setups,
+        installation_id: installation.id,
+        version: declaration.version.clone(),
+        declaration,
+        runtime_type: installation.runtime_type,
+        created_at: installation.created_at,
+        updated_at: installation.updated_at,
+        source: installation.source,
+        checksum,
+        meta: installation.meta,
+    }
+}

@@ -1,0 +1,179 @@
+//! Configuration from upstream's environment variables (PSC Part 8), parsed with clap.
+//!
+//! Embedded default: with no `DB_*`, `REDIS_*` or storage settings the daemon keeps its state in
+//! one SQLite file and plain files under `PLUGIND_DATA_DIR`. Any explicit setting is used as
+//! given and must work: there is no silent fallback.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Go-style booleans: `1/0/t/f/true/false` in any case.
+fn go_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" => Ok(true),
+        "0" | "f" | "false" => Ok(false),
+        other => Err(format!("invalid boolean {other:?}")),
+    }
+}
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "plugind", version, about = "Dify plugin daemon, in Rust")]
+pub struct Config {
+    #[arg(long, env = "SERVER_HOST", default_value = "0.0.0.0")]
+    pub server_host: String,
+    #[arg(long, env = "SERVER_PORT", default_value_t = 5002)]
+    pub server_port: u16,
+    /// Required: the key Dify sends as `X-Api-Key` (Dify's `PLUGIN_DAEMON_KEY`).
+    #[arg(long, env = "SERVER_KEY", hide_env_values = true)]
+    pub server_key: Option<String>,
+    /// Required: base URL of Dify's inner API, for backwards invocation.
+    #[arg(long, env = "DIFY_INNER_API_URL")]
+    pub dify_inner_api_url: Option<String>,
+    /// Required: key for Dify's inner API (Dify's `INNER_API_KEY_FOR_PLUGIN`).
+    #[arg(long, env = "DIFY_INNER_API_KEY", hide_env_values = true)]
+    pub dify_inner_api_key: Option<String>,
+    #[arg(long, env = "PLATFORM", default_value = "local")]
+    pub platform: String,
+    #[arg(long, env = "ROUTINE_POOL_SIZE", default_value_t = 10000)]
+    pub routine_pool_size: i64,
+
+    /// Where the embedded default keeps its SQLite file, storage and working directories.
+    #[arg(long, env = "PLUGIND_DATA_DIR", default_value = "plugind-data")]
+    pub data_dir: PathBuf,
+
+    #[arg(long, env = "DB_TYPE")]
+    pub db_type: Option<String>,
+    #[arg(long, env = "DB_HOST")]
+    pub db_host: Option<String>,
+    #[arg(long, env = "DB_PORT")]
+    pub db_port: Option<u16>,
+    #[arg(long, env = "DB_USERNAME", default_value = "postgres")]
+    pub db_username: String,
+    #[arg(long, env = "DB_PASSWORD", default_value = "", hide_env_values = true)]
+    pub db_password: String,
+    #[arg(long, env = "DB_DATABASE", default_value = "dify_plugin")]
+    pub db_database: String,
+    #[arg(long, env = "DB_SSL_MODE", default_value = "disable")]
+    pub db_ssl_mode: String,
+    #[arg(long, env = "DB_MAX_OPEN_CONNS", default_value_t = 30)]
+    pub db_max_open_conns: u32,
+
+    #[arg(long, env = "REDIS_HOST")]
+    pub redis_host: Option<String>,
+    #[arg(long, env = "REDIS_PORT", default_value_t = 6379)]
+    pub redis_port: u16,
+
+    #[arg(long, env = "PLUGIN_STORAGE_TYPE", default_value = "local")]
+    pub plugin_storage_type: String,
+    #[arg(long, env = "PLUGIN_STORAGE_LOCAL_ROOT")]
+    pub plugin_storage_local_root: Option<PathBuf>,
+    #[arg(long, env = "PLUGIN_WORKING_PATH")]
+    pub plugin_working_path: Option<PathBuf>,
+    #[arg(long, env = "PLUGIN_PACKAGE_CACHE_PATH", default_value = "plugin_packages")]
+    pub plugin_package_cache_path: String,
+    #[arg(long, env = "PLUGIN_INSTALLED_PATH", default_value = "plugin")]
+    pub plugin_installed_path: String,
+    #[arg(long, env = "PLUGIN_MEDIA_CACHE_PATH", default_value = "assets")]
+    pub plugin_media_cache_path: String,
+
+    #[arg(long, env = "MAX_PLUGIN_PACKAGE_SIZE", default_value_t = 52_428_800)]
+    pub max_plugin_package_size: u64,
+    #[arg(long, env = "FORCE_VERIFYING_SIGNATURE", default_value = "true", value_parser = go_bool)]
+    pub force_verifying_signature: bool,
+    #[arg(long, env = "THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED", default_value = "false", value_parser = go_bool)]
+    pub third_party_signature_verification_enabled: bool,
+    #[arg(long, env = "THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS", default_value = "")]
+    pub third_party_signature_verification_public_keys: String,
+    /// Seconds.
+    #[arg(long, env = "PLUGIN_MAX_EXECUTION_TIMEOUT", default_value_t = 600)]
+    pub plugin_max_execution_timeout: u64,
+    /// Minutes.
+    #[arg(long, env = "PLUGIN_INSTALL_TIMEOUT", default_value_t = 15)]
+    pub plugin_install_timeout: u64,
+
+    #[arg(long, env = "PYTHON_INTERPRETER_PATH")]
+    pub python_interpreter_path: Option<PathBuf>,
+    #[arg(long, env = "UV_PATH")]
+    pub uv_path: Option<PathBuf>,
+    /// Shared uv cache; defaults to `<PLUGIN_WORKING_PATH>/.uv-cache`.
+    #[arg(long, env = "UV_CACHE_DIR")]
+    pub uv_cache_dir: Option<PathBuf>,
+    /// Seconds of silence after which a dependency install is killed.
+    #[arg(long, env = "PYTHON_ENV_INIT_TIMEOUT", default_value_t = 120)]
+    pub python_env_init_timeout: u64,
+    #[arg(long, env = "PIP_MIRROR_URL")]
+    pub pip_mirror_url: Option<String>,
+    #[arg(long, env = "PIP_VERBOSE", default_value = "true", value_parser = go_bool)]
+    pub pip_verbose: bool,
+    #[arg(long, env = "PIP_EXTRA_ARGS", default_value = "")]
+    pub pip_extra_args: String,
+    #[arg(long, env = "PLUGIN_IGNORE_UV_LOCK", default_value = "false", value_parser = go_bool)]
+    pub plugin_ignore_uv_lock: bool,
+    /// Largest line a plugin may write. Upstream's 5 MiB default cut off large results; ours is
+    /// 256 MiB unless set.
+    #[arg(long, env = "PLUGIN_RUNTIME_MAX_BUFFER_SIZE", default_value_t = 256 << 20)]
+    pub plugin_runtime_max_buffer_size: usize,
+    #[arg(long, env = "PLUGIN_LOCAL_LAUNCHING_CONCURRENT", default_value_t = 2)]
+    pub plugin_local_launching_concurrent: usize,
+
+    #[arg(long, env = "LOG_LEVEL", default_value = "INFO")]
+    pub log_level: String,
+}
+
+/// Which database the settings select.
+pub enum DbChoice {
+    Sqlite(PathBuf),
+    Postgres { host: String, port: u16 },
+    MySql { host: String, port: u16 },
+}
+
+impl Config {
+    /// The values upstream requires; each missing one is one readable line.
+    pub fn missing_required(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        let empty = |v: &Option<String>| v.as_deref().map_or(true, str::is_empty);
+        if empty(&self.server_key) {
+            missing.push("SERVER_KEY is required: the key Dify sends as X-Api-Key (Dify's PLUGIN_DAEMON_KEY)");
+        }
+        if empty(&self.dify_inner_api_url) {
+            missing.push("DIFY_INNER_API_URL is required: the base URL of Dify's API server, e.g. http://localhost:5001");
+        }
+        if empty(&self.dify_inner_api_key) {
+            missing.push("DIFY_INNER_API_KEY is required: the key of Dify's inner API (Dify's INNER_API_KEY_FOR_PLUGIN)");
+        }
+        missing
+    }
+
+    pub fn db_choice(&self) -> Result<DbChoice, String> {
+        let kind = self.db_type.as_deref().map(str::to_ascii_lowercase);
+        let host = self.db_host.clone().filter(|h| !h.is_empty());
+        match (kind.as_deref(), host) {
+            (None | Some("sqlite"), None) => Ok(DbChoice::Sqlite(self.data_dir.join("plugind.db"))),
+            (Some("sqlite"), Some(_)) => Err("DB_TYPE=sqlite does not take DB_HOST".into()),
+            (None | Some("postgresql" | "pgbouncer"), Some(host)) => {
+                Ok(DbChoice::Postgres { host, port: self.db_port.unwrap_or(5432) })
+            }
+            (Some("mysql" | "oceanbase" | "seekdb"), Some(host)) => {
+                Ok(DbChoice::MySql { host, port: self.db_port.unwrap_or(3306) })
+            }
+            (Some(kind @ ("postgresql" | "pgbouncer" | "mysql" | "oceanbase" | "seekdb")), None) => {
+                Err(format!("DB_TYPE={kind} needs DB_HOST (and DB_PORT, DB_USERNAME, DB_PASSWORD, DB_DATABASE)"))
+            }
+            (Some(other), _) => Err(format!("DB_TYPE={other} is not one of postgresql, pgbouncer, mysql, sqlite")),
+        }
+    }
+
+    pub fn storage_root(&self) -> PathBuf {
+        self.plugin_storage_local_root.clone().unwrap_or_else(|| self.data_dir.join("storage"))
+    }
+
+    pub fn working_path(&self) -> PathBuf {
+        self.plugin_working_path.clone().unwrap_or_else(|| self.data_dir.join("cwd"))
+    }
+
+    pub fn max_execution_timeout(&self) -> Duration {
+        Duration::from_secs(self.plugin_max_execution_timeout)
+    }
+}
