@@ -1,1 +1,23 @@
-//! placeholder
+//! Test helpers for plugind (never published):
+//!
+//! * [`fixtures`] — the echo fixture plugin in two SDK variants, assembling and packing it, and
+//!   well-known paths ([`upstream_fixture`], [`test_cache_dir`]);
+//! * [`fake_dify`] — [`FakeDify`], a recording stand-in for Dify's inner API;
+//! * [`daemon`] — [`Daemon`], the `plugind` binary run as a child process with a temporary state
+//!   directory, plus [`create_pg_database`];
+//! * [`client`] — [`Client`], HTTP calls shaped like the ones Dify's API server makes.
+
+pub mod client;
+pub mod daemon;
+pub mod fake_dify;
+pub mod fixtures;
+
+pub use client::{envelope_data, parse_sse_body, Client};
+pub use daemon::{
+    create_pg_database, daemon_bin, daemon_env, drop_pg_database, Daemon, DaemonOptions, DbChoice,
+};
+pub use fake_dify::{FakeAnswer, FakeDify, RecordedRequest};
+pub use fixtures::{
+    assemble_fixture, fixture_root, pack_fixture, repo_root, test_cache_dir, upstream_fixture,
+    Variant, ECHO_BLOB_SIZE, ECHO_PLUGIN_ID, ECHO_PROVIDER, ECHO_TOOL,
+};

@@ -1,0 +1,247 @@
+//! Fixture plugins and well-known paths.
+//!
+//! The echo tool plugin lives in `fixtures/echo/` (shared Python sources) and two overlays,
+//! `fixtures/variant-sdk07/` (runner 3.11, `requirements.txt` pinning `dify_plugin==0.7.4`) and
+//! `fixtures/variant-latest/` (runner 3.12, `pyproject.toml` + `uv.lock` with a 0.9/0.10 SDK).
+//! [`assemble_fixture`] copies the shared part and then the overlay into a plain directory;
+//! [`pack_fixture`] turns that directory into `.difypkg` bytes.
+
+use std::fs;
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+
+/// Which overlay of the echo fixture to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// `dify_plugin==0.7.4` on Python 3.11, dependencies from `requirements.txt`.
+    Sdk07,
+    /// `dify_plugin>=0.9,<0.11` on Python 3.12, dependencies from `pyproject.toml` + `uv.lock`.
+    Latest,
+}
+
+impl Variant {
+    /// Both variants, for tests that run against each.
+    pub const ALL: [Variant; 2] = [Variant::Sdk07, Variant::Latest];
+
+    /// Name of the overlay directory under [`fixture_root`].
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Variant::Sdk07 => "variant-sdk07",
+            Variant::Latest => "variant-latest",
+        }
+    }
+
+    /// The Python version the manifest's `meta.runner.version` declares.
+    pub fn python_version(self) -> &'static str {
+        match self {
+            Variant::Sdk07 => "3.11",
+            Variant::Latest => "3.12",
+        }
+    }
+}
+
+/// Plugin id of the echo fixture (`author/name`).
+pub const ECHO_PLUGIN_ID: &str = "plugind/echo";
+/// Tool provider name declared by the echo fixture.
+pub const ECHO_PROVIDER: &str = "echo";
+/// Tool name declared by the echo fixture.
+pub const ECHO_TOOL: &str = "echo";
+/// Size of the blob the `blob`/`all` modes yield.
+pub const ECHO_BLOB_SIZE: usize = 20000;
+
+/// `.../crates/plugind-test-support/fixtures`.
+pub fn fixture_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Root of the git checkout (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| crate_dir.to_path_buf())
+}
+
+/// Copies `fixtures/echo/` and then the variant overlay into `dst` (created if missing).
+///
+/// Panics on I/O errors: this is test setup.
+pub fn assemble_fixture(v: Variant, dst: &Path) {
+    let root = fixture_root();
+    fs::create_dir_all(dst).unwrap_or_else(|e| panic!("create {}: {e}", dst.display()));
+    copy_tree(&root.join("echo"), dst)
+        .unwrap_or_else(|e| panic!("copy echo fixture to {}: {e}", dst.display()));
+    copy_tree(&root.join(v.dir_name()), dst)
+        .unwrap_or_else(|e| panic!("copy {} overlay to {}: {e}", v.dir_name(), dst.display()));
+}
+
+/// Assembles the variant in a temporary directory and packs it into `.difypkg` bytes.
+///
+/// The bytes are deterministic (sorted entries, fixed timestamps), so the package checksum and
+/// therefore the unique identifier are stable across runs.
+pub fn pack_fixture(v: Variant) -> Vec<u8> {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    assemble_fixture(v, tmp.path());
+    pack_dir(tmp.path()).unwrap_or_else(|e| panic!("pack {}: {e}", v.dir_name()))
+}
+
+/// `<repo>/../shared/fixtures/upstream/<name>` (CI clones the repo with `shared/` beside it).
+pub fn upstream_fixture(name: &str) -> PathBuf {
+    repo_root()
+        .join("..")
+        .join("shared")
+        .join("fixtures")
+        .join("upstream")
+        .join(name)
+}
+
+/// `~/.cache/plugind-test` (created if missing); the shared uv cache is its `uv/` subdirectory.
+pub fn test_cache_dir() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = home.join(".cache").join("plugind-test");
+    let _ = fs::create_dir_all(dir.join("uv"));
+    dir
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(src)? {
+        let entry = entry?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let ty = entry.file_type()?;
+        if ty.is_dir() {
+            let name = entry.file_name();
+            if name == "__pycache__" || name == ".venv" {
+                continue;
+            }
+            fs::create_dir_all(&to)?;
+            copy_tree(&from, &to)?;
+        } else if ty.is_file() {
+            fs::copy(&from, &to)?;
+        }
+    }
+    Ok(())
+}
+
+/// Minimal stand-in for `plugind_package::pack_dir`, which did not exist when this crate was
+/// written: every regular file under `dir` (relative `/`-separated names, sorted), deflated,
+/// directory entries omitted, fixed timestamps. `.venv/` and `__pycache__/` are skipped.
+/// Swap the call in [`pack_fixture`] to the package crate's packer once it is available.
+pub fn pack_dir(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut files = Vec::new();
+    collect_files(dir, dir, &mut files)?;
+    files.sort();
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default())
+        .unix_permissions(0o644);
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for rel in files {
+        let bytes = fs::read(dir.join(&rel))?;
+        w.start_file(rel.as_str(), options)?;
+        w.write_all(&bytes)?;
+    }
+    Ok(w.finish()?.into_inner())
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> anyhow::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let ty = entry.file_type()?;
+        if ty.is_dir() {
+            let name = entry.file_name();
+            if name == ".venv" || name == "__pycache__" {
+                continue;
+            }
+            collect_files(root, &path, out)?;
+        } else if ty.is_file() {
+            let rel = path.strip_prefix(root)?;
+            let parts: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            out.push(parts.join("/"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn assemble_has_shared_and_overlay_files() {
+        for v in Variant::ALL {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            assemble_fixture(v, tmp.path());
+            for f in [
+                "main.py",
+                "manifest.yaml",
+                "provider/echo.yaml",
+                "provider/echo.py",
+                "tools/echo.yaml",
+                "tools/echo.py",
+                "_assets/icon.svg",
+                ".difyignore",
+            ] {
+                assert!(tmp.path().join(f).is_file(), "{v:?}: missing {f}");
+            }
+            let manifest =
+                fs::read_to_string(tmp.path().join("manifest.yaml")).expect("manifest");
+            assert!(manifest.contains(&format!("version: \"{}\"", v.python_version())));
+            match v {
+                Variant::Sdk07 => {
+                    assert!(tmp.path().join("requirements.txt").is_file());
+                    assert!(!tmp.path().join("pyproject.toml").exists());
+                }
+                Variant::Latest => {
+                    assert!(tmp.path().join("pyproject.toml").is_file());
+                    assert!(tmp.path().join("uv.lock").is_file());
+                    assert!(!tmp.path().join("requirements.txt").exists());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pack_fixture_is_a_deterministic_zip_with_manifest() {
+        for v in Variant::ALL {
+            let a = pack_fixture(v);
+            let b = pack_fixture(v);
+            assert_eq!(a, b, "{v:?}: packing is not deterministic");
+            let mut zip = zip::ZipArchive::new(Cursor::new(a)).expect("zip");
+            let mut manifest = String::new();
+            zip.by_name("manifest.yaml")
+                .expect("manifest.yaml in package")
+                .read_to_string(&mut manifest)
+                .expect("read manifest");
+            assert!(manifest.contains("author: plugind"));
+            assert!(manifest.contains("name: echo"));
+            let names: Vec<String> = zip.file_names().map(str::to_owned).collect();
+            assert!(names.iter().any(|n| n == "tools/echo.py"), "{names:?}");
+            assert!(names.iter().any(|n| n == "_assets/icon.svg"), "{names:?}");
+            assert!(!names.iter().any(|n| n.ends_with('/')), "dir entries: {names:?}");
+            let mut sorted = names.clone();
+            sorted.sort();
+            assert_eq!(names, sorted);
+        }
+    }
+
+    #[test]
+    fn paths_point_to_existing_things() {
+        assert!(fixture_root().join("echo").join("main.py").is_file());
+        assert!(repo_root().join("Cargo.toml").is_file());
+        // shared/ sits next to the repo on developer machines and in CI.
+        let agent = upstream_fixture("langgenius-agent_0.0.14.difypkg");
+        if repo_root().join("..").join("shared").is_dir() {
+            assert!(agent.is_file(), "{}", agent.display());
+        }
+        assert!(test_cache_dir().join("uv").is_dir());
+    }
+}
