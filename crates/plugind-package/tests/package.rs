@@ -1,0 +1,250 @@
+//! End-to-end tests of the package crate against the upstream signed fixture and packages built
+//! at run time.
+
+use std::io::{Cursor, Read, Write};
+use std::path::{Path, PathBuf};
+
+use plugind_entities::PluginCategory;
+use plugind_package::*;
+use zip::write::SimpleFileOptions;
+
+const AGENT_CHECKSUM: &str = "26958a0e80a10655ce73812bdb7c35a66ce7b16f5ac346d298bda17ff85efd1e";
+
+fn upstream(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/upstream").join(name)
+}
+
+fn fixture() -> Vec<u8> {
+    std::fs::read(upstream("langgenius-agent_0.0.14.difypkg")).expect("upstream fixture present")
+}
+
+/// Rewrites a zip entry by entry (zip order, comment kept), letting `edit` change contents.
+fn rezip(bytes: &[u8], edit: impl Fn(&str, &mut Vec<u8>)) -> Vec<u8> {
+    let mut src = zip::ZipArchive::new(Cursor::new(bytes)).expect("zip");
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    out.set_raw_comment(src.comment().to_vec().into_boxed_slice());
+    for i in 0..src.len() {
+        let mut f = src.by_index(i).expect("entry");
+        let name = f.name().to_owned();
+        let mut content = Vec::new();
+        f.read_to_end(&mut content).expect("read");
+        edit(&name, &mut content);
+        out.start_file(name, SimpleFileOptions::default()).expect("start");
+        out.write_all(&content).expect("write");
+    }
+    out.finish().expect("finish").into_inner()
+}
+
+fn make_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, content) in entries {
+        out.start_file(*name, SimpleFileOptions::default()).expect("start");
+        out.write_all(content).expect("write");
+    }
+    out.finish().expect("finish").into_inner()
+}
+
+const TOOL_MANIFEST: &str = "version: 0.1.0\ntype: plugin\nauthor: tester\nname: echo\nicon: icon.svg\n\
+label: {en_US: Echo}\ndescription: {en_US: Echoes text}\ntags: [utilities]\ncreated_at: 2025-01-08T15:22:00.5Z\n\
+resource: {memory: 1048576, permission: {tool: {enabled: true}}}\nplugins: {tools: [provider/x.yaml]}\n\
+meta: {version: 0.0.1, arch: [amd64], runner: {language: python, version: '3.12', entrypoint: main}}\n";
+
+fn write_tool_plugin(dir: &Path) {
+    let files: [(&str, &str); 8] = [
+        ("manifest.yaml", TOOL_MANIFEST),
+        (
+            "provider/x.yaml",
+            "identity: {author: tester, name: x, label: {en_US: X}, icon: icon.svg}\n\
+             credentials_for_provider:\n  api_key: {type: secret-input, required: true, label: {en_US: Key}}\n\
+             tools: [tools/x.yaml]\nextra: {python: {source: provider/x.py}}\n",
+        ),
+        ("tools/x.yaml", "identity: {author: tester, name: x, label: {en_US: X}}\ndescription: {human: {en_US: h}, llm: l}\nparameters: []\n"),
+        ("_assets/icon.svg", "<svg/>"),
+        ("main.py", "print('hi')\n"),
+        (".difyignore", "__pycache__/\n.venv/\n*.pyc\n"),
+        ("__pycache__/main.cpython-312.pyc", "x"),
+        ("tools/stale.pyc", "x"),
+    ];
+    for (name, content) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    }
+}
+
+#[test]
+fn upstream_fixture_decodes_and_verifies() {
+    let pkg = decode(&fixture(), &DecodeOptions::default()).expect("decode");
+    assert_eq!(pkg.uid.as_str(), format!("langgenius/agent:0.0.14@{AGENT_CHECKSUM}"));
+    assert_eq!(pkg.checksum, AGENT_CHECKSUM);
+    assert_eq!(pkg.declaration.category(), PluginCategory::AgentStrategy);
+    assert!(pkg.verified && pkg.declaration.verified);
+    let verification = serde_json::to_string(&pkg.verification).expect("json");
+    assert_eq!(verification, r#"{"authorized_category":"langgenius"}"#);
+    assert_eq!(pkg.declaration.created_at, "2025-01-08T15:22:00Z");
+    let strategies = pkg.declaration.agent_strategy.as_ref().and_then(|a| a["strategies"].as_array()).expect("strategies");
+    assert_eq!(strategies.len(), 2);
+    assert_eq!(strategies[1]["identity"]["name"], "ReAct");
+    assert_eq!(pkg.assets.len(), 3);
+
+    let json = serde_json::to_value(&pkg.declaration).expect("json");
+    assert_eq!(json["resource"]["permission"]["model"]["text_embedding"], false);
+    assert_eq!(json["plugins"]["tools"], serde_json::Value::Null);
+
+    let mut decl = pkg.declaration.clone();
+    let uploaded = remap_icons(&mut decl, &pkg.assets).expect("remap");
+    let icon = "e74e644589f5d78cd6019be7b92050c2b54b2645139af705fe610649a73282cf.svg";
+    assert_eq!(decl.icon, icon);
+    assert_eq!(decl.agent_strategy.as_ref().map(|a| a["identity"]["icon"].clone()), Some(icon.into()));
+    assert_eq!(uploaded.len(), 1, "same icon uploaded once");
+    assert_eq!(uploaded[0].0, icon);
+}
+
+#[test]
+fn checksum_of_fixture() {
+    assert_eq!(checksum(&fixture()).expect("checksum"), AGENT_CHECKSUM);
+}
+
+#[test]
+fn rezipped_copy_verifies_but_one_changed_byte_does_not() {
+    let same = rezip(&fixture(), |_, _| {});
+    assert!(decode(&same, &DecodeOptions::default()).expect("decode").verified);
+
+    let tampered = rezip(&fixture(), |name, content| {
+        if name == "main.py" {
+            content[0] ^= 0x01;
+        }
+    });
+    let pkg = decode(&tampered, &DecodeOptions::default()).expect("decode");
+    assert!(!pkg.verified && !pkg.declaration.verified);
+    assert!(pkg.verification.is_none());
+    assert_ne!(pkg.checksum, AGENT_CHECKSUM);
+}
+
+#[test]
+fn read_file_and_public_keys() {
+    let readme = read_file(&fixture(), "README.md").expect("readme");
+    assert!(!readme.is_empty());
+    assert_eq!(read_file(&fixture(), "nope.md").expect_err("missing").to_string(), "file not found: nope.md");
+
+    let pem = std::fs::read_to_string(upstream("official_public_key.pem")).expect("pem");
+    assert_eq!(parse_public_key_pem(&pem.replace('\n', "\r\n")).expect("crlf"), official_public_key());
+    assert!(parse_public_key_pem(&format!("{pem}\n\n")).is_err());
+    assert!(parse_public_key_pem("garbage").is_err());
+}
+
+#[test]
+fn malformed_packages_are_errors() {
+    let err = decode(b"definitely not a zip", &DecodeOptions::default()).expect_err("not zip");
+    assert_eq!(err.to_string(), "difypkg: not a valid difypkg file");
+
+    let err = decode(&make_zip(&[("main.py", b"x")]), &DecodeOptions::default()).expect_err("no manifest");
+    assert!(err.to_string().contains("manifest.yaml"), "{err}");
+
+    let no_author = TOOL_MANIFEST.replace("author: tester\n", "");
+    let zip = make_zip(&[("manifest.yaml", no_author.as_bytes()), ("provider/x.yaml", b"identity: {name: x}\n")]);
+    let err = decode(&zip, &DecodeOptions::default()).expect_err("no author");
+    assert_eq!(err.to_string(), "author must be alphanumeric and less than 64 characters: ^[a-z0-9_-]{1,64}$");
+
+    let no_name = TOOL_MANIFEST.replace("name: echo\n", "");
+    let zip = make_zip(&[("manifest.yaml", no_name.as_bytes()), ("provider/x.yaml", b"identity: {name: x}\n")]);
+    let err = decode(&zip, &DecodeOptions::default()).expect_err("no name");
+    assert!(err.to_string().starts_with("plugin_unique_identifier is not valid: tester/:0.1.0@"), "{err}");
+
+    let zip = make_zip(&[("manifest.yaml", TOOL_MANIFEST.as_bytes())]);
+    let err = decode(&zip, &DecodeOptions::default()).expect_err("missing provider file");
+    assert_eq!(err.to_string(), "failed to read tool file: provider/x.yaml");
+
+    let zip = make_zip(&[("manifest.yaml", TOOL_MANIFEST.as_bytes()), ("provider/x.yaml", b"identity: [unclosed\n")]);
+    let err = decode(&zip, &DecodeOptions::default()).expect_err("bad provider yaml");
+    assert_eq!(err.to_string(), "failed to unmarshal plugin file: provider/x.yaml");
+
+    let no_plugins = TOOL_MANIFEST.replace("plugins: {tools: [provider/x.yaml]}\n", "");
+    let err = decode(&make_zip(&[("manifest.yaml", no_plugins.as_bytes())]), &DecodeOptions::default()).expect_err("none");
+    assert!(err.to_string().ends_with("must be provided\nillegal plugin manifest"), "{err}");
+
+    let both = TOOL_MANIFEST.replace("{tools: [provider/x.yaml]}", "{tools: [provider/x.yaml], models: [provider/m.yaml]}");
+    let zip = make_zip(&[
+        ("manifest.yaml", both.as_bytes()),
+        ("provider/x.yaml", b"identity: {name: x}\n"),
+        ("provider/m.yaml", b"provider: m\n"),
+    ]);
+    let err = decode(&zip, &DecodeOptions::default()).expect_err("exclusive");
+    assert!(err.to_string().starts_with("model and datasource, tool, endpoint"), "{err}");
+
+    let uuid = TOOL_MANIFEST.replace("author: tester", "author: 0123456789abcdef0123456789abcdef");
+    let zip = make_zip(&[("manifest.yaml", uuid.as_bytes()), ("provider/x.yaml", b"identity: {name: x}\n")]);
+    assert_eq!(decode(&zip, &DecodeOptions::default()).expect_err("uuid").to_string(), "cannot set author to an UUID");
+}
+
+#[test]
+fn uncompressed_size_limit() {
+    let opts = DecodeOptions { max_uncompressed_size: 1000, ..DecodeOptions::default() };
+    let err = decode(&fixture(), &opts).expect_err("too large");
+    assert_eq!(
+        err.to_string(),
+        "plugin package size is too large, please ensure the uncompressed size is less than 1000 bytes"
+    );
+}
+
+#[test]
+fn extract_refuses_escaping_entries_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = tmp.path().join("work");
+    for bad in ["../evil.txt", "a/../../evil.txt", "/tmp/plugind-evil.txt"] {
+        let zip = make_zip(&[("ok.txt", b"fine"), (bad, b"evil")]);
+        let dst = base.join("plugin");
+        let err = extract_to(&zip, &dst).expect_err("escape");
+        assert!(err.to_string().starts_with("illegal file path in plugin package:"), "{err}");
+        assert!(!dst.exists());
+        assert!(!tmp.path().join("evil.txt").exists() && !base.join("evil.txt").exists());
+        assert!(std::fs::read_dir(&base).map(|mut d| d.next().is_none()).unwrap_or(true), "no leftovers");
+    }
+
+    let dst = base.join("agent");
+    extract_to(&fixture(), &dst).expect("extract");
+    assert!(dst.join("manifest.yaml").is_file() && dst.join("_assets/icon.svg").is_file());
+    assert!(extract_to(&fixture(), &dst).is_err(), "non-empty destination is refused");
+    assert_eq!(std::fs::read_dir(&base).expect("ls").count(), 1, "no temp dirs left");
+}
+
+#[test]
+fn pack_dir_round_trip_and_icon_remap() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write_tool_plugin(tmp.path());
+    let bytes = pack_dir(tmp.path()).expect("pack");
+
+    let archive = zip::ZipArchive::new(Cursor::new(&bytes)).expect("zip");
+    let names: Vec<&str> = archive.file_names().collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "entries sorted by path");
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert!(names.iter().all(|n| !n.contains("pycache") && !n.ends_with(".pyc")), "{names:?}");
+
+    let pkg = decode(&bytes, &DecodeOptions::default()).expect("decode");
+    assert_eq!(pkg.uid.as_str(), format!("tester/echo:0.1.0@{}", checksum(&bytes).expect("checksum")));
+    assert_eq!(pkg.declaration.category(), PluginCategory::Tool);
+    assert_eq!(pkg.declaration.created_at, "2025-01-08T15:22:00.5Z");
+    assert!(!pkg.verified && pkg.verification.is_none());
+    let tool = pkg.declaration.tool.clone().expect("tool");
+    assert_eq!(tool["tools"][0]["identity"]["name"], "x");
+    assert_eq!(tool["credentials_schema"][0]["name"], "api_key");
+    assert_eq!(tool["credentials_schema"][0]["type"], "secret-input");
+    assert_eq!(tool["identity"]["description"]["en_US"], "Echoes text");
+    assert_eq!(tool["identity"]["tags"][0], "utilities");
+    assert!(tool.get("extra").is_none());
+
+    let mut decl = pkg.declaration.clone();
+    let uploaded = remap_icons(&mut decl, &pkg.assets).expect("remap");
+    let id = asset_id("icon.svg", b"<svg/>");
+    assert_eq!(id.len(), 64 + 4);
+    assert!(id.ends_with(".svg"));
+    assert_eq!(decl.icon, id);
+    assert_eq!(decl.tool.as_ref().map(|t| t["identity"]["icon"].clone()), Some(id.clone().into()));
+    assert_eq!(uploaded, vec![(id, b"<svg/>".to_vec())]);
+
+    let mut missing = pkg.declaration.clone();
+    missing.icon_dark = "dark.svg".into();
+    assert_eq!(remap_icons(&mut missing, &pkg.assets).expect_err("missing").to_string(), "file not found: dark.svg");
+}
