@@ -14,7 +14,13 @@ pub(crate) struct Archive<'a> {
 
 impl<'a> Archive<'a> {
     pub(crate) fn open(bytes: &'a [u8]) -> Result<Self, PackageError> {
-        Ok(Self { zip: ZipArchive::new(Cursor::new(bytes))? })
+        let zip = ZipArchive::new(Cursor::new(bytes))?;
+        // The zip crate folds entries with the same name into one; upstream would see (and hash)
+        // both. Such packages are never produced by upstream tools, so refuse them.
+        if eocd_entry_count(bytes).is_some_and(|n| n != zip.len()) {
+            return Err(PackageError::Archive("difypkg: duplicate file names in package".to_owned()));
+        }
+        Ok(Self { zip })
     }
 
     /// Entry names in zip order (including directory entries).
@@ -66,6 +72,26 @@ impl<'a> Archive<'a> {
             Some(i) => self.read_index(i).map(Some),
             None => Ok(None),
         }
+    }
+}
+
+/// Entry count of the end-of-central-directory record; `None` for zip64 or when not found.
+fn eocd_entry_count(bytes: &[u8]) -> Option<usize> {
+    const SIG: &[u8; 4] = b"PK\x05\x06";
+    let lowest = bytes.len().saturating_sub(22 + usize::from(u16::MAX));
+    let mut pos = bytes.len().checked_sub(22)?;
+    loop {
+        if &bytes[pos..pos + 4] == SIG {
+            let comment_len = usize::from(u16::from_le_bytes([bytes[pos + 20], bytes[pos + 21]]));
+            if pos + 22 + comment_len == bytes.len() {
+                let total = u16::from_le_bytes([bytes[pos + 10], bytes[pos + 11]]);
+                return (total != u16::MAX).then_some(usize::from(total));
+            }
+        }
+        if pos == lowest {
+            return None;
+        }
+        pos -= 1;
     }
 }
 

@@ -172,6 +172,17 @@ fn malformed_packages_are_errors() {
     let err = decode(&zip, &DecodeOptions::default()).expect_err("exclusive");
     assert!(err.to_string().starts_with("model and datasource, tool, endpoint"), "{err}");
 
+    let dup = make_zip(&[("manifest.yaml", TOOL_MANIFEST.as_bytes()), ("manifest.yamx", b"other")]);
+    let mut dup = dup;
+    for i in 0..dup.len().saturating_sub(12) {
+        if &dup[i..i + 13] == b"manifest.yamx" {
+            dup[i + 12] = b'l';
+        }
+    }
+    assert!(zip::ZipArchive::new(Cursor::new(&dup)).is_ok(), "still a readable zip");
+    let err = decode(&dup, &DecodeOptions::default()).expect_err("duplicate names");
+    assert_eq!(err.to_string(), "difypkg: duplicate file names in package");
+
     let uuid = TOOL_MANIFEST.replace("author: tester", "author: 0123456789abcdef0123456789abcdef");
     let zip = make_zip(&[("manifest.yaml", uuid.as_bytes()), ("provider/x.yaml", b"identity: {name: x}\n")]);
     assert_eq!(decode(&zip, &DecodeOptions::default()).expect_err("uuid").to_string(), "cannot set author to an UUID");
