@@ -75,9 +75,14 @@ impl Blobs {
     /// `key/` when it names a directory. Missing keys are not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let key = check_key(key)?;
-        self.op.delete(key).await?;
         let dir = format!("{key}/");
-        match self.op.remove_all(&dir).await {
+        match self.op.stat(&dir).await {
+            Ok(meta) if meta.mode() == EntryMode::DIR => return Ok(self.op.remove_all(&dir).await?),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match self.op.delete(key).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),

@@ -297,13 +297,10 @@ impl Db {
                 sslmode
             }
         };
-        let base = PgConnectOptions::new()
-            .host(host)
-            .port(port)
-            .username(user)
-            .password(password)
-            .ssl_mode(ssl)
-            .application_name("plugind");
+        let mut base = PgConnectOptions::new().host(host).port(port).username(user).ssl_mode(ssl).application_name("plugind");
+        if !password.is_empty() {
+            base = base.password(password);
+        }
         let opts = base.clone().database(database);
         match probe::<sqlx::PgConnection>(&opts).await {
             Ok(conn) => drop(conn.close().await),
@@ -358,12 +355,10 @@ impl Db {
         max_conns: u32,
     ) -> Result<Db, StoreError> {
         let address = format!("{host}:{port}");
-        let base = MySqlConnectOptions::new()
-            .host(host)
-            .port(port)
-            .username(user)
-            .password(password)
-            .charset("utf8mb4");
+        let mut base = MySqlConnectOptions::new().host(host).port(port).username(user).charset("utf8mb4");
+        if !password.is_empty() {
+            base = base.password(password);
+        }
         let opts = base.clone().database(database);
         match tokio::time::timeout(CONNECT_TIMEOUT, sqlx::MySqlConnection::connect_with(&opts)).await {
             Ok(Ok(conn)) => drop(conn.close().await),
