@@ -259,3 +259,25 @@ fn pack_dir_round_trip_and_icon_remap() {
     missing.icon_dark = "dark.svg".into();
     assert_eq!(remap_icons(&mut missing, &pkg.assets).expect_err("missing").to_string(), "file not found: dark.svg");
 }
+
+#[test]
+fn model_provider_expands_predefined_globs() {
+    let manifest = TOOL_MANIFEST.replace("{tools: [provider/x.yaml]}", "{models: [provider/m.yaml]}");
+    let zip = make_zip(&[
+        ("manifest.yaml", manifest.as_bytes()),
+        (
+            "provider/m.yaml",
+            b"provider: m\nmodels:\n  llm:\n    position: models/llm/_position.yaml\n    predefined: ['models/llm/*.yaml']\n  unknown:\n    predefined: ['*']\n",
+        ),
+        ("models/llm/_position.yaml", b"- gpt\n"),
+        ("models/llm/gpt.yaml", b"model: gpt\nmodel_type: llm\nmodel_properties: {1: one}\n"),
+        ("models/llm/sub/nested.yaml", b"model: nested\n"),
+    ]);
+    let pkg = decode(&zip, &DecodeOptions::default()).expect("decode");
+    assert_eq!(pkg.declaration.category(), PluginCategory::Model);
+    let model = pkg.declaration.model.expect("model");
+    assert_eq!(model["models"].as_array().map(Vec::len), Some(1));
+    assert_eq!(model["models"][0]["model_properties"]["1"], "one");
+    assert_eq!(model["position"]["llm"][0], "gpt");
+    assert_eq!(model["description"]["en_US"], "Echoes text");
+}
