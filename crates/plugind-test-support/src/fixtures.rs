@@ -7,7 +7,6 @@
 //! [`pack_fixture`] turns that directory into `.difypkg` bytes.
 
 use std::fs;
-use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 
 /// Which overlay of the echo fixture to use.
@@ -76,14 +75,15 @@ pub fn assemble_fixture(v: Variant, dst: &Path) {
         .unwrap_or_else(|e| panic!("copy {} overlay to {}: {e}", v.dir_name(), dst.display()));
 }
 
-/// Assembles the variant in a temporary directory and packs it into `.difypkg` bytes.
+/// Assembles the variant in a temporary directory and packs it into `.difypkg` bytes with
+/// `plugind_package::pack_dir` (honours `.difyignore`).
 ///
 /// The bytes are deterministic (sorted entries, fixed timestamps), so the package checksum and
 /// therefore the unique identifier are stable across runs.
 pub fn pack_fixture(v: Variant) -> Vec<u8> {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     assemble_fixture(v, tmp.path());
-    pack_dir(tmp.path()).unwrap_or_else(|e| panic!("pack {}: {e}", v.dir_name()))
+    plugind_package::pack_dir(tmp.path()).unwrap_or_else(|e| panic!("pack {}: {e}", v.dir_name()))
 }
 
 /// `<repo>/../shared/fixtures/upstream/<name>` (CI clones the repo with `shared/` beside it).
@@ -126,54 +126,10 @@ fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Minimal stand-in for `plugind_package::pack_dir`, which did not exist when this crate was
-/// written: every regular file under `dir` (relative `/`-separated names, sorted), deflated,
-/// directory entries omitted, fixed timestamps. `.venv/` and `__pycache__/` are skipped.
-/// Swap the call in [`pack_fixture`] to the package crate's packer once it is available.
-pub fn pack_dir(dir: &Path) -> anyhow::Result<Vec<u8>> {
-    let mut files = Vec::new();
-    collect_files(dir, dir, &mut files)?;
-    files.sort();
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .last_modified_time(zip::DateTime::default())
-        .unix_permissions(0o644);
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for rel in files {
-        let bytes = fs::read(dir.join(&rel))?;
-        w.start_file(rel.as_str(), options)?;
-        w.write_all(&bytes)?;
-    }
-    Ok(w.finish()?.into_inner())
-}
-
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> anyhow::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        let ty = entry.file_type()?;
-        if ty.is_dir() {
-            let name = entry.file_name();
-            if name == ".venv" || name == "__pycache__" {
-                continue;
-            }
-            collect_files(root, &path, out)?;
-        } else if ty.is_file() {
-            let rel = path.strip_prefix(root)?;
-            let parts: Vec<String> = rel
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect();
-            out.push(parts.join("/"));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
+    use std::io::{Cursor, Read};
 
     #[test]
     fn assemble_has_shared_and_overlay_files() {
@@ -231,6 +187,23 @@ mod tests {
             sorted.sort();
             assert_eq!(names, sorted);
         }
+    }
+
+    #[test]
+    fn packed_fixtures_decode_with_the_package_crate() {
+        for v in Variant::ALL {
+            let bytes = pack_fixture(v);
+            let pkg = plugind_package::decode(&bytes, &plugind_package::DecodeOptions::default())
+                .unwrap_or_else(|e| panic!("{v:?}: decode failed: {e}"));
+            assert_eq!(pkg.uid.plugin_id(), ECHO_PLUGIN_ID);
+            assert_eq!(pkg.uid.version(), "0.0.1");
+            assert!(!pkg.verified, "fixtures are unsigned");
+        }
+        assert_ne!(
+            pack_fixture(Variant::Sdk07),
+            pack_fixture(Variant::Latest),
+            "variants must have different checksums"
+        );
     }
 
     #[test]
