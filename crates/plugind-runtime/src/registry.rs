@@ -326,10 +326,13 @@ impl PluginHandle {
             if self.plugin.cancel.is_cancelled() {
                 return Err(InvokeError::NotFound);
             }
-            let waited = tokio::time::timeout_at(deadline, current.wait_for(|i| i.as_ref().is_some_and(|i| i.is_ready()))).await;
+            // The watch guard must not live across an await (it is not Send): clone out of it.
+            let waited = tokio::time::timeout_at(deadline, current.wait_for(|i| i.as_ref().is_some_and(|i| i.is_ready())))
+                .await
+                .map(|r| r.map(|guard| guard.as_ref().cloned()));
             let instance = match waited {
-                Ok(Ok(instance)) => match instance.as_ref() {
-                    Some(instance) => instance.clone(),
+                Ok(Ok(instance)) => match instance {
+                    Some(instance) => instance,
                     None => continue,
                 },
                 Ok(Err(_)) | Err(_) => {
