@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use plugind_entities::declaration::{PluginMeta, PluginRunner};
 use plugind_entities::{PluginDeclaration, PluginUniqueIdentifier};
-use plugind_runtime::{PluginHandle, RuntimeConfig, Runtimes, SessionEvent, SessionRequest, Step};
+use plugind_runtime::{PluginHandle, RuntimeConfig, RuntimeTuning, Runtimes, SessionEvent, SessionRequest, Step};
 use serde_json::json;
 
 const MANIFEST: &str = r#"version: 0.0.1
@@ -477,4 +477,52 @@ async fn upstream_marketplace_package_reaches_its_first_heartbeat() {
     assert!(matches!(last, Some(SessionEvent::End) | Some(SessionEvent::Error(_))), "{last:?}");
     runtimes.shutdown().await;
     assert!(runtimes.running().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_plugins_are_restarted_and_dead_ones_time_out() {
+    init_tracing();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(root.path());
+    cfg.first_heartbeat_timeout = Duration::from_secs(5);
+    let tuning = RuntimeTuning { liveness_timeout: Duration::from_secs(3), ..RuntimeTuning::default() };
+    let runtimes = Runtimes::with_tuning(cfg, tuning);
+    let uid = PluginUniqueIdentifier::parse("rusttest/quiet:0.0.1@0123456789abcdef0123456789abcdef").expect("uid");
+    let decl = declaration("3.11");
+    let wd = runtimes.working_dir(&uid);
+    write_plugin(&wd);
+    // The SDK reads `.env` from its working directory: one heartbeat at start, then silence.
+    std::fs::write(wd.join(".env"), "HEARTBEAT_INTERVAL=3600\n").expect("write");
+    runtimes.launch(&uid, &[], &decl, &|_| {}).await.expect("launch");
+    let handle = runtimes.get(&uid).expect("handle");
+    let first_pid = handle.pid().expect("pid");
+
+    // No output and no heartbeat for longer than the liveness limit: killed and replaced.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while handle.pid().is_none_or(|pid| pid == first_pid) {
+        assert!(Instant::now() < deadline, "silent instance was not replaced");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(texts(&call(&handle, "text", "fresh").await), ["fresh"]);
+
+    // A plugin that cannot come back: new sessions wait ~6 s, then `plugin runtime not found`.
+    std::fs::write(wd.join("main.py"), "import sys\nsys.exit(4)\n").expect("write");
+    let pid = handle.pid().expect("pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    let asked = Instant::now();
+    let err = handle.open_session(tool_request("text", "x")).await.err().expect("no instance to serve");
+    let waited = asked.elapsed();
+    assert_eq!(err.to_string(), "plugin runtime not found");
+    assert!(waited >= Duration::from_secs(5) && waited < Duration::from_secs(9), "waited {waited:?}");
+    runtimes.stop(&uid).await;
+
+    // No heartbeat at all: the launch fails after the first-heartbeat timeout, with stderr.
+    std::fs::write(wd.join("main.py"), "import sys, time\nsys.stderr.write('thinking\\n')\nsys.stderr.flush()\ntime.sleep(600)\n")
+        .expect("write");
+    let started = Instant::now();
+    let err = runtimes.launch(&uid, &[], &decl, &|_| {}).await.expect_err("no heartbeat");
+    assert_eq!(err.step, Step::Launch);
+    assert!(err.message.contains("no heartbeat within 5 s") && err.message.contains("thinking"), "{}", err.message);
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert!(runtimes.get(&uid).is_none());
 }
