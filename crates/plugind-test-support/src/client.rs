@@ -59,12 +59,17 @@ impl Client {
 
     /// POST a JSON body with `X-Api-Key` and `Content-Type: application/json`.
     pub async fn post_json(&self, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        self.post_raw(path, body.to_string()).await
+    }
+
+    /// POST any text as a body labelled `application/json` (to test malformed bodies).
+    pub async fn post_raw(&self, path: &str, body: impl Into<String>) -> anyhow::Result<(u16, Value)> {
         let resp = self
             .http
             .post(self.url(path))
             .header("X-Api-Key", &self.key)
             .header("Content-Type", "application/json")
-            .body(body.to_string())
+            .body(body.into())
             .send()
             .await
             .with_context(|| format!("POST {path}"))?;

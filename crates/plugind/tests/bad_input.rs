@@ -58,7 +58,7 @@ async fn bad_input_is_refused_cleanly() {
         DaemonOptions {
             data_dir: dir.path().to_path_buf(),
             db: DbChoice::Sqlite,
-            extra_env: vec![("MAX_PLUGIN_PACKAGE_SIZE".into(), "200000".into())],
+            extra_env: vec![("MAX_PLUGIN_PACKAGE_SIZE".into(), "1000000".into())],
         },
         &dify,
     )
@@ -71,7 +71,7 @@ async fn bad_input_is_refused_cleanly() {
         ("not a zip", b"this is not a zip file".to_vec(), "difypkg"),
         ("no manifest", zip_of(&[("main.py", "print(1)")]), "manifest"),
         ("manifest missing author", zip_of(&[("manifest.yaml", manifest_missing_author), ("provider/x.yaml", "identity: {name: x}")]), "author"),
-        ("over MAX_PLUGIN_PACKAGE_SIZE", vec![b'x'; 300_000], "file size exceeds the maximum limit"),
+        ("over MAX_PLUGIN_PACKAGE_SIZE", vec![b'x'; 1_500_000], "file size exceeds the maximum limit"),
     ];
     for (what, bytes, needle) in cases {
         let (status, resp) = client.upload_package(TENANT, bytes, false).await.expect("upload");

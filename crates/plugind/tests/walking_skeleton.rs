@@ -61,7 +61,7 @@ async fn invoke(client: &Client, text: &str, mode: &str) -> (u16, Vec<Value>) {
     client.dispatch(TENANT, ECHO_PLUGIN_ID, "tool/invoke", invoke_body(text, mode)).await.expect("dispatch")
 }
 
-/// Pids of processes whose working directory is inside `dir` (the plugin processes).
+/// Pids of `python -m main` processes whose working directory is inside `dir` (the plugins).
 fn plugin_pids(dir: &Path) -> Vec<i32> {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let mut pids = Vec::new();
@@ -69,7 +69,9 @@ fn plugin_pids(dir: &Path) -> Vec<i32> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
         if let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) {
             let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            if cwd.starts_with(&dir) && String::from_utf8_lossy(&cmdline).contains("main") {
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let python_main = args.windows(2).any(|w| w[0] == b"-m" && w[1] == b"main");
+            if cwd.starts_with(&dir) && python_main {
                 pids.push(pid);
             }
         }
