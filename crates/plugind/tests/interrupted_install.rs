@@ -41,3 +41,29 @@ async fn killed_mid_install_marks_task_failed_and_retry_works() {
     let retried = client.install_and_wait(TENANT, &uid, Duration::from_secs(600)).await.expect("retry");
     assert_eq!(retried["status"], "success", "{retried}");
 }
+
+/// A dependency that cannot be installed fails the task at the dependency step, naming the
+/// package, and leaves nothing installed.
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_dependency_install_names_step_and_package() {
+    let dify = FakeDify::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = DaemonOptions { data_dir: dir.path().to_path_buf(), db: DbChoice::Sqlite, extra_env: vec![] };
+    let daemon = Daemon::start(&PathBuf::from(env!("CARGO_BIN_EXE_plugind")), opts, &dify).await.expect("daemon");
+    let client = Client::new(&daemon.base_url, &daemon.server_key);
+
+    let src = tempfile::tempdir().expect("tempdir");
+    plugind_test_support::assemble_fixture(Variant::Sdk07, src.path());
+    std::fs::write(src.path().join("requirements.txt"), "dify_plugin==0.7.4\nplugind-no-such-package-xyz==1.0\n").expect("write");
+    let package = plugind_package::pack_dir(src.path()).expect("pack");
+
+    let (_, resp) = client.upload_package(TENANT, package, false).await.expect("upload");
+    let uid = resp["data"]["unique_identifier"].as_str().expect("uid").to_owned();
+    let task = client.install_and_wait(TENANT, &uid, Duration::from_secs(600)).await.expect("install");
+    assert_eq!(task["status"], "failed", "{task}");
+    let message = task["plugins"][0]["message"].as_str().unwrap_or("");
+    assert!(message.contains("dependencies"), "names the step: {message}");
+    assert!(message.contains("plugind-no-such-package-xyz"), "names the package: {message}");
+    let (_, list) = client.get(&format!("/plugin/{TENANT}/management/list?page=1&page_size=10")).await.expect("list");
+    assert_eq!(list["data"]["total"], 0);
+}
