@@ -67,6 +67,12 @@ impl StepTimer {
         self.done.push((step, started.elapsed()));
         result.map_err(|message| LaunchError { step, message, steps: self.done.clone() })
     }
+
+    /// A step that fails before doing anything.
+    fn fail(&mut self, step: Step, message: String) -> LaunchError {
+        self.done.push((step, Duration::ZERO));
+        LaunchError { step, message, steps: self.done.clone() }
+    }
 }
 
 impl Runtimes {
@@ -140,11 +146,7 @@ impl Runtimes {
         }
         let language = decl.meta.runner.language.trim();
         if !language.is_empty() && !language.eq_ignore_ascii_case("python") {
-            return Err(timer
-                .run(Step::Interpreter, async { Err::<(), _>(format!("unsupported language: {language}")) })
-                .await
-                .err()
-                .unwrap_or_else(|| LaunchError { step: Step::Interpreter, message: "unsupported language".into(), steps: Vec::new() }));
+            return Err(timer.fail(Step::Interpreter, format!("unsupported language: {language}")));
         }
 
         let interpreter = if env::venv_is_valid(&wd) {
@@ -358,7 +360,7 @@ impl PluginHandle {
                     let dead_pipe = matches!(e.kind(), std::io::ErrorKind::BrokenPipe) || !instance.is_ready();
                     if dead_pipe && tokio::time::Instant::now() + Duration::from_millis(300) < deadline {
                         tracing::warn!(plugin = %self.plugin.uid, error = %e, "write to a dying instance failed; retrying");
-                        instance.kill("stdin write failed");
+                        instance.kill(&format!("writing to its stdin failed ({e})"));
                         tokio::time::sleep(Duration::from_millis(300)).await;
                         continue;
                     }

@@ -356,9 +356,15 @@ async fn echo_plugin_lifecycle_against_the_real_sdk() {
     let events = call(&handle, "text", "after crash").await;
     assert_eq!(texts(&events), ["after crash"]);
 
-    // Stop: the handle no longer serves, the registry forgets the plugin.
+    // Stop: sessions in flight are closed, the handle no longer serves, the registry forgets
+    // the plugin.
     let pid_before_stop = handle.pid().expect("pid");
+    let mut in_flight = handle.open_session(tool_request("sleep", "30")).await.expect("sleep session");
     runtimes.stop(&uid).await;
+    match tokio::time::timeout(Duration::from_secs(1), in_flight.next()).await.expect("closed at stop") {
+        Some(SessionEvent::Closed(reason)) => assert!(reason.starts_with("plugin stopped"), "{reason}"),
+        other => panic!("expected Closed, got {other:?}"),
+    }
     assert!(runtimes.get(&uid).is_none());
     assert!(runtimes.running().is_empty());
     assert!(!handle.is_ready());
@@ -509,6 +515,10 @@ async fn silent_plugins_are_restarted_and_dead_ones_time_out() {
     std::fs::write(wd.join("main.py"), "import sys\nsys.exit(4)\n").expect("write");
     let pid = handle.pid().expect("pid");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    // (A request written before the exit is noticed would be accepted, then closed.)
+    while handle.is_ready() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let asked = Instant::now();
     let err = handle.open_session(tool_request("text", "x")).await.err().expect("no instance to serve");
     let waited = asked.elapsed();
