@@ -360,7 +360,6 @@ impl PluginHandle {
                     let dead_pipe = matches!(e.kind(), std::io::ErrorKind::BrokenPipe) || !instance.is_ready();
                     if dead_pipe && tokio::time::Instant::now() + Duration::from_millis(300) < deadline {
                         tracing::warn!(plugin = %self.plugin.uid, error = %e, "write to a dying instance failed; retrying");
-                        instance.kill(&format!("writing to its stdin failed ({e})"));
                         tokio::time::sleep(Duration::from_millis(300)).await;
                         continue;
                     }

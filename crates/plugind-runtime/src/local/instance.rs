@@ -194,9 +194,12 @@ impl Instance {
             Ok(r) => r,
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "plugin did not read its stdin for 60 s")),
         };
-        if result.is_err() {
-            // A half-written line would corrupt every later request: this pipe is done.
+        if let Err(e) = &result {
+            // A half-written line would corrupt every later request: this instance is done, and
+            // the supervisor replaces it.
             *stdin = None;
+            drop(stdin);
+            self.kill(&format!("writing to its stdin failed ({e})"));
         }
         result
     }
