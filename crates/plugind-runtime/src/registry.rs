@@ -369,3 +369,30 @@ impl PluginHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Callers run these futures inside spawned tasks: they must stay `Send`.
+    #[allow(dead_code)]
+    fn futures_are_send(runtimes: Runtimes, handle: PluginHandle, session: &mut Session, uid: PluginUniqueIdentifier) {
+        let decl = PluginDeclaration::default();
+        let progress = |_: String| {};
+        assert_send(&runtimes.launch(&uid, &[], &decl, &progress));
+        assert_send(&runtimes.stop(&uid));
+        assert_send(&runtimes.shutdown());
+        assert_send(&handle.open_session(SessionRequest::default()));
+        assert_send(&session.send_backwards_response(serde_json::Value::Null));
+        assert_send(&session.next());
+    }
+
+    #[test]
+    fn runtimes_and_handles_are_shareable() {
+        fn assert_sync<T: Send + Sync + Clone>() {}
+        assert_sync::<Runtimes>();
+        assert_sync::<PluginHandle>();
+    }
+}
