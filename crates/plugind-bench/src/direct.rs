@@ -45,7 +45,9 @@ impl Driver {
             let mut ready = Some(ready_tx);
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let Ok(event) = serde_json::from_str::<Value>(&line) else { continue };
+                let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
                 match event["event"].as_str() {
                     Some("heartbeat") => {
                         if let Some(tx) = ready.take() {
@@ -63,8 +65,14 @@ impl Driver {
                 }
             }
         });
-        tokio::time::timeout(Duration::from_secs(60), ready_rx).await.context("no heartbeat")??;
-        Ok(Driver { _child: child, stdin: tokio::sync::Mutex::new(stdin), waiters })
+        tokio::time::timeout(Duration::from_secs(60), ready_rx)
+            .await
+            .context("no heartbeat")??;
+        Ok(Driver {
+            _child: child,
+            stdin: tokio::sync::Mutex::new(stdin),
+            waiters,
+        })
     }
 
     /// One echo invoke, returning when the plugin's `end` arrives.
@@ -75,7 +83,10 @@ impl Driver {
             "data": {"user_id": "u", "type": "tool", "action": "invoke_tool", "provider": "echo", "tool": "echo",
                      "credentials": {}, "credential_type": "api-key", "tool_parameters": {"text": text, "mode": "text"}}});
         let (tx, rx) = oneshot::channel();
-        self.waiters.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.insert(session_id, tx);
+        self.waiters
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .insert(session_id, tx);
         let mut bytes = serde_json::to_vec(&line)?;
         bytes.push(b'\n');
         self.stdin.lock().await.write_all(&bytes).await?;

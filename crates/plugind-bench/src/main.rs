@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use plugind_test_support::{pack_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, Variant, ECHO_PLUGIN_ID};
+use plugind_test_support::{
+    pack_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, Variant, ECHO_PLUGIN_ID,
+};
 use serde_json::json;
 
 use crate::report::{Report, Row};
@@ -43,17 +45,31 @@ async fn main() -> anyhow::Result<()> {
         None => std::env::current_exe()?.with_file_name("plugind"),
     };
     if !daemon_bin.exists() {
-        bail!("{} not found: run `cargo build --release --bins` first", daemon_bin.display());
+        bail!(
+            "{} not found: run `cargo build --release --bins` first",
+            daemon_bin.display()
+        );
     }
     let dify = FakeDify::start().await;
     let dir = tempfile::tempdir()?;
-    let opts = DaemonOptions { data_dir: dir.path().to_path_buf(), db: DbChoice::Sqlite, extra_env: vec![] };
+    let opts = DaemonOptions {
+        data_dir: dir.path().to_path_buf(),
+        db: DbChoice::Sqlite,
+        extra_env: vec![],
+    };
     let mut daemon = Daemon::start(&daemon_bin, opts, &dify).await?;
     let client = Client::new(&daemon.base_url, &daemon.server_key);
 
-    let (_, resp) = client.upload_package(TENANT, pack_fixture(Variant::Latest), false).await?;
-    let uid = resp["data"]["unique_identifier"].as_str().context("upload failed")?.to_owned();
-    let task = client.install_and_wait(TENANT, &uid, Duration::from_secs(600)).await?;
+    let (_, resp) = client
+        .upload_package(TENANT, pack_fixture(Variant::Latest), false)
+        .await?;
+    let uid = resp["data"]["unique_identifier"]
+        .as_str()
+        .context("upload failed")?
+        .to_owned();
+    let task = client
+        .install_and_wait(TENANT, &uid, Duration::from_secs(600))
+        .await?;
     if task["status"] != "success" {
         bail!("install failed: {task}");
     }
@@ -104,10 +120,20 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
         drop(driver);
-        rows.push(Row { concurrency, daemon: through_daemon, direct });
+        rows.push(Row {
+            concurrency,
+            daemon: through_daemon,
+            direct,
+        });
     }
 
-    let report = Report { rows, rss_idle_kib: rss_idle, rss_load_kib: rss_load, startup, requests: args.requests };
+    let report = Report {
+        rows,
+        rss_idle_kib: rss_idle,
+        rss_load_kib: rss_load,
+        startup,
+        requests: args.requests,
+    };
     let text = report.markdown();
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;
@@ -121,7 +147,9 @@ async fn main() -> anyhow::Result<()> {
 async fn invoke(client: &Client) -> anyhow::Result<()> {
     let body = json!({"user_id": "u", "data": {"provider": "echo", "tool": "echo", "credentials": {},
         "credential_type": "api-key", "tool_parameters": {"text": "bench", "mode": "text"}}});
-    let (status, events) = client.dispatch(TENANT, ECHO_PLUGIN_ID, "tool/invoke", body).await?;
+    let (status, events) = client
+        .dispatch(TENANT, ECHO_PLUGIN_ID, "tool/invoke", body)
+        .await?;
     match events.first() {
         Some(e) if status == 200 && e["code"] == 0 => Ok(()),
         other => bail!("invoke failed: {status} {other:?}"),
@@ -158,7 +186,10 @@ where
     for worker in workers {
         latencies.extend(worker.await??);
     }
-    Ok(Load { latencies, wall: started.elapsed() })
+    Ok(Load {
+        latencies,
+        wall: started.elapsed(),
+    })
 }
 
 fn working_dir(data_dir: &Path, uid: &str) -> anyhow::Result<PathBuf> {
@@ -207,4 +238,3 @@ impl RssSampler {
         self.task.await.unwrap_or(0)
     }
 }
-

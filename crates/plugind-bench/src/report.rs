@@ -63,13 +63,32 @@ impl Report {
             let _ = writeln!(
                 out,
                 "| {} | {:.0} | {} | {} | {:.0} | {} | {} | {:.2} |",
-                row.concurrency, a.rps, ms(a.p50), ms(a.p99), b.rps, ms(b.p50), ms(b.p99), a.rps / b.rps.max(1e-9)
+                row.concurrency,
+                a.rps,
+                ms(a.p50),
+                ms(a.p99),
+                b.rps,
+                ms(b.p50),
+                ms(b.p99),
+                a.rps / b.rps.max(1e-9)
             );
         }
         let _ = writeln!(out, "\n| measure | value |\n|---|---:|");
-        let _ = writeln!(out, "| daemon RSS idle (plugin running, after start-up) | {:.1} MiB |", self.rss_idle_kib as f64 / 1024.0);
-        let _ = writeln!(out, "| daemon RSS peak under load (concurrency 1-100) | {:.1} MiB |", self.rss_load_kib as f64 / 1024.0);
-        let _ = writeln!(out, "| daemon start → first successful invoke of an installed plugin | {} ms |", ms(self.startup));
+        let _ = writeln!(
+            out,
+            "| daemon RSS idle (plugin running, after start-up) | {:.1} MiB |",
+            self.rss_idle_kib as f64 / 1024.0
+        );
+        let _ = writeln!(
+            out,
+            "| daemon RSS peak under load (concurrency 1-100) | {:.1} MiB |",
+            self.rss_load_kib as f64 / 1024.0
+        );
+        let _ = writeln!(
+            out,
+            "| daemon start → first successful invoke of an installed plugin | {} ms |",
+            ms(self.startup)
+        );
         out
     }
 }

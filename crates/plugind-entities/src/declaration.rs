@@ -221,11 +221,19 @@ mod tests {
             kind: "plugin".into(),
             author: "a".into(),
             name: "b".into(),
-            plugins: PluginExtensions { tools: Some(vec!["p.yaml".into()]), ..Default::default() },
+            plugins: PluginExtensions {
+                tools: Some(vec!["p.yaml".into()]),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let json = serde_json::to_string(&decl).expect("json");
-        assert!(json.starts_with(r#"{"version":"0.0.1","type":"plugin","author":"a","name":"b","label":{"en_US":""}"#), "{json}");
+        assert!(
+            json.starts_with(
+                r#"{"version":"0.0.1","type":"plugin","author":"a","name":"b","label":{"en_US":""}"#
+            ),
+            "{json}"
+        );
         assert!(json.contains(r#""icon_dark":"""#));
         assert!(json.contains(r#""plugins":{"tools":["p.yaml"],"models":null"#));
         assert!(json.contains(r#""minimum_dify_version":null"#));

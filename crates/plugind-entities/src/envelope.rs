@@ -50,7 +50,10 @@ pub struct DaemonError {
 
 impl DaemonError {
     pub fn new(error_type: ErrorType, message: impl Into<String>) -> Self {
-        Self { error_type, message: message.into() }
+        Self {
+            error_type,
+            message: message.into(),
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ErrorType::BadRequest, message)
@@ -76,8 +79,12 @@ impl DaemonError {
             error_type: &'a str,
             args: Option<()>,
         }
-        serde_json::to_string(&Inner { message: &self.message, error_type: self.error_type.name(), args: None })
-            .unwrap_or_default()
+        serde_json::to_string(&Inner {
+            message: &self.message,
+            error_type: self.error_type.name(),
+            args: None,
+        })
+        .unwrap_or_default()
     }
 
     /// The whole error envelope as JSON text.
@@ -88,8 +95,12 @@ impl DaemonError {
             message: String,
             data: Option<()>,
         }
-        serde_json::to_string(&Env { code: self.error_type.code(), message: self.message_json(), data: None })
-            .unwrap_or_default()
+        serde_json::to_string(&Env {
+            code: self.error_type.code(),
+            message: self.message_json(),
+            data: None,
+        })
+        .unwrap_or_default()
     }
 }
 
@@ -101,7 +112,11 @@ pub fn success_json<T: Serialize>(data: &T) -> Result<String, serde_json::Error>
         message: &'static str,
         data: &'a T,
     }
-    serde_json::to_string(&Env { code: 0, message: "success", data })
+    serde_json::to_string(&Env {
+        code: 0,
+        message: "success",
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -119,6 +134,9 @@ mod tests {
 
     #[test]
     fn success_envelope_field_order() {
-        assert_eq!(success_json(&true).expect("json"), r#"{"code":0,"message":"success","data":true}"#);
+        assert_eq!(
+            success_json(&true).expect("json"),
+            r#"{"code":0,"message":"success","data":true}"#
+        );
     }
 }

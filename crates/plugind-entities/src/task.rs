@@ -80,8 +80,17 @@ pub fn clip_message(message: &str) -> String {
 
 impl InstallTask {
     /// Applies upstream's entry-status rules (PSC §4.3) and returns whether anything changed.
-    pub fn set_entry_status(&mut self, uid: &str, status: InstallTaskStatus, message: &str) -> bool {
-        let Some(entry) = self.plugins.iter_mut().find(|e| e.plugin_unique_identifier == uid) else {
+    pub fn set_entry_status(
+        &mut self,
+        uid: &str,
+        status: InstallTaskStatus,
+        message: &str,
+    ) -> bool {
+        let Some(entry) = self
+            .plugins
+            .iter_mut()
+            .find(|e| e.plugin_unique_identifier == uid)
+        else {
             return false;
         };
         let before = entry.status;
@@ -96,7 +105,11 @@ impl InstallTask {
                 self.completed_plugins -= 1;
             }
         }
-        if self.plugins.iter().all(|e| e.status == InstallTaskStatus::Success) {
+        if self
+            .plugins
+            .iter()
+            .all(|e| e.status == InstallTaskStatus::Success)
+        {
             self.status = InstallTaskStatus::Success;
         }
         true

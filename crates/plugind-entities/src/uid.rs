@@ -30,7 +30,12 @@ impl PluginUniqueIdentifier {
     }
 
     /// Builds `author/name:version@checksum` (author omitted when empty) and validates it.
-    pub fn build(author: &str, name: &str, version: &str, checksum: &str) -> Result<Self, UidError> {
+    pub fn build(
+        author: &str,
+        name: &str,
+        version: &str,
+        checksum: &str,
+    ) -> Result<Self, UidError> {
         let s = if author.is_empty() {
             format!("{name}:{version}@{checksum}")
         } else {
@@ -73,7 +78,12 @@ impl PluginUniqueIdentifier {
 
     /// Directory name of the working directory: `author/name-version@checksum` (PSC §6.5).
     pub fn working_dir_name(&self) -> String {
-        format!("{}-{}@{}", self.plugin_id(), self.version(), self.checksum())
+        format!(
+            "{}-{}@{}",
+            self.plugin_id(),
+            self.version(),
+            self.checksum()
+        )
     }
 }
 
@@ -114,10 +124,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["a/b:1.0.0", "a/b:1.0.0@abc", "a/:1.0.0@0123456789abcdef0123456789abcdef", "A/b:1.0.0@0123456789abcdef0123456789abcdef"] {
+        for bad in [
+            "a/b:1.0.0",
+            "a/b:1.0.0@abc",
+            "a/:1.0.0@0123456789abcdef0123456789abcdef",
+            "A/b:1.0.0@0123456789abcdef0123456789abcdef",
+        ] {
             assert!(PluginUniqueIdentifier::parse(bad).is_err(), "{bad}");
         }
-        let ok = PluginUniqueIdentifier::parse("test:1.0.0.0@0123456789abcdef0123456789abcdef").expect("valid");
+        let ok = PluginUniqueIdentifier::parse("test:1.0.0.0@0123456789abcdef0123456789abcdef")
+            .expect("valid");
         assert_eq!(ok.plugin_id(), "test");
         assert_eq!(ok.author(), "");
     }

@@ -9,10 +9,21 @@ use plugind_entities::{DaemonError, ErrorType};
 use crate::reply;
 use crate::AppState;
 
-pub async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let given = request.headers().get("X-Api-Key").map(|v| v.as_bytes()).unwrap_or_default();
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let given = request
+        .headers()
+        .get("X-Api-Key")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
     if !constant_time_eq(given, state.http.server_key.as_bytes()) {
-        return reply::error(StatusCode::UNAUTHORIZED, &DaemonError::new(ErrorType::Unauthorized, "unauthorized"));
+        return reply::error(
+            StatusCode::UNAUTHORIZED,
+            &DaemonError::new(ErrorType::Unauthorized, "unauthorized"),
+        );
     }
     next.run(request).await
 }

@@ -31,17 +31,29 @@ pub async fn dispatch(
         Err(resp) => return resp,
     };
     let plugin_id = headers.get("X-Plugin-ID").and_then(|v| v.to_str().ok());
-    let mut chunks = match state.services.dispatch(&tenant_id, plugin_id, action, body).await {
+    let mut chunks = match state
+        .services
+        .dispatch(&tenant_id, plugin_id, action, body)
+        .await
+    {
         Ok(chunks) => chunks,
         Err((status, err)) => {
-            return reply::error(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &err)
+            return reply::error(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                &err,
+            )
         }
     };
     // Wait for the first event before answering (see the module doc).
     let first = chunks.next().await;
-    let events = futures::stream::iter(first).chain(chunks).map(|item| Ok::<_, std::convert::Infallible>(sse_event(item)));
+    let events = futures::stream::iter(first)
+        .chain(chunks)
+        .map(|item| Ok::<_, std::convert::Infallible>(sse_event(item)));
     let mut response = Response::new(Body::from_stream(events));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     response
 }
 

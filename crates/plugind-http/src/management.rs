@@ -12,7 +12,11 @@ use crate::body::{json_body, query_object};
 use crate::reply;
 use crate::AppState;
 
-pub async fn upload_package(State(state): State<AppState>, Path(tenant_id): Path<String>, multipart: Multipart) -> Response {
+pub async fn upload_package(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    multipart: Multipart,
+) -> Response {
     if tenant_id.is_empty() {
         return reply::service::<()>(Err(DaemonError::bad_request("tenant ID is required")));
     }
@@ -35,7 +39,10 @@ async fn read_upload(mut multipart: Multipart, name: &str) -> Result<(Vec<u8>, b
         };
         match field.name() {
             Some(n) if n == name => {
-                let bytes = field.bytes().await.map_err(|e| multipart_error(&e.body_text()))?;
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|e| multipart_error(&e.body_text()))?;
                 file = Some(bytes.to_vec());
             }
             Some("verify_signature") => {
@@ -56,12 +63,21 @@ fn multipart_error(text: &str) -> DaemonError {
     }
 }
 
-pub async fn install_from_identifiers(State(state): State<AppState>, Path(tenant_id): Path<String>, body: Bytes) -> Response {
+pub async fn install_from_identifiers(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    body: Bytes,
+) -> Response {
     let body = match json_body(&body) {
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    reply::service(state.services.install_from_identifiers(&tenant_id, &body).await)
+    reply::service(
+        state
+            .services
+            .install_from_identifiers(&tenant_id, &body)
+            .await,
+    )
 }
 
 /// Parses `page`/`page_size` from the query, or answers 400.
@@ -69,7 +85,11 @@ fn page_of(query: &Value, max: i64) -> Result<(i64, i64), Response> {
     paging(query, max).map_err(reply::bad_request)
 }
 
-pub async fn list_tasks(State(state): State<AppState>, Path(tenant_id): Path<String>, RawQuery(q): RawQuery) -> Response {
+pub async fn list_tasks(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let (page, size) = match page_of(&query_object(q.as_deref()), 256) {
         Ok(p) => p,
         Err(resp) => return resp,
@@ -77,15 +97,24 @@ pub async fn list_tasks(State(state): State<AppState>, Path(tenant_id): Path<Str
     reply::service(state.services.list_tasks(&tenant_id, page, size).await)
 }
 
-pub async fn get_task(State(state): State<AppState>, Path((tenant_id, id)): Path<(String, String)>) -> Response {
+pub async fn get_task(
+    State(state): State<AppState>,
+    Path((tenant_id, id)): Path<(String, String)>,
+) -> Response {
     reply::service(state.services.get_task(&tenant_id, &id).await)
 }
 
-pub async fn delete_task(State(state): State<AppState>, Path((tenant_id, id)): Path<(String, String)>) -> Response {
+pub async fn delete_task(
+    State(state): State<AppState>,
+    Path((tenant_id, id)): Path<(String, String)>,
+) -> Response {
     reply::service(state.services.delete_task(&tenant_id, &id).await)
 }
 
-pub async fn delete_all_tasks(State(state): State<AppState>, Path(tenant_id): Path<String>) -> Response {
+pub async fn delete_all_tasks(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+) -> Response {
     reply::service(state.services.delete_all_tasks(&tenant_id).await)
 }
 
@@ -94,14 +123,21 @@ pub async fn delete_task_entry(
     Path((tenant_id, id, identifier)): Path<(String, String, String)>,
 ) -> Response {
     let identifier = identifier.trim_start_matches('/');
-    reply::service(state.services.delete_task_entry(&tenant_id, &id, identifier).await)
+    reply::service(
+        state
+            .services
+            .delete_task_entry(&tenant_id, &id, identifier)
+            .await,
+    )
 }
 
 /// The `plugin_unique_identifier` of a GET: from the query, or (older Dify) a JSON body.
 fn uid_param(query: Option<&str>, body: &Bytes) -> Result<String, Response> {
     let from_query = str_field(&query_object(query), "plugin_unique_identifier").to_owned();
     let uid = if from_query.is_empty() {
-        json_body(body).map(|v| str_field(&v, "plugin_unique_identifier").to_owned()).unwrap_or_default()
+        json_body(body)
+            .map(|v| str_field(&v, "plugin_unique_identifier").to_owned())
+            .unwrap_or_default()
     } else {
         from_query
     };
@@ -111,40 +147,62 @@ fn uid_param(query: Option<&str>, body: &Bytes) -> Result<String, Response> {
     Ok(uid)
 }
 
-pub async fn decode_from_identifier(State(state): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+pub async fn decode_from_identifier(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
     match uid_param(q.as_deref(), &body) {
         Ok(uid) => reply::service(state.services.decode_from_identifier(&uid).await),
         Err(resp) => resp,
     }
 }
 
-pub async fn fetch_manifest(State(state): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+pub async fn fetch_manifest(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
     match uid_param(q.as_deref(), &body) {
         Ok(uid) => reply::service(state.services.fetch_manifest(&uid).await),
         Err(resp) => resp,
     }
 }
 
-pub async fn fetch_identifier(State(state): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+pub async fn fetch_identifier(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
     match uid_param(q.as_deref(), &body) {
         Ok(uid) => reply::service(state.services.plugin_exists(&uid).await),
         Err(resp) => resp,
     }
 }
 
-pub async fn uninstall(State(state): State<AppState>, Path(tenant_id): Path<String>, body: Bytes) -> Response {
+pub async fn uninstall(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    body: Bytes,
+) -> Response {
     let body = match json_body(&body) {
         Ok(v) => v,
         Err(resp) => return resp,
     };
     let id = str_field(&body, "plugin_installation_id");
     if id.is_empty() {
-        return reply::bad_request(required_error("UninstallPluginRequest.PluginInstallationID"));
+        return reply::bad_request(required_error(
+            "UninstallPluginRequest.PluginInstallationID",
+        ));
     }
     reply::service(state.services.uninstall(&tenant_id, id).await)
 }
 
-pub async fn list_plugins(State(state): State<AppState>, Path(tenant_id): Path<String>, RawQuery(q): RawQuery) -> Response {
+pub async fn list_plugins(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let (page, size) = match page_of(&query_object(q.as_deref()), 256) {
         Ok(p) => p,
         Err(resp) => return resp,
@@ -152,21 +210,43 @@ pub async fn list_plugins(State(state): State<AppState>, Path(tenant_id): Path<S
     reply::service(state.services.list_plugins(&tenant_id, page, size).await)
 }
 
-pub async fn list_tools(State(state): State<AppState>, Path(tenant_id): Path<String>, RawQuery(q): RawQuery) -> Response {
+pub async fn list_tools(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let (page, size) = match page_of(&query_object(q.as_deref()), 256) {
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    reply::service(state.services.list_tool_providers(&tenant_id, page, size).await)
+    reply::service(
+        state
+            .services
+            .list_tool_providers(&tenant_id, page, size)
+            .await,
+    )
 }
 
-pub async fn get_tool(State(state): State<AppState>, Path(tenant_id): Path<String>, RawQuery(q): RawQuery) -> Response {
+pub async fn get_tool(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let query = query_object(q.as_deref());
     let plugin_id = str_field(&query, "plugin_id");
     let provider = str_field(&query, "provider");
     if plugin_id.is_empty() || provider.is_empty() {
-        let field = if plugin_id.is_empty() { "PluginID" } else { "Provider" };
+        let field = if plugin_id.is_empty() {
+            "PluginID"
+        } else {
+            "Provider"
+        };
         return reply::bad_request(required_error(&format!("GetToolRequest.{field}")));
     }
-    reply::service(state.services.get_tool_provider(&tenant_id, plugin_id, provider).await)
+    reply::service(
+        state
+            .services
+            .get_tool_provider(&tenant_id, plugin_id, provider)
+            .await,
+    )
 }

@@ -12,7 +12,8 @@ const JSON_UTF8: &str = "application/json; charset=utf-8";
 /// A JSON text as the whole body, with upstream's content type.
 pub fn json_response(status: StatusCode, body: String) -> Response {
     let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
     resp
 }
 
@@ -20,7 +21,10 @@ pub fn json_response(status: StatusCode, body: String) -> Response {
 pub fn ok<T: Serialize>(data: &T) -> Response {
     match success_json(data) {
         Ok(body) => json_response(StatusCode::OK, body),
-        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &DaemonError::internal(err.to_string())),
+        Err(err) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &DaemonError::internal(err.to_string()),
+        ),
     }
 }
 
@@ -45,5 +49,8 @@ pub fn bad_request(message: impl Into<String>) -> Response {
 
 /// Unknown route: HTTP 404 with upstream's string-coded body.
 pub fn route_not_found() -> Response {
-    json_response(StatusCode::NOT_FOUND, r#"{"code":"not_found","message":"route not found"}"#.to_owned())
+    json_response(
+        StatusCode::NOT_FOUND,
+        r#"{"code":"not_found","message":"route not found"}"#.to_owned(),
+    )
 }

@@ -35,21 +35,39 @@ pub struct AppState {
 
 /// Builds the whole router.
 pub fn router(services: Services, http: HttpConfig) -> Router {
-    let upload_limit = usize::try_from(http.max_plugin_package_size).unwrap_or(usize::MAX).saturating_add(1 << 20);
-    let state = AppState { services, http: Arc::new(http), active_requests: Arc::new(AtomicI64::new(0)) };
+    let upload_limit = usize::try_from(http.max_plugin_package_size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1 << 20);
+    let state = AppState {
+        services,
+        http: Arc::new(http),
+        active_requests: Arc::new(AtomicI64::new(0)),
+    };
 
     let management = Router::new()
         .route(
             "/install/upload/package",
             post(management::upload_package).layer(DefaultBodyLimit::max(upload_limit)),
         )
-        .route("/install/identifiers", post(management::install_from_identifiers))
+        .route(
+            "/install/identifiers",
+            post(management::install_from_identifiers),
+        )
         .route("/install/tasks", get(management::list_tasks))
-        .route("/install/tasks/delete_all", post(management::delete_all_tasks))
+        .route(
+            "/install/tasks/delete_all",
+            post(management::delete_all_tasks),
+        )
         .route("/install/tasks/{id}", get(management::get_task))
         .route("/install/tasks/{id}/delete", post(management::delete_task))
-        .route("/install/tasks/{id}/delete/{*identifier}", post(management::delete_task_entry))
-        .route("/decode/from_identifier", get(management::decode_from_identifier))
+        .route(
+            "/install/tasks/{id}/delete/{*identifier}",
+            post(management::delete_task_entry),
+        )
+        .route(
+            "/decode/from_identifier",
+            get(management::decode_from_identifier),
+        )
         .route("/fetch/manifest", get(management::fetch_manifest))
         .route("/fetch/identifier", get(management::fetch_identifier))
         .route("/uninstall", post(management::uninstall))
@@ -60,13 +78,19 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
     let plugin = Router::new()
         .nest("/management", management)
         .route("/dispatch/{*action}", post(dispatch::dispatch))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
 
     Router::new()
         .route("/health/check", get(health::check))
         .nest("/plugin/{tenant_id}", plugin)
         .fallback(|| async { reply::route_not_found() })
-        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 

@@ -47,7 +47,10 @@ pub struct StrayLine {
 impl PluginEvent {
     /// Parses one line as written by the plugin.
     pub fn parse(line: &[u8]) -> Result<PluginEvent, StrayLine> {
-        serde_json::from_slice(line).map_err(|e| StrayLine { error: e.to_string(), excerpt: excerpt(line) })
+        serde_json::from_slice(line).map_err(|e| StrayLine {
+            error: e.to_string(),
+            excerpt: excerpt(line),
+        })
     }
 
     pub fn kind(&self) -> EventKind {
@@ -65,7 +68,10 @@ fn excerpt(line: &[u8]) -> String {
     if line.len() <= STRAY_EXCERPT_BYTES {
         String::from_utf8_lossy(line).into_owned()
     } else {
-        format!("{}...", String::from_utf8_lossy(&line[..STRAY_EXCERPT_BYTES]))
+        format!(
+            "{}...",
+            String::from_utf8_lossy(&line[..STRAY_EXCERPT_BYTES])
+        )
     }
 }
 
@@ -167,14 +173,18 @@ mod tests {
 
     #[test]
     fn parses_sdk_frames() {
-        let hb = PluginEvent::parse(br#"{"event":"heartbeat","session_id":null,"data":{}}"#).expect("heartbeat");
+        let hb = PluginEvent::parse(br#"{"event":"heartbeat","session_id":null,"data":{}}"#)
+            .expect("heartbeat");
         assert_eq!(hb.kind(), EventKind::Heartbeat);
-        let log = PluginEvent::parse(br#"{"event": "log", "data": {"level": "WARNING", "message": "m", "timestamp": 1.5}}"#)
-            .expect("log");
+        let log = PluginEvent::parse(
+            br#"{"event": "log", "data": {"level": "WARNING", "message": "m", "timestamp": 1.5}}"#,
+        )
+        .expect("log");
         assert_eq!(log.kind(), EventKind::Log);
         let data: LogData = serde_json::from_value(log.data).expect("log data");
         assert_eq!(data.level(), LogLevel::Warn);
-        let manifest = PluginEvent::parse(br#"{"version":"0.0.1","type":"plugin"}"#).expect("manifest");
+        let manifest =
+            PluginEvent::parse(br#"{"version":"0.0.1","type":"plugin"}"#).expect("manifest");
         assert_eq!(manifest.kind(), EventKind::Other);
         let session = PluginEvent::parse(
             br#"{"event":"session","session_id":"s","data":{"type":"stream","data":{"type":"text","message":{"text":"hi"}}}}"#,

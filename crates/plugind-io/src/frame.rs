@@ -90,7 +90,9 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 Some(len) => *len += chunk_len,
                 None => {
                     if self.buf.len() + chunk_len > self.max_line_bytes {
-                        let keep = TOO_LONG_HEAD_BYTES.saturating_sub(self.buf.len()).min(chunk_len);
+                        let keep = TOO_LONG_HEAD_BYTES
+                            .saturating_sub(self.buf.len())
+                            .min(chunk_len);
                         self.buf.extend_from_slice(&available[..keep]);
                         self.discarding = Some(self.buf.len() - keep + chunk_len);
                         self.buf.truncate(TOO_LONG_HEAD_BYTES);
@@ -114,7 +116,11 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     fn too_long(&mut self, len: usize) -> FrameError {
         let mut head = std::mem::take(&mut self.buf);
         head.truncate(TOO_LONG_HEAD_BYTES);
-        FrameError::TooLong { len, max: self.max_line_bytes, head: Bytes::from(head) }
+        FrameError::TooLong {
+            len,
+            max: self.max_line_bytes,
+            head: Bytes::from(head),
+        }
     }
 
     /// Takes the buffered line, dropping one trailing `\r`; `None` for a blank line.
@@ -150,7 +156,14 @@ mod tests {
     #[tokio::test]
     async fn splits_skips_blank_and_drops_one_cr() {
         let lines = collect(b"{\"a\":1}\n\n{\"b\":2}\r\n\r\n  \nlast", 100).await;
-        assert_eq!(lines, vec![Ok("{\"a\":1}".into()), Ok("{\"b\":2}".into()), Ok("last".into())]);
+        assert_eq!(
+            lines,
+            vec![
+                Ok("{\"a\":1}".into()),
+                Ok("{\"b\":2}".into()),
+                Ok("last".into())
+            ]
+        );
     }
 
     #[tokio::test]
@@ -162,7 +175,12 @@ mod tests {
         let lines = collect(&input, 20).await;
         assert_eq!(
             lines,
-            vec![Ok("short".into()), Err("too long 50".into()), Ok("after".into()), Err("too long 30".into())]
+            vec![
+                Ok("short".into()),
+                Err("too long 50".into()),
+                Ok("after".into()),
+                Err("too long 30".into())
+            ]
         );
     }
 
@@ -176,7 +194,10 @@ mod tests {
 
     #[tokio::test]
     async fn too_long_keeps_a_head() {
-        let input = format!("{{\"session_id\":\"s1\",\"data\":\"{}\"}}\n", "q".repeat(5000));
+        let input = format!(
+            "{{\"session_id\":\"s1\",\"data\":\"{}\"}}\n",
+            "q".repeat(5000)
+        );
         let mut reader = LineReader::with_max_line_bytes(input.as_bytes(), 100);
         match reader.next_line().await {
             Some(Err(FrameError::TooLong { head, .. })) => {

@@ -13,6 +13,8 @@ pub mod event;
 pub mod frame;
 pub mod request;
 
-pub use event::{EventKind, LogData, LogLevel, PluginEvent, SessionMessage, SessionMessageType, StrayLine};
+pub use event::{
+    EventKind, LogData, LogLevel, PluginEvent, SessionMessage, SessionMessageType, StrayLine,
+};
 pub use frame::{FrameError, LineReader, DEFAULT_MAX_LINE_BYTES};
 pub use request::{InStreamEvent, InStreamMessage};

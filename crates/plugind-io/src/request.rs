@@ -62,7 +62,12 @@ mod tests {
             line,
             "{\"session_id\":\"s\",\"conversation_id\":null,\"message_id\":null,\"app_id\":\"app\",\"endpoint_id\":null,\"context\":null,\"event\":\"request\",\"data\":{\"type\":\"tool\",\"text\":\"a\\nb\"}}\n"
         );
-        let back = InStreamMessage { event: InStreamEvent::BackwardsResponse, ..msg };
-        assert!(String::from_utf8(back.to_line().expect("line")).expect("utf8").contains("\"event\":\"backwards_response\""));
+        let back = InStreamMessage {
+            event: InStreamEvent::BackwardsResponse,
+            ..msg
+        };
+        assert!(String::from_utf8(back.to_line().expect("line"))
+            .expect("utf8")
+            .contains("\"event\":\"backwards_response\""));
     }
 }

@@ -18,14 +18,18 @@ impl<'a> Archive<'a> {
         // The zip crate folds entries with the same name into one; upstream would see (and hash)
         // both. Such packages are never produced by upstream tools, so refuse them.
         if eocd_entry_count(bytes).is_some_and(|n| n != zip.len()) {
-            return Err(PackageError::Archive("difypkg: duplicate file names in package".to_owned()));
+            return Err(PackageError::Archive(
+                "difypkg: duplicate file names in package".to_owned(),
+            ));
         }
         Ok(Self { zip })
     }
 
     /// Entry names in zip order (including directory entries).
     pub(crate) fn names(&self) -> Vec<String> {
-        (0..self.zip.len()).filter_map(|i| self.zip.name_for_index(i).map(str::to_owned)).collect()
+        (0..self.zip.len())
+            .filter_map(|i| self.zip.name_for_index(i).map(str::to_owned))
+            .collect()
     }
 
     /// The raw zip comment.
@@ -53,7 +57,9 @@ impl<'a> Archive<'a> {
             .read_to_end(&mut buf)
             .map_err(|e| PackageError::Archive(format!("difypkg: failed to read {name}: {e}")))?;
         if buf.len() as u64 > declared {
-            return Err(PackageError::Archive(format!("difypkg: {name}: uncompressed size mismatch")));
+            return Err(PackageError::Archive(format!(
+                "difypkg: {name}: uncompressed size mismatch"
+            )));
         }
         Ok(buf)
     }
@@ -100,7 +106,10 @@ pub(crate) fn valid_path(name: &str) -> bool {
     if name == "." {
         return true;
     }
-    !name.is_empty() && name.split('/').all(|el| !el.is_empty() && el != "." && el != "..")
+    !name.is_empty()
+        && name
+            .split('/')
+            .all(|el| !el.is_empty() && el != "." && el != "..")
 }
 
 /// True for explicit directory entries (`foo/`).

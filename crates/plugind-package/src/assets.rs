@@ -28,10 +28,14 @@ fn extension(name: &str) -> &str {
 }
 
 /// Every file entry under `_assets/`, keyed by its name without the prefix.
-pub(crate) fn collect_assets(archive: &mut Archive<'_>) -> Result<BTreeMap<String, Vec<u8>>, PackageError> {
+pub(crate) fn collect_assets(
+    archive: &mut Archive<'_>,
+) -> Result<BTreeMap<String, Vec<u8>>, PackageError> {
     let mut out = BTreeMap::new();
     for (i, name) in archive.names().into_iter().enumerate() {
-        let Some(stripped) = name.strip_prefix(ASSETS_PREFIX) else { continue };
+        let Some(stripped) = name.strip_prefix(ASSETS_PREFIX) else {
+            continue;
+        };
         if stripped.is_empty() || is_dir_entry(&name) || out.contains_key(stripped) {
             continue;
         }
@@ -49,7 +53,10 @@ struct Remapper<'a> {
 impl Remapper<'_> {
     /// Returns the asset id for `name`, recording the file once.
     fn map(&mut self, name: &str) -> Result<String, PackageError> {
-        let bytes = self.assets.get(name).ok_or_else(|| PackageError::FileNotFound(name.to_owned()))?;
+        let bytes = self
+            .assets
+            .get(name)
+            .ok_or_else(|| PackageError::FileNotFound(name.to_owned()))?;
         let id = asset_id(name, bytes);
         if !self.out.iter().any(|(existing, _)| existing == &id) {
             self.out.push((id.clone(), bytes.clone()));
@@ -66,7 +73,9 @@ impl Remapper<'_> {
 
     /// Remaps `obj[key]` when it is a non-empty string.
     fn json_field(&mut self, obj: Option<&mut Value>, key: &str) -> Result<(), PackageError> {
-        let Some(Value::String(s)) = obj.and_then(|o| o.get_mut(key)) else { return Ok(()) };
+        let Some(Value::String(s)) = obj.and_then(|o| o.get_mut(key)) else {
+            return Ok(());
+        };
         self.field(s)
     }
 }
@@ -79,10 +88,20 @@ pub fn remap_icons(
     decl: &mut PluginDeclaration,
     assets: &BTreeMap<String, Vec<u8>>,
 ) -> Result<Vec<(String, Vec<u8>)>, PackageError> {
-    let mut r = Remapper { assets, out: Vec::new() };
+    let mut r = Remapper {
+        assets,
+        out: Vec::new(),
+    };
     r.field(&mut decl.icon)?;
     r.field(&mut decl.icon_dark)?;
-    for provider in [decl.tool.as_mut(), decl.agent_strategy.as_mut(), decl.trigger.as_mut()].into_iter().flatten() {
+    for provider in [
+        decl.tool.as_mut(),
+        decl.agent_strategy.as_mut(),
+        decl.trigger.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+    {
         let identity = provider.get_mut("identity");
         if let Some(identity) = identity {
             r.json_field(Some(identity), "icon")?;
@@ -98,7 +117,12 @@ pub fn remap_icons(
         }
     }
     if let Some(model) = decl.model.as_mut() {
-        for key in ["icon_small", "icon_large", "icon_small_dark", "icon_large_dark"] {
+        for key in [
+            "icon_small",
+            "icon_large",
+            "icon_small_dark",
+            "icon_large_dark",
+        ] {
             for lang in LANGS {
                 r.json_field(model.get_mut(key), lang)?;
             }

@@ -26,7 +26,10 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        Self { max_uncompressed_size: DEFAULT_MAX_UNCOMPRESSED_SIZE, public_keys: Vec::new() }
+        Self {
+            max_uncompressed_size: DEFAULT_MAX_UNCOMPRESSED_SIZE,
+            public_keys: Vec::new(),
+        }
     }
 }
 
@@ -54,7 +57,12 @@ pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<Package, PackageErro
     let mut declaration = read_declaration(&mut archive)?;
 
     let checksum = checksum_of(&mut archive)?;
-    let uid = PluginUniqueIdentifier::build(&declaration.author, &declaration.name, &declaration.version, &checksum)?;
+    let uid = PluginUniqueIdentifier::build(
+        &declaration.author,
+        &declaration.name,
+        &declaration.version,
+        &checksum,
+    )?;
     if uid.is_remote_like() {
         return Err(PackageError::AuthorIsUuid);
     }
@@ -73,12 +81,23 @@ pub fn decode(bytes: &[u8], opts: &DecodeOptions) -> Result<Package, PackageErro
     declaration.verified = verified;
 
     let assets = assets::collect_assets(&mut archive)?;
-    Ok(Package { uid, checksum, declaration, verified, verification, assets })
+    Ok(Package {
+        uid,
+        checksum,
+        declaration,
+        verified,
+        verification,
+        assets,
+    })
 }
 
 /// Manifest + providers + defaults, without any validation.
-pub(crate) fn read_declaration(archive: &mut Archive<'_>) -> Result<PluginDeclaration, PackageError> {
-    let manifest = archive.read_name("manifest.yaml")?.ok_or(PackageError::ManifestNotFound)?;
+pub(crate) fn read_declaration(
+    archive: &mut Archive<'_>,
+) -> Result<PluginDeclaration, PackageError> {
+    let manifest = archive
+        .read_name("manifest.yaml")?
+        .ok_or(PackageError::ManifestNotFound)?;
     let mut declaration = manifest::parse_manifest(&manifest)?;
     providers::load_providers(&mut declaration, archive)?;
     providers::fill_defaults(&mut declaration);
@@ -88,5 +107,7 @@ pub(crate) fn read_declaration(archive: &mut Archive<'_>) -> Result<PluginDeclar
 /// Reads one file entry by exact name (first match), e.g. `README.md`.
 pub fn read_file(bytes: &[u8], name: &str) -> Result<Vec<u8>, PackageError> {
     let mut archive = Archive::open(bytes)?;
-    archive.read_name(name)?.ok_or_else(|| PackageError::FileNotFound(name.to_owned()))
+    archive
+        .read_name(name)?
+        .ok_or_else(|| PackageError::FileNotFound(name.to_owned()))
 }

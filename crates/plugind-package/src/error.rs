@@ -25,7 +25,9 @@ pub enum PackageError {
     UnmarshalPluginFile(String),
     #[error("author must be alphanumeric and less than 64 characters: ^[a-z0-9_-]{{1,64}}$")]
     InvalidAuthor,
-    #[error("plugin name must be alphanumeric and less than 128 characters: ^[a-z0-9_-]{{1,128}}$")]
+    #[error(
+        "plugin name must be alphanumeric and less than 128 characters: ^[a-z0-9_-]{{1,128}}$"
+    )]
     InvalidName,
     #[error("cannot set author to an UUID")]
     AuthorIsUuid,
@@ -47,12 +49,18 @@ pub enum PackageError {
     #[error("failed to parse public key: {0}")]
     PublicKey(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl PackageError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io { context: context.into(), source }
+        Self::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

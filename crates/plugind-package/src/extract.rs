@@ -24,11 +24,18 @@ pub fn extract_to(bytes: &[u8], dst: &Path) -> Result<(), PackageError> {
     let plan = plan_entries(&archive.names())?;
 
     if let Ok(meta) = fs::symlink_metadata(dst) {
-        let empty_dir = meta.is_dir() && fs::read_dir(dst).map_err(|e| PackageError::io(dst.display().to_string(), e))?.next().is_none();
+        let empty_dir = meta.is_dir()
+            && fs::read_dir(dst)
+                .map_err(|e| PackageError::io(dst.display().to_string(), e))?
+                .next()
+                .is_none();
         if !empty_dir {
             return Err(PackageError::io(
                 dst.display().to_string(),
-                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "destination exists and is not an empty directory"),
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "destination exists and is not an empty directory",
+                ),
             ));
         }
     }
@@ -37,8 +44,14 @@ pub fn extract_to(bytes: &[u8], dst: &Path) -> Result<(), PackageError> {
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&parent).map_err(|e| PackageError::io(parent.display().to_string(), e))?;
-    let stem = dst.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "extract".to_owned());
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let stem = dst
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "extract".to_owned());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let tmp = parent.join(format!(".{stem}.extracting-{}-{nanos}", std::process::id()));
     make_dir(&tmp)?;
 
@@ -63,7 +76,11 @@ fn plan_entries(names: &[String]) -> Result<Vec<Planned>, PackageError> {
         if rel.as_os_str().is_empty() || !seen.insert(rel.clone()) {
             continue;
         }
-        plan.push(Planned { index, rel, is_dir: name.ends_with('/') });
+        plan.push(Planned {
+            index,
+            rel,
+            is_dir: name.ends_with('/'),
+        });
     }
     Ok(plan)
 }
@@ -88,7 +105,11 @@ fn safe_relative(name: &str) -> Option<PathBuf> {
     Some(rel)
 }
 
-fn write_entries(archive: &mut Archive<'_>, plan: &[Planned], root: &Path) -> Result<(), PackageError> {
+fn write_entries(
+    archive: &mut Archive<'_>,
+    plan: &[Planned],
+    root: &Path,
+) -> Result<(), PackageError> {
     for entry in plan {
         let target = root.join(&entry.rel);
         if entry.is_dir {
@@ -106,8 +127,11 @@ fn write_entries(archive: &mut Archive<'_>, plan: &[Planned], root: &Path) -> Re
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o644);
         }
-        let mut file = opts.open(&target).map_err(|e| PackageError::io(target.display().to_string(), e))?;
-        file.write_all(&content).map_err(|e| PackageError::io(target.display().to_string(), e))?;
+        let mut file = opts
+            .open(&target)
+            .map_err(|e| PackageError::io(target.display().to_string(), e))?;
+        file.write_all(&content)
+            .map_err(|e| PackageError::io(target.display().to_string(), e))?;
     }
     Ok(())
 }
@@ -133,7 +157,9 @@ fn make_dir(path: &Path) -> Result<(), PackageError> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o755);
     }
-    builder.create(path).map_err(|e| PackageError::io(path.display().to_string(), e))
+    builder
+        .create(path)
+        .map_err(|e| PackageError::io(path.display().to_string(), e))
 }
 
 #[cfg(test)]
@@ -145,6 +171,9 @@ mod tests {
         for bad in ["../x", "a/../../x", "/etc/passwd", "\\x", "C:/x", "a/.."] {
             assert!(safe_relative(bad).is_none(), "{bad}");
         }
-        assert_eq!(safe_relative("a//./b").expect("ok"), std::path::PathBuf::from("a/b"));
+        assert_eq!(
+            safe_relative("a//./b").expect("ok"),
+            std::path::PathBuf::from("a/b")
+        );
     }
 }

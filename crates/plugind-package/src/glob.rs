@@ -26,7 +26,10 @@ pub(crate) fn glob_regex(glob: &str, double_star: bool) -> Option<Regex> {
             '*' => re.push_str("[^/]*"),
             '?' => re.push_str("[^/]"),
             '[' => {
-                let close = chars[i + 1..].iter().position(|&c| c == ']').map(|p| p + i + 1);
+                let close = chars[i + 1..]
+                    .iter()
+                    .position(|&c| c == ']')
+                    .map(|p| p + i + 1);
                 match close {
                     Some(end) if end > i + 1 => {
                         re.push('[');

@@ -37,9 +37,9 @@ impl Ignore {
     /// Whether the `/`-separated relative path is excluded.
     pub(crate) fn excluded(&self, rel: &str, is_dir: bool) -> bool {
         let base = rel.rsplit('/').next().unwrap_or(rel);
-        self.patterns.iter().any(|p| {
-            (!p.dir_only || is_dir) && p.re.is_match(if p.basename { base } else { rel })
-        })
+        self.patterns
+            .iter()
+            .any(|p| (!p.dir_only || is_dir) && p.re.is_match(if p.basename { base } else { rel }))
     }
 }
 
@@ -60,7 +60,11 @@ fn parse_line(line: &str) -> Option<Pattern> {
     }
     let basename = !anchored && !body.contains('/');
     let re = glob_regex(body, true)?;
-    Some(Pattern { re, basename, dir_only })
+    Some(Pattern {
+        re,
+        basename,
+        dir_only,
+    })
 }
 
 #[cfg(test)]
@@ -69,7 +73,8 @@ mod tests {
 
     #[test]
     fn gitignore_subset() {
-        let ig = Ignore::parse("# c\n.venv/\n__pycache__\n*.pyc\n/build\ndocs/**/*.md\n!keep.pyc\n");
+        let ig =
+            Ignore::parse("# c\n.venv/\n__pycache__\n*.pyc\n/build\ndocs/**/*.md\n!keep.pyc\n");
         assert!(ig.excluded(".venv", true));
         assert!(!ig.excluded(".venv", false));
         assert!(ig.excluded("a/__pycache__", true));

@@ -100,7 +100,9 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<PluginDeclaration, PackageE
     };
     let created_at = match y.created_at.as_deref().map(str::trim) {
         None | Some("") => GO_ZERO_TIME.to_owned(),
-        Some(s) => format_go_time(&parse_time(s).ok_or_else(|| PackageError::CreatedAt(s.to_owned()))?),
+        Some(s) => {
+            format_go_time(&parse_time(s).ok_or_else(|| PackageError::CreatedAt(s.to_owned()))?)
+        }
     };
     let resource = y.resource.unwrap_or_default();
     let plugins = y.plugins.unwrap_or_default();
@@ -194,18 +196,33 @@ pub(crate) fn format_go_time(t: &DateTime<FixedOffset>) -> String {
 /// order, every field of a present block written.
 fn normalize_permission(p: &Value) -> Option<Value> {
     let p = p.as_object()?;
-    let flag = |block: &Map<String, Value>, key: &str| Value::Bool(block.get(key).and_then(Value::as_bool).unwrap_or(false));
+    let flag = |block: &Map<String, Value>, key: &str| {
+        Value::Bool(block.get(key).and_then(Value::as_bool).unwrap_or(false))
+    };
     let mut out = Map::new();
     let simple: [(&str, &[&str]); 6] = [
         ("tool", &["enabled"]),
-        ("model", &["enabled", "llm", "text_embedding", "rerank", "tts", "speech2text", "moderation"]),
+        (
+            "model",
+            &[
+                "enabled",
+                "llm",
+                "text_embedding",
+                "rerank",
+                "tts",
+                "speech2text",
+                "moderation",
+            ],
+        ),
         ("node", &["enabled"]),
         ("endpoint", &["enabled"]),
         ("app", &["enabled"]),
         ("storage", &["enabled"]),
     ];
     for (name, fields) in simple {
-        let Some(block) = p.get(name).and_then(Value::as_object) else { continue };
+        let Some(block) = p.get(name).and_then(Value::as_object) else {
+            continue;
+        };
         let mut b = Map::new();
         for f in fields {
             b.insert((*f).to_owned(), flag(block, f));
@@ -233,7 +250,10 @@ mod tests {
 
     #[test]
     fn scalars_keep_their_yaml_text() {
-        let d = parse_manifest(b"version: 1.10\nauthor: a\nname: b\nmeta:\n  runner:\n    version: 3.10\n").expect("manifest");
+        let d = parse_manifest(
+            b"version: 1.10\nauthor: a\nname: b\nmeta:\n  runner:\n    version: 3.10\n",
+        )
+        .expect("manifest");
         assert_eq!(d.version, "1.10");
         assert_eq!(d.meta.runner.version, "3.10");
         assert_eq!(d.created_at, GO_ZERO_TIME);

@@ -11,10 +11,20 @@ use crate::glob::glob_regex;
 use crate::yaml;
 
 /// Model types whose `models.<type>` block is understood.
-const MODEL_TYPES: [&str; 6] = ["llm", "text_embedding", "tts", "speech2text", "moderation", "rerank"];
+const MODEL_TYPES: [&str; 6] = [
+    "llm",
+    "text_embedding",
+    "tts",
+    "speech2text",
+    "moderation",
+    "rerank",
+];
 
 /// Loads every `plugins.*` file into the declaration and normalises inline declarations.
-pub(crate) fn load_providers(decl: &mut PluginDeclaration, archive: &mut Archive<'_>) -> Result<(), PackageError> {
+pub(crate) fn load_providers(
+    decl: &mut PluginDeclaration,
+    archive: &mut Archive<'_>,
+) -> Result<(), PackageError> {
     let lists = decl.plugins.clone();
     for path in lists.tools.iter().flatten() {
         decl.tool = Some(read_provider(archive, path, "tool")?);
@@ -67,7 +77,11 @@ pub(crate) fn load_providers(decl: &mut PluginDeclaration, archive: &mut Archive
 }
 
 /// Reads `path` and parses it as YAML; the provider files must be mappings.
-fn read_provider(archive: &mut Archive<'_>, path: &str, kind: &'static str) -> Result<Value, PackageError> {
+fn read_provider(
+    archive: &mut Archive<'_>,
+    path: &str,
+    kind: &'static str,
+) -> Result<Value, PackageError> {
     let value = read_yaml(archive, path, kind)?;
     if !value.is_object() {
         return Err(PackageError::UnmarshalPluginFile(path.to_owned()));
@@ -75,12 +89,20 @@ fn read_provider(archive: &mut Archive<'_>, path: &str, kind: &'static str) -> R
     Ok(value)
 }
 
-fn read_yaml(archive: &mut Archive<'_>, path: &str, kind: &'static str) -> Result<Value, PackageError> {
-    let bytes = archive
-        .read_name(path)
-        .ok()
-        .flatten()
-        .ok_or_else(|| PackageError::ReadPluginFile { kind, path: path.to_owned() })?;
+fn read_yaml(
+    archive: &mut Archive<'_>,
+    path: &str,
+    kind: &'static str,
+) -> Result<Value, PackageError> {
+    let bytes =
+        archive
+            .read_name(path)
+            .ok()
+            .flatten()
+            .ok_or_else(|| PackageError::ReadPluginFile {
+                kind,
+                path: path.to_owned(),
+            })?;
     yaml::to_json(&bytes).map_err(|_| PackageError::UnmarshalPluginFile(path.to_owned()))
 }
 
@@ -102,7 +124,12 @@ fn resolve_files(
             Value::String(path) => out.push(read_provider(archive, &path, kind)?),
             Value::Object(_) => out.push(item),
             _ if lenient_inline => break,
-            _ => return Err(PackageError::UnmarshalPluginFile(format!("{key}[{}]", out.len()))),
+            _ => {
+                return Err(PackageError::UnmarshalPluginFile(format!(
+                    "{key}[{}]",
+                    out.len()
+                )))
+            }
         }
     }
     provider.insert(key.to_owned(), Value::Array(out));
@@ -116,7 +143,9 @@ fn list_form(provider: &mut Map<String, Value>, key: &str) {
         Some(Value::Object(map)) => map
             .into_iter()
             .filter_map(|(name, v)| {
-                let Value::Object(fields) = v else { return None };
+                let Value::Object(fields) = v else {
+                    return None;
+                };
                 let mut entry = Map::new();
                 entry.insert("name".to_owned(), Value::String(name));
                 entry.extend(fields.into_iter().filter(|(k, _)| k != "name"));
@@ -130,10 +159,16 @@ fn list_form(provider: &mut Map<String, Value>, key: &str) {
 
 /// Tool provider in its JSON shape: identity, credentials_schema (falling back to
 /// `credentials_for_provider`), oauth_schema, tools.
-fn tool_provider(archive: &mut Archive<'_>, mut p: Map<String, Value>) -> Result<Value, PackageError> {
+fn tool_provider(
+    archive: &mut Archive<'_>,
+    mut p: Map<String, Value>,
+) -> Result<Value, PackageError> {
     list_form(&mut p, "credentials_schema");
     list_form(&mut p, "credentials_for_provider");
-    let empty = p.get("credentials_schema").and_then(Value::as_array).is_none_or(Vec::is_empty);
+    let empty = p
+        .get("credentials_schema")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
     if empty {
         if let Some(fallback) = p.remove("credentials_for_provider") {
             p.insert("credentials_schema".to_owned(), fallback);
@@ -153,7 +188,10 @@ fn tool_provider(archive: &mut Archive<'_>, mut p: Map<String, Value>) -> Result
 
 /// Model provider: `models` as a list (inline, or expanded from `predefined` globs per model
 /// type), `position.<type>` from position files, `model_declarations` appended.
-fn expand_models(archive: &mut Archive<'_>, p: &mut Map<String, Value>) -> Result<(), PackageError> {
+fn expand_models(
+    archive: &mut Archive<'_>,
+    p: &mut Map<String, Value>,
+) -> Result<(), PackageError> {
     let mut models = Vec::new();
     let mut position = Map::new();
     match p.remove("models") {
@@ -167,10 +205,19 @@ fn expand_models(archive: &mut Archive<'_>, p: &mut Map<String, Value>) -> Resul
                 if let Some(file) = block.get("position").and_then(Value::as_str) {
                     position.insert(model_type.clone(), read_yaml(archive, file, "model")?);
                 }
-                let globs = block.get("predefined").and_then(Value::as_array).cloned().unwrap_or_default();
+                let globs = block
+                    .get("predefined")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 for glob in globs.iter().filter_map(Value::as_str) {
-                    let Some(re) = glob_regex(glob, false) else { continue };
-                    for name in names.iter().filter(|n| re.is_match(n) && !n.ends_with("_position.yaml")) {
+                    let Some(re) = glob_regex(glob, false) else {
+                        continue;
+                    };
+                    for name in names
+                        .iter()
+                        .filter(|n| re.is_match(n) && !n.ends_with("_position.yaml"))
+                    {
                         models.push(read_yaml(archive, name, "model")?);
                     }
                 }
@@ -192,8 +239,13 @@ fn expand_models(archive: &mut Archive<'_>, p: &mut Map<String, Value>) -> Resul
 pub(crate) fn fill_defaults(decl: &mut PluginDeclaration) {
     let description = serde_json::to_value(&decl.description).unwrap_or(Value::Null);
     let tags = Value::from(decl.tags.clone());
-    for provider in [decl.tool.as_mut(), decl.trigger.as_mut()].into_iter().flatten() {
-        let Some(identity) = provider.get_mut("identity").and_then(Value::as_object_mut) else { continue };
+    for provider in [decl.tool.as_mut(), decl.trigger.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        let Some(identity) = provider.get_mut("identity").and_then(Value::as_object_mut) else {
+            continue;
+        };
         let en_empty = identity
             .get("description")
             .and_then(|d| d.get("en_US"))
@@ -202,7 +254,10 @@ pub(crate) fn fill_defaults(decl: &mut PluginDeclaration) {
         if en_empty {
             identity.insert("description".to_owned(), description.clone());
         }
-        let tags_empty = identity.get("tags").and_then(Value::as_array).is_none_or(Vec::is_empty);
+        let tags_empty = identity
+            .get("tags")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
         if tags_empty {
             identity.insert("tags".to_owned(), tags.clone());
         }

@@ -16,8 +16,10 @@ pub const VERIFICATION_FILE: &str = ".verification.dify.json";
 const OFFICIAL_PUBLIC_KEY_PEM: &str = include_str!("../keys/official_public_key.pem");
 
 /// DER prefix of a PKCS#1 v1.5 `DigestInfo` for SHA-256.
-const SHA256_DIGEST_INFO_PREFIX: [u8; 19] =
-    [0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
+const SHA256_DIGEST_INFO_PREFIX: [u8; 19] = [
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
 
 /// The content of `.verification.dify.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,7 +30,9 @@ pub struct Verification {
 impl Verification {
     /// What a verified package without a verification file (legacy) reports.
     pub fn langgenius() -> Self {
-        Self { authorized_category: "langgenius".to_owned() }
+        Self {
+            authorized_category: "langgenius".to_owned(),
+        }
     }
 }
 
@@ -70,7 +74,9 @@ pub(crate) fn verify(archive: &mut Archive<'_>, keys: &[RsaPublicKey]) -> bool {
     let Ok(comment) = serde_json::from_slice::<Comment>(archive.comment()) else {
         return false;
     };
-    let Ok(signature) = base64::engine::general_purpose::STANDARD.decode(comment.signature.as_bytes()) else {
+    let Ok(signature) =
+        base64::engine::general_purpose::STANDARD.decode(comment.signature.as_bytes())
+    else {
         return false;
     };
     let mut buffer = Vec::new();
@@ -83,7 +89,10 @@ pub(crate) fn verify(archive: &mut Archive<'_>, keys: &[RsaPublicKey]) -> bool {
     buffer.extend_from_slice(comment.time.to_string().as_bytes());
     let hashed = Sha256::digest(&buffer);
     keys.iter().any(|key| {
-        let scheme = Pkcs1v15Sign { hash_len: Some(32), prefix: Box::new(SHA256_DIGEST_INFO_PREFIX) };
+        let scheme = Pkcs1v15Sign {
+            hash_len: Some(32),
+            prefix: Box::new(SHA256_DIGEST_INFO_PREFIX),
+        };
         key.verify(scheme, &hashed, &signature).is_ok()
     })
 }

@@ -9,9 +9,11 @@ use regex::Regex;
 use crate::error::PackageError;
 
 #[allow(clippy::expect_used)]
-static AUTHOR_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9_-]{1,64}$").expect("static regex"));
+static AUTHOR_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9_-]{1,64}$").expect("static regex"));
 #[allow(clippy::expect_used)]
-static NAME_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9_-]{1,128}$").expect("static regex"));
+static NAME_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9_-]{1,128}$").expect("static regex"));
 
 /// Author and name rules.
 pub(crate) fn check_identity(decl: &PluginDeclaration) -> Result<(), PackageError> {
@@ -27,8 +29,15 @@ pub(crate) fn check_identity(decl: &PluginDeclaration) -> Result<(), PackageErro
 /// Category exclusivity; only tool + endpoint may be combined.
 pub(crate) fn check_categories(decl: &PluginDeclaration) -> Result<(), PackageError> {
     let (tool, model, endpoint) = (decl.has_tool(), decl.has_model(), decl.has_endpoint());
-    let (agent, datasource, trigger) = (decl.has_agent_strategy(), decl.has_datasource(), decl.has_trigger());
-    let count = [tool, model, endpoint, agent, datasource, trigger].iter().filter(|b| **b).count();
+    let (agent, datasource, trigger) = (
+        decl.has_agent_strategy(),
+        decl.has_datasource(),
+        decl.has_trigger(),
+    );
+    let count = [tool, model, endpoint, agent, datasource, trigger]
+        .iter()
+        .filter(|b| **b)
+        .count();
     let message = if count == 0 {
         "at least one of endpoint, model, tool, agent_strategy, trigger, or datasource must be provided"
     } else if model && count > 1 {

@@ -11,7 +11,9 @@ use zip::write::SimpleFileOptions;
 const AGENT_CHECKSUM: &str = "26958a0e80a10655ce73812bdb7c35a66ce7b16f5ac346d298bda17ff85efd1e";
 
 fn upstream(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/upstream").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/upstream")
+        .join(name)
 }
 
 fn fixture() -> Vec<u8> {
@@ -29,7 +31,8 @@ fn rezip(bytes: &[u8], edit: impl Fn(&str, &mut Vec<u8>)) -> Vec<u8> {
         let mut content = Vec::new();
         f.read_to_end(&mut content).expect("read");
         edit(&name, &mut content);
-        out.start_file(name, SimpleFileOptions::default()).expect("start");
+        out.start_file(name, SimpleFileOptions::default())
+            .expect("start");
         out.write_all(&content).expect("write");
     }
     out.finish().expect("finish").into_inner()
@@ -38,7 +41,8 @@ fn rezip(bytes: &[u8], edit: impl Fn(&str, &mut Vec<u8>)) -> Vec<u8> {
 fn make_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
     for (name, content) in entries {
-        out.start_file(*name, SimpleFileOptions::default()).expect("start");
+        out.start_file(*name, SimpleFileOptions::default())
+            .expect("start");
         out.write_all(content).expect("write");
     }
     out.finish().expect("finish").into_inner()
@@ -75,27 +79,43 @@ fn write_tool_plugin(dir: &Path) {
 #[test]
 fn upstream_fixture_decodes_and_verifies() {
     let pkg = decode(&fixture(), &DecodeOptions::default()).expect("decode");
-    assert_eq!(pkg.uid.as_str(), format!("langgenius/agent:0.0.14@{AGENT_CHECKSUM}"));
+    assert_eq!(
+        pkg.uid.as_str(),
+        format!("langgenius/agent:0.0.14@{AGENT_CHECKSUM}")
+    );
     assert_eq!(pkg.checksum, AGENT_CHECKSUM);
     assert_eq!(pkg.declaration.category(), PluginCategory::AgentStrategy);
     assert!(pkg.verified && pkg.declaration.verified);
     let verification = serde_json::to_string(&pkg.verification).expect("json");
     assert_eq!(verification, r#"{"authorized_category":"langgenius"}"#);
     assert_eq!(pkg.declaration.created_at, "2025-01-08T15:22:00Z");
-    let strategies = pkg.declaration.agent_strategy.as_ref().and_then(|a| a["strategies"].as_array()).expect("strategies");
+    let strategies = pkg
+        .declaration
+        .agent_strategy
+        .as_ref()
+        .and_then(|a| a["strategies"].as_array())
+        .expect("strategies");
     assert_eq!(strategies.len(), 2);
     assert_eq!(strategies[1]["identity"]["name"], "ReAct");
     assert_eq!(pkg.assets.len(), 3);
 
     let json = serde_json::to_value(&pkg.declaration).expect("json");
-    assert_eq!(json["resource"]["permission"]["model"]["text_embedding"], false);
+    assert_eq!(
+        json["resource"]["permission"]["model"]["text_embedding"],
+        false
+    );
     assert_eq!(json["plugins"]["tools"], serde_json::Value::Null);
 
     let mut decl = pkg.declaration.clone();
     let uploaded = remap_icons(&mut decl, &pkg.assets).expect("remap");
     let icon = "e74e644589f5d78cd6019be7b92050c2b54b2645139af705fe610649a73282cf.svg";
     assert_eq!(decl.icon, icon);
-    assert_eq!(decl.agent_strategy.as_ref().map(|a| a["identity"]["icon"].clone()), Some(icon.into()));
+    assert_eq!(
+        decl.agent_strategy
+            .as_ref()
+            .map(|a| a["identity"]["icon"].clone()),
+        Some(icon.into())
+    );
     assert_eq!(uploaded.len(), 1, "same icon uploaded once");
     assert_eq!(uploaded[0].0, icon);
 }
@@ -108,7 +128,11 @@ fn checksum_of_fixture() {
 #[test]
 fn rezipped_copy_verifies_but_one_changed_byte_does_not() {
     let same = rezip(&fixture(), |_, _| {});
-    assert!(decode(&same, &DecodeOptions::default()).expect("decode").verified);
+    assert!(
+        decode(&same, &DecodeOptions::default())
+            .expect("decode")
+            .verified
+    );
 
     let tampered = rezip(&fixture(), |name, content| {
         if name == "main.py" {
@@ -125,10 +149,18 @@ fn rezipped_copy_verifies_but_one_changed_byte_does_not() {
 fn read_file_and_public_keys() {
     let readme = read_file(&fixture(), "README.md").expect("readme");
     assert!(!readme.is_empty());
-    assert_eq!(read_file(&fixture(), "nope.md").expect_err("missing").to_string(), "file not found: nope.md");
+    assert_eq!(
+        read_file(&fixture(), "nope.md")
+            .expect_err("missing")
+            .to_string(),
+        "file not found: nope.md"
+    );
 
     let pem = std::fs::read_to_string(upstream("official_public_key.pem")).expect("pem");
-    assert_eq!(parse_public_key_pem(&pem.replace('\n', "\r\n")).expect("crlf"), official_public_key());
+    assert_eq!(
+        parse_public_key_pem(&pem.replace('\n', "\r\n")).expect("crlf"),
+        official_public_key()
+    );
     assert!(parse_public_key_pem(&format!("{pem}\n\n")).is_err());
     assert!(parse_public_key_pem("garbage").is_err());
 }
@@ -138,59 +170,111 @@ fn malformed_packages_are_errors() {
     let err = decode(b"definitely not a zip", &DecodeOptions::default()).expect_err("not zip");
     assert_eq!(err.to_string(), "difypkg: not a valid difypkg file");
 
-    let err = decode(&make_zip(&[("main.py", b"x")]), &DecodeOptions::default()).expect_err("no manifest");
+    let err = decode(&make_zip(&[("main.py", b"x")]), &DecodeOptions::default())
+        .expect_err("no manifest");
     assert!(err.to_string().contains("manifest.yaml"), "{err}");
 
     let no_author = TOOL_MANIFEST.replace("author: tester\n", "");
-    let zip = make_zip(&[("manifest.yaml", no_author.as_bytes()), ("provider/x.yaml", b"identity: {name: x}\n")]);
+    let zip = make_zip(&[
+        ("manifest.yaml", no_author.as_bytes()),
+        ("provider/x.yaml", b"identity: {name: x}\n"),
+    ]);
     let err = decode(&zip, &DecodeOptions::default()).expect_err("no author");
-    assert_eq!(err.to_string(), "author must be alphanumeric and less than 64 characters: ^[a-z0-9_-]{1,64}$");
+    assert_eq!(
+        err.to_string(),
+        "author must be alphanumeric and less than 64 characters: ^[a-z0-9_-]{1,64}$"
+    );
 
     let no_name = TOOL_MANIFEST.replace("name: echo\n", "");
-    let zip = make_zip(&[("manifest.yaml", no_name.as_bytes()), ("provider/x.yaml", b"identity: {name: x}\n")]);
+    let zip = make_zip(&[
+        ("manifest.yaml", no_name.as_bytes()),
+        ("provider/x.yaml", b"identity: {name: x}\n"),
+    ]);
     let err = decode(&zip, &DecodeOptions::default()).expect_err("no name");
-    assert!(err.to_string().starts_with("plugin_unique_identifier is not valid: tester/:0.1.0@"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("plugin_unique_identifier is not valid: tester/:0.1.0@"),
+        "{err}"
+    );
 
     let zip = make_zip(&[("manifest.yaml", TOOL_MANIFEST.as_bytes())]);
     let err = decode(&zip, &DecodeOptions::default()).expect_err("missing provider file");
     assert_eq!(err.to_string(), "failed to read tool file: provider/x.yaml");
 
-    let zip = make_zip(&[("manifest.yaml", TOOL_MANIFEST.as_bytes()), ("provider/x.yaml", b"identity: [unclosed\n")]);
+    let zip = make_zip(&[
+        ("manifest.yaml", TOOL_MANIFEST.as_bytes()),
+        ("provider/x.yaml", b"identity: [unclosed\n"),
+    ]);
     let err = decode(&zip, &DecodeOptions::default()).expect_err("bad provider yaml");
-    assert_eq!(err.to_string(), "failed to unmarshal plugin file: provider/x.yaml");
+    assert_eq!(
+        err.to_string(),
+        "failed to unmarshal plugin file: provider/x.yaml"
+    );
 
     let no_plugins = TOOL_MANIFEST.replace("plugins: {tools: [provider/x.yaml]}\n", "");
-    let err = decode(&make_zip(&[("manifest.yaml", no_plugins.as_bytes())]), &DecodeOptions::default()).expect_err("none");
-    assert!(err.to_string().ends_with("must be provided\nillegal plugin manifest"), "{err}");
+    let err = decode(
+        &make_zip(&[("manifest.yaml", no_plugins.as_bytes())]),
+        &DecodeOptions::default(),
+    )
+    .expect_err("none");
+    assert!(
+        err.to_string()
+            .ends_with("must be provided\nillegal plugin manifest"),
+        "{err}"
+    );
 
-    let both = TOOL_MANIFEST.replace("{tools: [provider/x.yaml]}", "{tools: [provider/x.yaml], models: [provider/m.yaml]}");
+    let both = TOOL_MANIFEST.replace(
+        "{tools: [provider/x.yaml]}",
+        "{tools: [provider/x.yaml], models: [provider/m.yaml]}",
+    );
     let zip = make_zip(&[
         ("manifest.yaml", both.as_bytes()),
         ("provider/x.yaml", b"identity: {name: x}\n"),
         ("provider/m.yaml", b"provider: m\n"),
     ]);
     let err = decode(&zip, &DecodeOptions::default()).expect_err("exclusive");
-    assert!(err.to_string().starts_with("model and datasource, tool, endpoint"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("model and datasource, tool, endpoint"),
+        "{err}"
+    );
 
-    let dup = make_zip(&[("manifest.yaml", TOOL_MANIFEST.as_bytes()), ("manifest.yamx", b"other")]);
+    let dup = make_zip(&[
+        ("manifest.yaml", TOOL_MANIFEST.as_bytes()),
+        ("manifest.yamx", b"other"),
+    ]);
     let mut dup = dup;
     for i in 0..dup.len().saturating_sub(12) {
         if &dup[i..i + 13] == b"manifest.yamx" {
             dup[i + 12] = b'l';
         }
     }
-    assert!(zip::ZipArchive::new(Cursor::new(&dup)).is_ok(), "still a readable zip");
+    assert!(
+        zip::ZipArchive::new(Cursor::new(&dup)).is_ok(),
+        "still a readable zip"
+    );
     let err = decode(&dup, &DecodeOptions::default()).expect_err("duplicate names");
     assert_eq!(err.to_string(), "difypkg: duplicate file names in package");
 
     let uuid = TOOL_MANIFEST.replace("author: tester", "author: 0123456789abcdef0123456789abcdef");
-    let zip = make_zip(&[("manifest.yaml", uuid.as_bytes()), ("provider/x.yaml", b"identity: {name: x}\n")]);
-    assert_eq!(decode(&zip, &DecodeOptions::default()).expect_err("uuid").to_string(), "cannot set author to an UUID");
+    let zip = make_zip(&[
+        ("manifest.yaml", uuid.as_bytes()),
+        ("provider/x.yaml", b"identity: {name: x}\n"),
+    ]);
+    assert_eq!(
+        decode(&zip, &DecodeOptions::default())
+            .expect_err("uuid")
+            .to_string(),
+        "cannot set author to an UUID"
+    );
 }
 
 #[test]
 fn uncompressed_size_limit() {
-    let opts = DecodeOptions { max_uncompressed_size: 1000, ..DecodeOptions::default() };
+    let opts = DecodeOptions {
+        max_uncompressed_size: 1000,
+        ..DecodeOptions::default()
+    };
     let err = decode(&fixture(), &opts).expect_err("too large");
     assert_eq!(
         err.to_string(),
@@ -206,17 +290,33 @@ fn extract_refuses_escaping_entries_and_leaves_nothing() {
         let zip = make_zip(&[("ok.txt", b"fine"), (bad, b"evil")]);
         let dst = base.join("plugin");
         let err = extract_to(&zip, &dst).expect_err("escape");
-        assert!(err.to_string().starts_with("illegal file path in plugin package:"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("illegal file path in plugin package:"),
+            "{err}"
+        );
         assert!(!dst.exists());
         assert!(!tmp.path().join("evil.txt").exists() && !base.join("evil.txt").exists());
-        assert!(std::fs::read_dir(&base).map(|mut d| d.next().is_none()).unwrap_or(true), "no leftovers");
+        assert!(
+            std::fs::read_dir(&base)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(true),
+            "no leftovers"
+        );
     }
 
     let dst = base.join("agent");
     extract_to(&fixture(), &dst).expect("extract");
     assert!(dst.join("manifest.yaml").is_file() && dst.join("_assets/icon.svg").is_file());
-    assert!(extract_to(&fixture(), &dst).is_err(), "non-empty destination is refused");
-    assert_eq!(std::fs::read_dir(&base).expect("ls").count(), 1, "no temp dirs left");
+    assert!(
+        extract_to(&fixture(), &dst).is_err(),
+        "non-empty destination is refused"
+    );
+    assert_eq!(
+        std::fs::read_dir(&base).expect("ls").count(),
+        1,
+        "no temp dirs left"
+    );
 }
 
 #[test]
@@ -231,10 +331,18 @@ fn pack_dir_round_trip_and_icon_remap() {
     sorted.sort();
     assert_eq!(names, sorted, "entries sorted by path");
     assert_eq!(names.len(), 6, "{names:?}");
-    assert!(names.iter().all(|n| !n.contains("pycache") && !n.ends_with(".pyc")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains("pycache") && !n.ends_with(".pyc")),
+        "{names:?}"
+    );
 
     let pkg = decode(&bytes, &DecodeOptions::default()).expect("decode");
-    assert_eq!(pkg.uid.as_str(), format!("tester/echo:0.1.0@{}", checksum(&bytes).expect("checksum")));
+    assert_eq!(
+        pkg.uid.as_str(),
+        format!("tester/echo:0.1.0@{}", checksum(&bytes).expect("checksum"))
+    );
     assert_eq!(pkg.declaration.category(), PluginCategory::Tool);
     assert_eq!(pkg.declaration.created_at, "2025-01-08T15:22:00.5Z");
     assert!(!pkg.verified && pkg.verification.is_none());
@@ -252,17 +360,26 @@ fn pack_dir_round_trip_and_icon_remap() {
     assert_eq!(id.len(), 64 + 4);
     assert!(id.ends_with(".svg"));
     assert_eq!(decl.icon, id);
-    assert_eq!(decl.tool.as_ref().map(|t| t["identity"]["icon"].clone()), Some(id.clone().into()));
+    assert_eq!(
+        decl.tool.as_ref().map(|t| t["identity"]["icon"].clone()),
+        Some(id.clone().into())
+    );
     assert_eq!(uploaded, vec![(id, b"<svg/>".to_vec())]);
 
     let mut missing = pkg.declaration.clone();
     missing.icon_dark = "dark.svg".into();
-    assert_eq!(remap_icons(&mut missing, &pkg.assets).expect_err("missing").to_string(), "file not found: dark.svg");
+    assert_eq!(
+        remap_icons(&mut missing, &pkg.assets)
+            .expect_err("missing")
+            .to_string(),
+        "file not found: dark.svg"
+    );
 }
 
 #[test]
 fn model_provider_expands_predefined_globs() {
-    let manifest = TOOL_MANIFEST.replace("{tools: [provider/x.yaml]}", "{models: [provider/m.yaml]}");
+    let manifest =
+        TOOL_MANIFEST.replace("{tools: [provider/x.yaml]}", "{models: [provider/m.yaml]}");
     let zip = make_zip(&[
         ("manifest.yaml", manifest.as_bytes()),
         (

@@ -1,4 +1,5 @@
-//! Settings of the local runtime, read from the daemon's environment or built in code.
+//! Settings of the local runtime. The binary fills them from the environment; this crate reads
+//! no environment variables of its own.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,8 +50,8 @@ pub struct RuntimeTuning {
     pub restart_backoff_max: Duration,
     /// An instance that ran this long resets the restart delay.
     pub healthy_after: Duration,
-    /// `PLUGIN_ENV_PASSTHROUGH` (comma separated): extra variables handed to plugins on top of
-    /// the built-in allow-list, e.g. `TIKTOKEN_CACHE_DIR`.
+    /// Extra variables handed to plugins on top of the built-in allow-list (the binary fills it
+    /// from `PLUGIN_ENV_PASSTHROUGH`), e.g. `TIKTOKEN_CACHE_DIR`.
     pub plugin_env_passthrough: Vec<String>,
 }
 
@@ -65,29 +66,6 @@ impl Default for RuntimeTuning {
             plugin_env_passthrough: Vec::new(),
         }
     }
-}
-
-impl RuntimeTuning {
-    /// Defaults plus `PLUGIN_ENV_PASSTHROUGH` from the process environment.
-    pub fn from_env() -> Self {
-        RuntimeTuning {
-            plugin_env_passthrough: std::env::var("PLUGIN_ENV_PASSTHROUGH")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
-            ..RuntimeTuning::default()
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("invalid value for {name}: {value:?}")]
-pub struct ConfigError {
-    pub name: &'static str,
-    pub value: String,
 }
 
 impl RuntimeConfig {
@@ -108,85 +86,5 @@ impl RuntimeConfig {
             launch_concurrency: 2,
             first_heartbeat_timeout: Duration::from_secs(120),
         }
-    }
-
-    /// Reads the upstream variable names from the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Like [`RuntimeConfig::from_env`] over any source of variables.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let mut cfg = RuntimeConfig::new(non_empty("PLUGIN_WORKING_PATH").unwrap_or_else(|| "./cwd".into()));
-        if let Some(dir) = non_empty("UV_CACHE_DIR") {
-            cfg.uv_cache_dir = dir.into();
-        }
-        cfg.uv_path = non_empty("UV_PATH").map(PathBuf::from);
-        cfg.python_interpreter_path = non_empty("PYTHON_INTERPRETER_PATH").map(PathBuf::from);
-        if let Some(v) = non_empty("PYTHON_ENV_INIT_TIMEOUT") {
-            cfg.env_init_timeout = Duration::from_secs(parse_num("PYTHON_ENV_INIT_TIMEOUT", &v)?);
-        }
-        cfg.pip_mirror_url = non_empty("PIP_MIRROR_URL");
-        cfg.pip_extra_args = get("PIP_EXTRA_ARGS").unwrap_or_default().split_whitespace().map(String::from).collect();
-        if let Some(v) = non_empty("PIP_VERBOSE") {
-            cfg.pip_verbose = parse_bool("PIP_VERBOSE", &v)?;
-        }
-        if let Some(v) = non_empty("PLUGIN_IGNORE_UV_LOCK") {
-            cfg.ignore_uv_lock = parse_bool("PLUGIN_IGNORE_UV_LOCK", &v)?;
-        }
-        if let Some(v) = non_empty("PLUGIN_RUNTIME_MAX_BUFFER_SIZE") {
-            let n = parse_num("PLUGIN_RUNTIME_MAX_BUFFER_SIZE", &v)?;
-            // Upstream's default (5 MiB) is the limit that kills plugins; treat it as "unset".
-            if n != 0 && n != 5_242_880 {
-                cfg.max_line_bytes = usize::try_from(n).unwrap_or(usize::MAX);
-            }
-        }
-        if let Some(v) = non_empty("PLUGIN_LOCAL_LAUNCHING_CONCURRENT") {
-            let n = parse_num("PLUGIN_LOCAL_LAUNCHING_CONCURRENT", &v)?;
-            cfg.launch_concurrency = usize::try_from(n).unwrap_or(usize::MAX).max(1);
-        }
-        Ok(cfg)
-    }
-}
-
-fn parse_num(name: &'static str, value: &str) -> Result<u64, ConfigError> {
-    value.trim().parse().map_err(|_| ConfigError { name, value: value.to_owned() })
-}
-
-fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError { name, value: value.to_owned() }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    #[test]
-    fn reads_upstream_names() {
-        let vars: HashMap<&str, &str> = [
-            ("PLUGIN_WORKING_PATH", "/srv/cwd"),
-            ("PYTHON_ENV_INIT_TIMEOUT", "30"),
-            ("PIP_EXTRA_ARGS", " --no-cache  --foo "),
-            ("PLUGIN_IGNORE_UV_LOCK", "true"),
-            ("PLUGIN_RUNTIME_MAX_BUFFER_SIZE", "5242880"),
-            ("PLUGIN_LOCAL_LAUNCHING_CONCURRENT", "4"),
-        ]
-        .into_iter()
-        .collect();
-        let cfg = RuntimeConfig::from_lookup(|k| vars.get(k).map(|v| v.to_string())).expect("config");
-        assert_eq!(cfg.working_path, PathBuf::from("/srv/cwd"));
-        assert_eq!(cfg.uv_cache_dir, PathBuf::from("/srv/cwd/.uv-cache"));
-        assert_eq!(cfg.env_init_timeout, Duration::from_secs(30));
-        assert_eq!(cfg.pip_extra_args, vec!["--no-cache", "--foo"]);
-        assert!(cfg.ignore_uv_lock);
-        assert_eq!(cfg.max_line_bytes, DEFAULT_MAX_LINE_BYTES);
-        assert_eq!(cfg.launch_concurrency, 4);
-        assert!(RuntimeConfig::from_lookup(|k| (k == "PIP_VERBOSE").then(|| "maybe".into())).is_err());
     }
 }

@@ -34,7 +34,11 @@ impl fmt::Display for Step {
 
 /// Formats step timings as `extract 0.01s, venv 1.20s`.
 pub fn format_steps(steps: &[(Step, Duration)]) -> String {
-    steps.iter().map(|(s, d)| format!("{s} {:.2}s", d.as_secs_f64())).collect::<Vec<_>>().join(", ")
+    steps
+        .iter()
+        .map(|(s, d)| format!("{s} {:.2}s", d.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A launch that failed at `step`; `steps` are the timings of every step attempted, the failed
@@ -72,10 +76,22 @@ mod tests {
         let err = LaunchError {
             step: Step::Venv,
             message: "boom".into(),
-            steps: vec![(Step::Extract, Duration::from_millis(10)), (Step::Venv, Duration::from_millis(1200))],
+            steps: vec![
+                (Step::Extract, Duration::from_millis(10)),
+                (Step::Venv, Duration::from_millis(1200)),
+            ],
         };
-        assert_eq!(err.to_string(), "venv failed: boom (extract 0.01s, venv 1.20s)");
-        assert_eq!(InvokeError::Write("broken pipe".into()).to_string(), "broken pipe\nfailed to write request");
-        assert_eq!(InvokeError::NotFound.to_string(), "plugin runtime not found");
+        assert_eq!(
+            err.to_string(),
+            "venv failed: boom (extract 0.01s, venv 1.20s)"
+        );
+        assert_eq!(
+            InvokeError::Write("broken pipe".into()).to_string(),
+            "broken pipe\nfailed to write request"
+        );
+        assert_eq!(
+            InvokeError::NotFound.to_string(),
+            "plugin runtime not found"
+        );
     }
 }

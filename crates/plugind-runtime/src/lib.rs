@@ -17,7 +17,7 @@ mod local;
 pub mod registry;
 pub mod session;
 
-pub use config::{ConfigError, RuntimeConfig, RuntimeTuning};
+pub use config::{RuntimeConfig, RuntimeTuning};
 pub use error::{InvokeError, LaunchError, Step};
 pub use registry::{LaunchReport, PluginHandle, Runtimes};
 pub use session::{Session, SessionEvent, SessionRequest};

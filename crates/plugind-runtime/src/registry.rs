@@ -61,23 +61,35 @@ struct StepTimer {
 }
 
 impl StepTimer {
-    async fn run<T>(&mut self, step: Step, fut: impl std::future::Future<Output = Result<T, String>>) -> Result<T, LaunchError> {
+    async fn run<T>(
+        &mut self,
+        step: Step,
+        fut: impl std::future::Future<Output = Result<T, String>>,
+    ) -> Result<T, LaunchError> {
         let started = Instant::now();
         let result = fut.await;
         self.done.push((step, started.elapsed()));
-        result.map_err(|message| LaunchError { step, message, steps: self.done.clone() })
+        result.map_err(|message| LaunchError {
+            step,
+            message,
+            steps: self.done.clone(),
+        })
     }
 
     /// A step that fails before doing anything.
     fn fail(&mut self, step: Step, message: String) -> LaunchError {
         self.done.push((step, Duration::ZERO));
-        LaunchError { step, message, steps: self.done.clone() }
+        LaunchError {
+            step,
+            message,
+            steps: self.done.clone(),
+        }
     }
 }
 
 impl Runtimes {
     pub fn new(cfg: RuntimeConfig) -> Self {
-        Self::with_tuning(cfg, RuntimeTuning::from_env())
+        Self::with_tuning(cfg, RuntimeTuning::default())
     }
 
     pub fn with_tuning(cfg: RuntimeConfig, tuning: RuntimeTuning) -> Self {
@@ -106,7 +118,10 @@ impl Runtimes {
     }
 
     fn uid_lock(&self, uid: &PluginUniqueIdentifier) -> Arc<tokio::sync::Mutex<()>> {
-        lock(&self.inner.uid_locks).entry(uid.clone()).or_default().clone()
+        lock(&self.inner.uid_locks)
+            .entry(uid.clone())
+            .or_default()
+            .clone()
     }
 
     fn running_plugin(&self, uid: &PluginUniqueIdentifier) -> Option<Arc<LocalPlugin>> {
@@ -124,29 +139,45 @@ impl Runtimes {
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<LaunchReport, LaunchError> {
         if let Some(plugin) = self.running_plugin(uid) {
-            return Ok(LaunchReport { steps: Vec::new(), interpreter: plugin.interpreter.clone() });
+            return Ok(LaunchReport {
+                steps: Vec::new(),
+                interpreter: plugin.interpreter.clone(),
+            });
         }
         let uid_lock = self.uid_lock(uid);
         let _serial = uid_lock.lock().await;
         if let Some(plugin) = self.running_plugin(uid) {
-            return Ok(LaunchReport { steps: Vec::new(), interpreter: plugin.interpreter.clone() });
+            return Ok(LaunchReport {
+                steps: Vec::new(),
+                interpreter: plugin.interpreter.clone(),
+            });
         }
         let mut timer = StepTimer::default();
-        let _slot = self.inner.launch_slots.acquire().await.map_err(|e| LaunchError {
-            step: Step::Extract,
-            message: format!("launch slots closed: {e}"),
-            steps: Vec::new(),
-        })?;
+        let _slot = self
+            .inner
+            .launch_slots
+            .acquire()
+            .await
+            .map_err(|e| LaunchError {
+                step: Step::Extract,
+                message: format!("launch slots closed: {e}"),
+                steps: Vec::new(),
+            })?;
         let wd = self.working_dir(uid);
 
         progress(format!("preparing {}", wd.display()));
-        let extracted = timer.run(Step::Extract, extract_if_needed(package, &wd)).await?;
+        let extracted = timer
+            .run(Step::Extract, extract_if_needed(package, &wd))
+            .await?;
         if extracted {
             progress("package extracted".into());
         }
         let language = decl.meta.runner.language.trim();
         if !language.is_empty() && !language.eq_ignore_ascii_case("python") {
-            return Err(timer.fail(Step::Interpreter, format!("unsupported language: {language}")));
+            return Err(timer.fail(
+                Step::Interpreter,
+                format!("unsupported language: {language}"),
+            ));
         }
 
         let interpreter = if env::venv_is_valid(&wd) {
@@ -157,7 +188,8 @@ impl Runtimes {
             progress(format!("reusing {described}"));
             described
         } else {
-            self.build_environment(uid, &wd, decl, &mut timer, progress).await?
+            self.build_environment(uid, &wd, decl, &mut timer, progress)
+                .await?
         };
 
         progress("starting the plugin process".into());
@@ -178,7 +210,10 @@ impl Runtimes {
         plugin.current.send_replace(Some(instance.clone()));
         let supervisor = tokio::spawn(supervisor::supervise(plugin.clone(), instance));
         lock(&self.inner.plugins).insert(uid.clone(), Entry { plugin, supervisor });
-        Ok(LaunchReport { steps: timer.done, interpreter })
+        Ok(LaunchReport {
+            steps: timer.done,
+            interpreter,
+        })
     }
 
     /// Interpreter → venv → dependencies, publishing `.venv` only on success.
@@ -205,7 +240,9 @@ impl Runtimes {
         let described = python.describe();
         tracing::info!(plugin = %uid, uv = %uv.display(), "building the venv with {described}");
         progress(format!("using {described}"));
-        let building = timer.run(Step::Venv, env::create_venv(cfg, &uv, wd, &python.path)).await?;
+        let building = timer
+            .run(Step::Venv, env::create_venv(cfg, &uv, wd, &python.path))
+            .await?;
         let installed = timer
             .run(Step::Dependencies, async {
                 env::install_dependencies(cfg, &uv, wd, &building, progress).await?;
@@ -231,18 +268,32 @@ impl Runtimes {
         let _serial = uid_lock.lock().await;
         let mut timer = StepTimer::default();
         if self.running_plugin(uid).is_some() {
-            return Err(LaunchError { step: Step::Venv, message: "plugin is running; stop it first".into(), steps: Vec::new() });
+            return Err(LaunchError {
+                step: Step::Venv,
+                message: "plugin is running; stop it first".into(),
+                steps: Vec::new(),
+            });
         }
         let wd = self.working_dir(uid);
         if !wd.is_dir() {
-            return Err(LaunchError { step: Step::Extract, message: format!("{} does not exist", wd.display()), steps: Vec::new() });
+            return Err(LaunchError {
+                step: Step::Extract,
+                message: format!("{} does not exist", wd.display()),
+                steps: Vec::new(),
+            });
         }
-        let interpreter = self.build_environment(uid, &wd, decl, &mut timer, progress).await?;
-        Ok(LaunchReport { steps: timer.done, interpreter })
+        let interpreter = self
+            .build_environment(uid, &wd, decl, &mut timer, progress)
+            .await?;
+        Ok(LaunchReport {
+            steps: timer.done,
+            interpreter,
+        })
     }
 
     pub fn get(&self, uid: &PluginUniqueIdentifier) -> Option<PluginHandle> {
-        self.running_plugin(uid).map(|plugin| PluginHandle { plugin })
+        self.running_plugin(uid)
+            .map(|plugin| PluginHandle { plugin })
     }
 
     /// Stops supervision, kills the process group and waits for the exit; sessions in flight
@@ -302,17 +353,32 @@ impl PluginHandle {
 
     /// True when an instance is serving requests.
     pub fn is_ready(&self) -> bool {
-        !self.plugin.cancel.is_cancelled() && self.plugin.current.borrow().as_ref().is_some_and(|i| i.is_ready())
+        !self.plugin.cancel.is_cancelled()
+            && self
+                .plugin
+                .current
+                .borrow()
+                .as_ref()
+                .is_some_and(|i| i.is_ready())
     }
 
     /// Sessions registered on the current instance.
     pub fn session_count(&self) -> usize {
-        self.plugin.current.borrow().as_ref().map_or(0, |i| i.session_count())
+        self.plugin
+            .current
+            .borrow()
+            .as_ref()
+            .map_or(0, |i| i.session_count())
     }
 
     /// The stderr tail of the current instance.
     pub fn stderr_tail(&self) -> String {
-        self.plugin.current.borrow().as_ref().map(|i| i.stderr_tail()).unwrap_or_default()
+        self.plugin
+            .current
+            .borrow()
+            .as_ref()
+            .map(|i| i.stderr_tail())
+            .unwrap_or_default()
     }
 
     /// Registers the listener, then writes the request line. While the plugin restarts this
@@ -329,9 +395,12 @@ impl PluginHandle {
                 return Err(InvokeError::NotFound);
             }
             // The watch guard must not live across an await (it is not Send): clone out of it.
-            let waited = tokio::time::timeout_at(deadline, current.wait_for(|i| i.as_ref().is_some_and(|i| i.is_ready())))
-                .await
-                .map(|r| r.map(|guard| guard.as_ref().cloned()));
+            let waited = tokio::time::timeout_at(
+                deadline,
+                current.wait_for(|i| i.as_ref().is_some_and(|i| i.is_ready())),
+            )
+            .await
+            .map(|r| r.map(|guard| guard.as_ref().cloned()));
             let instance = match waited {
                 Ok(Ok(instance)) => match instance {
                     Some(instance) => instance,
@@ -345,7 +414,9 @@ impl PluginHandle {
             };
             let rx = match instance.register(&req.session_id) {
                 Ok(rx) => rx,
-                Err(RegisterError::Duplicate) => return Err(InvokeError::DuplicateSession(req.session_id.clone())),
+                Err(RegisterError::Duplicate) => {
+                    return Err(InvokeError::DuplicateSession(req.session_id.clone()))
+                }
                 Err(RegisterError::Closed) => {
                     // The instance is dying; the supervisor will clear `current` in a moment.
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -357,8 +428,11 @@ impl PluginHandle {
                 Ok(()) => return Ok(session),
                 Err(e) => {
                     drop(session);
-                    let dead_pipe = matches!(e.kind(), std::io::ErrorKind::BrokenPipe) || !instance.is_ready();
-                    if dead_pipe && tokio::time::Instant::now() + Duration::from_millis(300) < deadline {
+                    let dead_pipe =
+                        matches!(e.kind(), std::io::ErrorKind::BrokenPipe) || !instance.is_ready();
+                    if dead_pipe
+                        && tokio::time::Instant::now() + Duration::from_millis(300) < deadline
+                    {
                         tracing::warn!(plugin = %self.plugin.uid, error = %e, "write to a dying instance failed; retrying");
                         tokio::time::sleep(Duration::from_millis(300)).await;
                         continue;
@@ -378,7 +452,12 @@ mod tests {
 
     /// Callers run these futures inside spawned tasks: they must stay `Send`.
     #[allow(dead_code)]
-    fn futures_are_send(runtimes: Runtimes, handle: PluginHandle, session: &mut Session, uid: PluginUniqueIdentifier) {
+    fn futures_are_send(
+        runtimes: Runtimes,
+        handle: PluginHandle,
+        session: &mut Session,
+        uid: PluginUniqueIdentifier,
+    ) {
         let decl = PluginDeclaration::default();
         let progress = |_: String| {};
         assert_send(&runtimes.launch(&uid, &[], &decl, &progress));

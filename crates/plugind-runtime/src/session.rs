@@ -66,8 +66,17 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(request: SessionRequest, rx: mpsc::UnboundedReceiver<SessionEvent>, instance: Arc<Instance>) -> Self {
-        Session { request, rx, instance, finished: false }
+    pub(crate) fn new(
+        request: SessionRequest,
+        rx: mpsc::UnboundedReceiver<SessionEvent>,
+        instance: Arc<Instance>,
+    ) -> Self {
+        Session {
+            request,
+            rx,
+            instance,
+            finished: false,
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -97,7 +106,10 @@ impl Session {
             .message(InStreamEvent::BackwardsResponse, data)
             .to_line()
             .map_err(|e| InvokeError::Encode(e.to_string()))?;
-        self.instance.write_line(&line).await.map_err(|e| InvokeError::Write(e.to_string()))
+        self.instance
+            .write_line(&line)
+            .await
+            .map_err(|e| InvokeError::Write(e.to_string()))
     }
 
     /// Pid of the process serving this session.

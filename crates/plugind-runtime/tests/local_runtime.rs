@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use plugind_entities::declaration::{PluginMeta, PluginRunner};
 use plugind_entities::{PluginDeclaration, PluginUniqueIdentifier};
-use plugind_runtime::{PluginHandle, RuntimeConfig, RuntimeTuning, Runtimes, SessionEvent, SessionRequest, Step};
+use plugind_runtime::{
+    PluginHandle, RuntimeConfig, RuntimeTuning, Runtimes, SessionEvent, SessionRequest, Step,
+};
 use serde_json::json;
 
 const MANIFEST: &str = r#"version: 0.0.1
@@ -163,7 +165,11 @@ fn declaration(version: &str) -> PluginDeclaration {
         name: "echo".into(),
         meta: PluginMeta {
             version: "0.0.1".into(),
-            runner: PluginRunner { language: "python".into(), version: version.into(), entrypoint: "main".into() },
+            runner: PluginRunner {
+                language: "python".into(),
+                version: version.into(),
+                entrypoint: "main".into(),
+            },
             ..Default::default()
         },
         ..Default::default()
@@ -171,7 +177,9 @@ fn declaration(version: &str) -> PluginDeclaration {
 }
 
 fn uv_cache() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     home.join(".cache/plugind-test/uv")
 }
 
@@ -183,7 +191,9 @@ fn config(working_path: &Path) -> RuntimeConfig {
 
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_test_writer()
         .try_init();
 }
@@ -206,10 +216,15 @@ fn tool_request(mode: &str, text: &str) -> SessionRequest {
 
 /// Runs one tool call to its end (or close) and returns every event.
 async fn call(handle: &PluginHandle, mode: &str, text: &str) -> Vec<SessionEvent> {
-    let mut session = handle.open_session(tool_request(mode, text)).await.expect("open session");
+    let mut session = handle
+        .open_session(tool_request(mode, text))
+        .await
+        .expect("open session");
     let mut events = Vec::new();
     loop {
-        let next = tokio::time::timeout(Duration::from_secs(60), session.next()).await.expect("session answered in time");
+        let next = tokio::time::timeout(Duration::from_secs(60), session.next())
+            .await
+            .expect("session answered in time");
         match next {
             Some(event) => events.push(event),
             None => return events,
@@ -221,7 +236,9 @@ fn texts(events: &[SessionEvent]) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {
-            SessionEvent::Stream(chunk) if chunk["type"] == "text" => chunk["message"]["text"].as_str().map(str::to_owned),
+            SessionEvent::Stream(chunk) if chunk["type"] == "text" => {
+                chunk["message"]["text"].as_str().map(str::to_owned)
+            }
             _ => None,
         })
         .collect()
@@ -245,18 +262,41 @@ async fn echo_plugin_lifecycle_against_the_real_sdk() {
     let package = plugind_package::pack_dir(&source).expect("pack");
     let working_path = root.path().join("cwd");
     let runtimes = Runtimes::new(config(&working_path));
-    let uid = PluginUniqueIdentifier::parse("rusttest/echo:0.0.1@0123456789abcdef0123456789abcdef").expect("uid");
+    let uid = PluginUniqueIdentifier::parse("rusttest/echo:0.0.1@0123456789abcdef0123456789abcdef")
+        .expect("uid");
     let decl = declaration("3.11");
     let wd = runtimes.working_dir(&uid);
 
     // Cold launch: every step runs.
     let started = Instant::now();
-    let report = runtimes.launch(&uid, &package, &decl, &|msg| eprintln!("progress: {msg}")).await.expect("launch");
-    eprintln!("cold launch {:.2}s: {:?}; {}", started.elapsed().as_secs_f64(), report.steps, report.interpreter);
-    for step in [Step::Extract, Step::Interpreter, Step::Venv, Step::Dependencies, Step::Launch] {
-        assert!(has_step(&report.steps, step), "{step} missing from {:?}", report.steps);
+    let report = runtimes
+        .launch(&uid, &package, &decl, &|msg| eprintln!("progress: {msg}"))
+        .await
+        .expect("launch");
+    eprintln!(
+        "cold launch {:.2}s: {:?}; {}",
+        started.elapsed().as_secs_f64(),
+        report.steps,
+        report.interpreter
+    );
+    for step in [
+        Step::Extract,
+        Step::Interpreter,
+        Step::Venv,
+        Step::Dependencies,
+        Step::Launch,
+    ] {
+        assert!(
+            has_step(&report.steps, step),
+            "{step} missing from {:?}",
+            report.steps
+        );
     }
-    assert!(report.interpreter.contains("3.11"), "{}", report.interpreter);
+    assert!(
+        report.interpreter.contains("3.11"),
+        "{}",
+        report.interpreter
+    );
     assert!(wd.join(".venv/dify/plugin.json").is_file());
     assert!(wd.join("manifest.yaml").is_file());
     let leftovers: Vec<_> = std::fs::read_dir(&wd)
@@ -268,7 +308,10 @@ async fn echo_plugin_lifecycle_against_the_real_sdk() {
     assert_eq!(runtimes.running(), vec![uid.clone()]);
 
     // Idempotent.
-    let again = runtimes.launch(&uid, &package, &decl, &|_| {}).await.expect("relaunch while running");
+    let again = runtimes
+        .launch(&uid, &package, &decl, &|_| {})
+        .await
+        .expect("relaunch while running");
     assert!(again.steps.is_empty());
 
     let handle = runtimes.get(&uid).expect("handle");
@@ -306,11 +349,17 @@ async fn echo_plugin_lifecycle_against_the_real_sdk() {
 
     // Blobs are chunked by the SDK.
     let events = call(&handle, "blob", "").await;
-    let chunks = events.iter().filter(|e| matches!(e, SessionEvent::Stream(c) if c["type"] == "blob_chunk")).count();
+    let chunks = events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Stream(c) if c["type"] == "blob_chunk"))
+        .count();
     assert_eq!(chunks, 4);
 
     // Concurrent sessions interleave: a quick call finishes while a slow one is in flight.
-    let slow = handle.open_session(tool_request("sleep", "1")).await.expect("slow");
+    let slow = handle
+        .open_session(tool_request("sleep", "1"))
+        .await
+        .expect("slow");
     let events = call(&handle, "text", "quick").await;
     assert_eq!(texts(&events), ["quick"]);
     drop(slow);
@@ -327,21 +376,37 @@ async fn echo_plugin_lifecycle_against_the_real_sdk() {
     }
 
     // kill -9 during a session: the session is closed at once, the plugin comes back.
-    let mut in_flight = handle.open_session(tool_request("sleep", "30")).await.expect("sleep session");
+    let mut in_flight = handle
+        .open_session(tool_request("sleep", "30"))
+        .await
+        .expect("sleep session");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let killed_at = Instant::now();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first_pid as i32), nix::sys::signal::Signal::SIGKILL).expect("kill -9");
-    let closed = tokio::time::timeout(Duration::from_secs(5), in_flight.next()).await.expect("closed in time");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first_pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    let closed = tokio::time::timeout(Duration::from_secs(5), in_flight.next())
+        .await
+        .expect("closed in time");
     let closed_after = killed_at.elapsed();
     match closed {
         Some(SessionEvent::Closed(reason)) => assert!(reason.contains("signal 9"), "{reason}"),
         other => panic!("expected Closed, got {other:?}"),
     }
-    assert!(closed_after < Duration::from_secs(1), "closed after {closed_after:?}");
+    assert!(
+        closed_after < Duration::from_secs(1),
+        "closed after {closed_after:?}"
+    );
     assert!(in_flight.next().await.is_none());
     let restart_started = Instant::now();
     let events = call(&handle, "text", "back again").await;
-    eprintln!("closed {:.3}s after kill; served again {:.2}s later", closed_after.as_secs_f64(), restart_started.elapsed().as_secs_f64());
+    eprintln!(
+        "closed {:.3}s after kill; served again {:.2}s later",
+        closed_after.as_secs_f64(),
+        restart_started.elapsed().as_secs_f64()
+    );
     assert_eq!(texts(&events), ["back again"]);
     let second_pid = handle.pid().expect("new pid");
     assert_ne!(second_pid, first_pid);
@@ -359,40 +424,82 @@ async fn echo_plugin_lifecycle_against_the_real_sdk() {
     // Stop: sessions in flight are closed, the handle no longer serves, the registry forgets
     // the plugin.
     let pid_before_stop = handle.pid().expect("pid");
-    let mut in_flight = handle.open_session(tool_request("sleep", "30")).await.expect("sleep session");
+    let mut in_flight = handle
+        .open_session(tool_request("sleep", "30"))
+        .await
+        .expect("sleep session");
     runtimes.stop(&uid).await;
-    match tokio::time::timeout(Duration::from_secs(1), in_flight.next()).await.expect("closed at stop") {
-        Some(SessionEvent::Closed(reason)) => assert!(reason.starts_with("plugin stopped"), "{reason}"),
+    match tokio::time::timeout(Duration::from_secs(1), in_flight.next())
+        .await
+        .expect("closed at stop")
+    {
+        Some(SessionEvent::Closed(reason)) => {
+            assert!(reason.starts_with("plugin stopped"), "{reason}")
+        }
         other => panic!("expected Closed, got {other:?}"),
     }
     assert!(runtimes.get(&uid).is_none());
     assert!(runtimes.running().is_empty());
     assert!(!handle.is_ready());
     match handle.open_session(tool_request("text", "x")).await {
-        Err(err) => assert!(err.to_string().contains("plugin runtime not found"), "{err}"),
+        Err(err) => assert!(
+            err.to_string().contains("plugin runtime not found"),
+            "{err}"
+        ),
         Ok(_) => panic!("a stopped plugin accepted a session"),
     }
-    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid_before_stop as i32), None).is_err(), "process still alive");
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid_before_stop as i32), None).is_err(),
+        "process still alive"
+    );
 
     // Relaunch reuses the venv.
     let started = Instant::now();
-    let report = runtimes.launch(&uid, &package, &decl, &|_| {}).await.expect("warm launch");
-    eprintln!("warm launch {:.2}s: {:?}", started.elapsed().as_secs_f64(), report.steps);
-    assert!(!has_step(&report.steps, Step::Venv) && !has_step(&report.steps, Step::Dependencies), "{:?}", report.steps);
-    assert!(report.interpreter.contains("existing venv"), "{}", report.interpreter);
+    let report = runtimes
+        .launch(&uid, &package, &decl, &|_| {})
+        .await
+        .expect("warm launch");
+    eprintln!(
+        "warm launch {:.2}s: {:?}",
+        started.elapsed().as_secs_f64(),
+        report.steps
+    );
+    assert!(
+        !has_step(&report.steps, Step::Venv) && !has_step(&report.steps, Step::Dependencies),
+        "{:?}",
+        report.steps
+    );
+    assert!(
+        report.interpreter.contains("existing venv"),
+        "{}",
+        report.interpreter
+    );
     let handle = runtimes.get(&uid).expect("handle");
     assert_eq!(texts(&call(&handle, "text", "warm").await), ["warm"]);
     runtimes.stop(&uid).await;
 
     // A failing requirement: the dependencies step names the package, the working venv stays.
     let marker_before = std::fs::read(wd.join(".venv/dify/plugin.json")).expect("marker");
-    std::fs::write(wd.join("requirements.txt"), format!("dify_plugin==0.7.4\n{BAD_PACKAGE}==1.0\n")).expect("write");
-    let err = runtimes.rebuild_environment(&uid, &decl, &|_| {}).await.expect_err("bad requirement must fail");
+    std::fs::write(
+        wd.join("requirements.txt"),
+        format!("dify_plugin==0.7.4\n{BAD_PACKAGE}==1.0\n"),
+    )
+    .expect("write");
+    let err = runtimes
+        .rebuild_environment(&uid, &decl, &|_| {})
+        .await
+        .expect_err("bad requirement must fail");
     eprintln!("{err}");
     assert_eq!(err.step, Step::Dependencies);
     assert!(err.message.contains(BAD_PACKAGE), "{}", err.message);
-    assert!(err.to_string().starts_with("dependencies failed: "), "{err}");
-    assert_eq!(std::fs::read(wd.join(".venv/dify/plugin.json")).expect("marker"), marker_before);
+    assert!(
+        err.to_string().starts_with("dependencies failed: "),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(wd.join(".venv/dify/plugin.json")).expect("marker"),
+        marker_before
+    );
     assert!(wd.join(".venv/bin/python").is_file());
     let leftovers: Vec<_> = std::fs::read_dir(&wd)
         .expect("wd")
@@ -401,17 +508,31 @@ async fn echo_plugin_lifecycle_against_the_real_sdk() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     std::fs::write(wd.join("requirements.txt"), "dify_plugin==0.7.4\n").expect("write");
-    runtimes.launch(&uid, &package, &decl, &|_| {}).await.expect("launch after failed rebuild");
+    runtimes
+        .launch(&uid, &package, &decl, &|_| {})
+        .await
+        .expect("launch after failed rebuild");
     let handle = runtimes.get(&uid).expect("handle");
     assert_eq!(texts(&call(&handle, "text", "intact").await), ["intact"]);
     runtimes.stop(&uid).await;
 
     // A plugin that dies at start fails the launch step at once, with its stderr.
-    std::fs::write(wd.join("main.py"), "import sys\nsys.stderr.write('kaboom at start\\n')\nsys.exit(3)\n").expect("write");
+    std::fs::write(
+        wd.join("main.py"),
+        "import sys\nsys.stderr.write('kaboom at start\\n')\nsys.exit(3)\n",
+    )
+    .expect("write");
     let started = Instant::now();
-    let err = runtimes.launch(&uid, &package, &decl, &|_| {}).await.expect_err("must fail");
+    let err = runtimes
+        .launch(&uid, &package, &decl, &|_| {})
+        .await
+        .expect_err("must fail");
     assert_eq!(err.step, Step::Launch);
-    assert!(err.message.contains("kaboom at start") && err.message.contains("exit code 3"), "{}", err.message);
+    assert!(
+        err.message.contains("kaboom at start") && err.message.contains("exit code 3"),
+        "{}",
+        err.message
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(runtimes.get(&uid).is_none());
     runtimes.shutdown().await;
@@ -422,35 +543,63 @@ async fn failing_dependency_on_a_fresh_directory_leaves_no_venv() {
     init_tracing();
     let root = tempfile::tempdir().expect("tempdir");
     let runtimes = Runtimes::new(config(root.path()));
-    let uid = PluginUniqueIdentifier::parse("rusttest/broken:0.0.1@0123456789abcdef0123456789abcdef").expect("uid");
+    let uid =
+        PluginUniqueIdentifier::parse("rusttest/broken:0.0.1@0123456789abcdef0123456789abcdef")
+            .expect("uid");
     let wd = runtimes.working_dir(&uid);
     write_plugin(&wd);
     std::fs::write(wd.join("requirements.txt"), format!("{BAD_PACKAGE}==1.0\n")).expect("write");
     // A leftover from an interrupted build is cleaned up.
     std::fs::create_dir_all(wd.join(".venv.building-stale/bin")).expect("mkdir");
-    let err = runtimes.launch(&uid, &[], &declaration("3.11"), &|_| {}).await.expect_err("must fail");
+    let err = runtimes
+        .launch(&uid, &[], &declaration("3.11"), &|_| {})
+        .await
+        .expect_err("must fail");
     eprintln!("{err}");
     assert_eq!(err.step, Step::Dependencies);
-    assert!(err.message.contains(&format!("package `{BAD_PACKAGE}` was not found")), "{}", err.message);
-    assert!(err.message.contains("last "), "uv output tail missing: {}", err.message);
+    assert!(
+        err.message
+            .contains(&format!("package `{BAD_PACKAGE}` was not found")),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("last "),
+        "uv output tail missing: {}",
+        err.message
+    );
     assert!(has_step(&err.steps, Step::Venv));
     assert!(!wd.join(".venv").exists());
-    let entries: Vec<String> =
-        std::fs::read_dir(&wd).expect("wd").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-    assert!(!entries.iter().any(|n| n.starts_with(".venv")), "{entries:?}");
+    let entries: Vec<String> = std::fs::read_dir(&wd)
+        .expect("wd")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !entries.iter().any(|n| n.starts_with(".venv")),
+        "{entries:?}"
+    );
     assert!(runtimes.get(&uid).is_none());
 
     // An interpreter that does not exist fails the interpreter step, naming what was tried.
-    let err = runtimes.launch(&uid, &[], &declaration("2.99"), &|_| {}).await.expect_err("no such python");
+    let err = runtimes
+        .launch(&uid, &[], &declaration("2.99"), &|_| {})
+        .await
+        .expect_err("no such python");
     assert_eq!(err.step, Step::Interpreter);
-    assert!(err.message.contains("no Python 2.99 found") && err.message.contains("pyenv"), "{}", err.message);
+    assert!(
+        err.message.contains("no Python 2.99 found") && err.message.contains("pyenv"),
+        "{}",
+        err.message
+    );
     assert!(runtimes.get(&uid).is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_marketplace_package_reaches_its_first_heartbeat() {
     init_tracing();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/upstream/langgenius-agent_0.0.14.difypkg");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/upstream/langgenius-agent_0.0.14.difypkg");
     let package = std::fs::read(&fixture).expect("upstream fixture present");
     let root = tempfile::tempdir().expect("tempdir");
     let runtimes = Runtimes::new(config(root.path()));
@@ -462,9 +611,21 @@ async fn upstream_marketplace_package_reaches_its_first_heartbeat() {
     decl.author = "langgenius".into();
     decl.name = "agent".into();
     let started = Instant::now();
-    let report = runtimes.launch(&uid, &package, &decl, &|_| {}).await.expect("agent plugin launches");
-    eprintln!("agent launch {:.2}s: {:?}; {}", started.elapsed().as_secs_f64(), report.steps, report.interpreter);
-    assert!(report.interpreter.contains("3.12"), "{}", report.interpreter);
+    let report = runtimes
+        .launch(&uid, &package, &decl, &|_| {})
+        .await
+        .expect("agent plugin launches");
+    eprintln!(
+        "agent launch {:.2}s: {:?}; {}",
+        started.elapsed().as_secs_f64(),
+        report.steps,
+        report.interpreter
+    );
+    assert!(
+        report.interpreter.contains("3.12"),
+        "{}",
+        report.interpreter
+    );
     let handle = runtimes.get(&uid).expect("handle");
     assert!(handle.is_ready());
     // An unrouted action is answered with a bare end.
@@ -477,10 +638,16 @@ async fn upstream_marketplace_package_reaches_its_first_heartbeat() {
         .await
         .expect("session");
     let mut last: Option<SessionEvent> = None;
-    while let Some(event) = tokio::time::timeout(Duration::from_secs(30), session.next()).await.expect("answer") {
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(30), session.next())
+        .await
+        .expect("answer")
+    {
         last = Some(event);
     }
-    assert!(matches!(last, Some(SessionEvent::End) | Some(SessionEvent::Error(_))), "{last:?}");
+    assert!(
+        matches!(last, Some(SessionEvent::End) | Some(SessionEvent::Error(_))),
+        "{last:?}"
+    );
     runtimes.shutdown().await;
     assert!(runtimes.running().is_empty());
 }
@@ -491,22 +658,33 @@ async fn silent_plugins_are_restarted_and_dead_ones_time_out() {
     let root = tempfile::tempdir().expect("tempdir");
     let mut cfg = config(root.path());
     cfg.first_heartbeat_timeout = Duration::from_secs(5);
-    let tuning = RuntimeTuning { liveness_timeout: Duration::from_secs(3), ..RuntimeTuning::default() };
+    let tuning = RuntimeTuning {
+        liveness_timeout: Duration::from_secs(3),
+        ..RuntimeTuning::default()
+    };
     let runtimes = Runtimes::with_tuning(cfg, tuning);
-    let uid = PluginUniqueIdentifier::parse("rusttest/quiet:0.0.1@0123456789abcdef0123456789abcdef").expect("uid");
+    let uid =
+        PluginUniqueIdentifier::parse("rusttest/quiet:0.0.1@0123456789abcdef0123456789abcdef")
+            .expect("uid");
     let decl = declaration("3.11");
     let wd = runtimes.working_dir(&uid);
     write_plugin(&wd);
     // The SDK reads `.env` from its working directory: one heartbeat at start, then silence.
     std::fs::write(wd.join(".env"), "HEARTBEAT_INTERVAL=3600\n").expect("write");
-    runtimes.launch(&uid, &[], &decl, &|_| {}).await.expect("launch");
+    runtimes
+        .launch(&uid, &[], &decl, &|_| {})
+        .await
+        .expect("launch");
     let handle = runtimes.get(&uid).expect("handle");
     let first_pid = handle.pid().expect("pid");
 
     // No output and no heartbeat for longer than the liveness limit: killed and replaced.
     let deadline = Instant::now() + Duration::from_secs(20);
     while handle.pid().is_none_or(|pid| pid == first_pid) {
-        assert!(Instant::now() < deadline, "silent instance was not replaced");
+        assert!(
+            Instant::now() < deadline,
+            "silent instance was not replaced"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(texts(&call(&handle, "text", "fresh").await), ["fresh"]);
@@ -514,25 +692,46 @@ async fn silent_plugins_are_restarted_and_dead_ones_time_out() {
     // A plugin that cannot come back: new sessions wait ~6 s, then `plugin runtime not found`.
     std::fs::write(wd.join("main.py"), "import sys\nsys.exit(4)\n").expect("write");
     let pid = handle.pid().expect("pid");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
     // (A request written before the exit is noticed would be accepted, then closed.)
     while handle.is_ready() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let asked = Instant::now();
-    let err = handle.open_session(tool_request("text", "x")).await.err().expect("no instance to serve");
+    let err = handle
+        .open_session(tool_request("text", "x"))
+        .await
+        .err()
+        .expect("no instance to serve");
     let waited = asked.elapsed();
     assert_eq!(err.to_string(), "plugin runtime not found");
-    assert!(waited >= Duration::from_secs(5) && waited < Duration::from_secs(9), "waited {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(5) && waited < Duration::from_secs(9),
+        "waited {waited:?}"
+    );
     runtimes.stop(&uid).await;
 
     // No heartbeat at all: the launch fails after the first-heartbeat timeout, with stderr.
-    std::fs::write(wd.join("main.py"), "import sys, time\nsys.stderr.write('thinking\\n')\nsys.stderr.flush()\ntime.sleep(600)\n")
-        .expect("write");
+    std::fs::write(
+        wd.join("main.py"),
+        "import sys, time\nsys.stderr.write('thinking\\n')\nsys.stderr.flush()\ntime.sleep(600)\n",
+    )
+    .expect("write");
     let started = Instant::now();
-    let err = runtimes.launch(&uid, &[], &decl, &|_| {}).await.expect_err("no heartbeat");
+    let err = runtimes
+        .launch(&uid, &[], &decl, &|_| {})
+        .await
+        .expect_err("no heartbeat");
     assert_eq!(err.step, Step::Launch);
-    assert!(err.message.contains("no heartbeat within 5 s") && err.message.contains("thinking"), "{}", err.message);
+    assert!(
+        err.message.contains("no heartbeat within 5 s") && err.message.contains("thinking"),
+        "{}",
+        err.message
+    );
     assert!(started.elapsed() < Duration::from_secs(8));
     assert!(runtimes.get(&uid).is_none());
 }

@@ -31,7 +31,8 @@ pub fn paging(v: &Value, max: i64) -> Result<(i64, i64), String> {
         errors.push("Key: 'Page' Error:Field validation for 'Page' failed on the 'required' tag");
     }
     if page_size < 1 || page_size > max {
-        errors.push("Key: 'PageSize' Error:Field validation for 'PageSize' failed on the 'max' tag");
+        errors
+            .push("Key: 'PageSize' Error:Field validation for 'PageSize' failed on the 'max' tag");
     }
     if errors.is_empty() {
         Ok((page, page_size))

@@ -32,45 +32,229 @@ const fn act(
     action: &'static str,
     required: &'static [&'static str],
 ) -> Action {
-    Action { path, access_type, action, required, tool_messages: false }
+    Action {
+        path,
+        access_type,
+        action,
+        required,
+        tool_messages: false,
+    }
 }
 
 /// The streamed dispatch actions of http-api §4.3.2 (rows 1–34).
 pub static ACTIONS: &[Action] = &[
-    Action { tool_messages: true, ..act("tool/invoke", "tool", "invoke_tool", &["provider", "tool"]) },
-    act("tool/validate_credentials", "tool", "validate_tool_credentials", &["provider"]),
-    act("tool/get_runtime_parameters", "tool", "get_tool_runtime_parameters", &["provider", "tool"]),
-    act("llm/invoke", "model", "invoke_llm", &["provider", "model", "model_type"]),
-    act("llm/num_tokens", "model", "get_llm_num_tokens", &["provider", "model", "model_type"]),
-    act("text_embedding/invoke", "model", "invoke_text_embedding", &["provider", "model", "model_type", "texts", "input_type"]),
-    act("multimodal_embedding/invoke", "model", "invoke_multimodal_embedding", &["provider", "model", "model_type", "documents", "input_type"]),
-    act("text_embedding/num_tokens", "model", "get_text_embedding_num_tokens", &["provider", "model", "model_type", "texts"]),
-    act("rerank/invoke", "model", "invoke_rerank", &["provider", "model", "model_type", "query", "docs"]),
-    act("multimodal_rerank/invoke", "model", "invoke_multimodal_rerank", &["provider", "model", "model_type", "query", "docs"]),
-    act("tts/invoke", "model", "invoke_tts", &["provider", "model", "model_type", "content_text", "voice", "tenant_id"]),
-    act("tts/model/voices", "model", "get_tts_model_voices", &["provider", "model", "model_type"]),
-    act("speech2text/invoke", "model", "invoke_speech2text", &["provider", "model", "model_type", "file"]),
-    act("moderation/invoke", "model", "invoke_moderation", &["provider", "model", "model_type", "text"]),
-    act("model/validate_provider_credentials", "model", "validate_provider_credentials", &["provider"]),
-    act("model/validate_model_credentials", "model", "validate_model_credentials", &["provider", "model", "model_type"]),
-    act("model/schema", "model", "get_ai_model_schemas", &["provider", "model", "model_type"]),
-    act("oauth/get_authorization_url", "oauth", "get_authorization_url", &["provider", "redirect_uri"]),
-    act("oauth/get_credentials", "oauth", "get_credentials", &["provider", "redirect_uri", "raw_http_request"]),
-    act("oauth/refresh_credentials", "oauth", "refresh_credentials", &["provider", "redirect_uri", "credentials"]),
-    act("dynamic_select/fetch_parameter_options", "dynamic_parameter", "fetch_parameter_options", &["credentials", "provider", "provider_action", "parameter"]),
-    act("datasource/validate_credentials", "datasource", "validate_datasource_credentials", &["provider"]),
-    act("datasource/get_website_crawl", "datasource", "invoke_website_datasource_get_crawl", &["provider", "datasource", "datasource_parameters"]),
-    act("datasource/get_online_document_pages", "datasource", "invoke_online_document_datasource_get_pages", &["provider", "datasource", "datasource_parameters"]),
-    act("datasource/get_online_document_page_content", "datasource", "invoke_online_document_datasource_get_page_content", &["provider", "datasource", "page"]),
-    act("datasource/online_drive_browse_files", "datasource", "invoke_online_drive_browse_files", &["provider", "datasource"]),
-    act("datasource/online_drive_download_file", "datasource", "invoke_online_drive_download_file", &["provider", "datasource"]),
-    act("trigger/invoke_event", "trigger", "invoke_trigger_event", &["provider", "event", "raw_http_request", "subscription"]),
-    act("trigger/validate_credentials", "trigger", "validate_trigger_credentials", &["provider"]),
-    act("trigger/dispatch_event", "trigger", "dispatch_trigger_event", &["provider", "subscription", "raw_http_request"]),
-    act("trigger/subscribe", "trigger", "subscribe_trigger", &["provider", "endpoint"]),
-    act("trigger/unsubscribe", "trigger", "unsubscribe_trigger", &["provider", "subscription"]),
-    act("trigger/refresh", "trigger", "refresh_trigger", &["provider", "subscription"]),
-    Action { tool_messages: true, ..act("agent_strategy/invoke", "agent_strategy", "invoke_agent_strategy", &["agent_strategy_provider", "agent_strategy"]) },
+    Action {
+        tool_messages: true,
+        ..act("tool/invoke", "tool", "invoke_tool", &["provider", "tool"])
+    },
+    act(
+        "tool/validate_credentials",
+        "tool",
+        "validate_tool_credentials",
+        &["provider"],
+    ),
+    act(
+        "tool/get_runtime_parameters",
+        "tool",
+        "get_tool_runtime_parameters",
+        &["provider", "tool"],
+    ),
+    act(
+        "llm/invoke",
+        "model",
+        "invoke_llm",
+        &["provider", "model", "model_type"],
+    ),
+    act(
+        "llm/num_tokens",
+        "model",
+        "get_llm_num_tokens",
+        &["provider", "model", "model_type"],
+    ),
+    act(
+        "text_embedding/invoke",
+        "model",
+        "invoke_text_embedding",
+        &["provider", "model", "model_type", "texts", "input_type"],
+    ),
+    act(
+        "multimodal_embedding/invoke",
+        "model",
+        "invoke_multimodal_embedding",
+        &["provider", "model", "model_type", "documents", "input_type"],
+    ),
+    act(
+        "text_embedding/num_tokens",
+        "model",
+        "get_text_embedding_num_tokens",
+        &["provider", "model", "model_type", "texts"],
+    ),
+    act(
+        "rerank/invoke",
+        "model",
+        "invoke_rerank",
+        &["provider", "model", "model_type", "query", "docs"],
+    ),
+    act(
+        "multimodal_rerank/invoke",
+        "model",
+        "invoke_multimodal_rerank",
+        &["provider", "model", "model_type", "query", "docs"],
+    ),
+    act(
+        "tts/invoke",
+        "model",
+        "invoke_tts",
+        &[
+            "provider",
+            "model",
+            "model_type",
+            "content_text",
+            "voice",
+            "tenant_id",
+        ],
+    ),
+    act(
+        "tts/model/voices",
+        "model",
+        "get_tts_model_voices",
+        &["provider", "model", "model_type"],
+    ),
+    act(
+        "speech2text/invoke",
+        "model",
+        "invoke_speech2text",
+        &["provider", "model", "model_type", "file"],
+    ),
+    act(
+        "moderation/invoke",
+        "model",
+        "invoke_moderation",
+        &["provider", "model", "model_type", "text"],
+    ),
+    act(
+        "model/validate_provider_credentials",
+        "model",
+        "validate_provider_credentials",
+        &["provider"],
+    ),
+    act(
+        "model/validate_model_credentials",
+        "model",
+        "validate_model_credentials",
+        &["provider", "model", "model_type"],
+    ),
+    act(
+        "model/schema",
+        "model",
+        "get_ai_model_schemas",
+        &["provider", "model", "model_type"],
+    ),
+    act(
+        "oauth/get_authorization_url",
+        "oauth",
+        "get_authorization_url",
+        &["provider", "redirect_uri"],
+    ),
+    act(
+        "oauth/get_credentials",
+        "oauth",
+        "get_credentials",
+        &["provider", "redirect_uri", "raw_http_request"],
+    ),
+    act(
+        "oauth/refresh_credentials",
+        "oauth",
+        "refresh_credentials",
+        &["provider", "redirect_uri", "credentials"],
+    ),
+    act(
+        "dynamic_select/fetch_parameter_options",
+        "dynamic_parameter",
+        "fetch_parameter_options",
+        &["credentials", "provider", "provider_action", "parameter"],
+    ),
+    act(
+        "datasource/validate_credentials",
+        "datasource",
+        "validate_datasource_credentials",
+        &["provider"],
+    ),
+    act(
+        "datasource/get_website_crawl",
+        "datasource",
+        "invoke_website_datasource_get_crawl",
+        &["provider", "datasource", "datasource_parameters"],
+    ),
+    act(
+        "datasource/get_online_document_pages",
+        "datasource",
+        "invoke_online_document_datasource_get_pages",
+        &["provider", "datasource", "datasource_parameters"],
+    ),
+    act(
+        "datasource/get_online_document_page_content",
+        "datasource",
+        "invoke_online_document_datasource_get_page_content",
+        &["provider", "datasource", "page"],
+    ),
+    act(
+        "datasource/online_drive_browse_files",
+        "datasource",
+        "invoke_online_drive_browse_files",
+        &["provider", "datasource"],
+    ),
+    act(
+        "datasource/online_drive_download_file",
+        "datasource",
+        "invoke_online_drive_download_file",
+        &["provider", "datasource"],
+    ),
+    act(
+        "trigger/invoke_event",
+        "trigger",
+        "invoke_trigger_event",
+        &["provider", "event", "raw_http_request", "subscription"],
+    ),
+    act(
+        "trigger/validate_credentials",
+        "trigger",
+        "validate_trigger_credentials",
+        &["provider"],
+    ),
+    act(
+        "trigger/dispatch_event",
+        "trigger",
+        "dispatch_trigger_event",
+        &["provider", "subscription", "raw_http_request"],
+    ),
+    act(
+        "trigger/subscribe",
+        "trigger",
+        "subscribe_trigger",
+        &["provider", "endpoint"],
+    ),
+    act(
+        "trigger/unsubscribe",
+        "trigger",
+        "unsubscribe_trigger",
+        &["provider", "subscription"],
+    ),
+    act(
+        "trigger/refresh",
+        "trigger",
+        "refresh_trigger",
+        &["provider", "subscription"],
+    ),
+    Action {
+        tool_messages: true,
+        ..act(
+            "agent_strategy/invoke",
+            "agent_strategy",
+            "invoke_agent_strategy",
+            &["agent_strategy_provider", "agent_strategy"],
+        )
+    },
 ];
 
 pub fn find_action(path: &str) -> Option<&'static Action> {
@@ -84,7 +268,17 @@ pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Value, DaemonError>> + S
 pub type EarlyError = (u16, DaemonError);
 
 const TOOL_MESSAGE_TYPES: &[&str] = &[
-    "text", "file", "blob", "blob_chunk", "json", "link", "image", "image_link", "binary_link", "variable", "log",
+    "text",
+    "file",
+    "blob",
+    "blob_chunk",
+    "json",
+    "link",
+    "image",
+    "image_link",
+    "binary_link",
+    "variable",
+    "log",
     "retriever_resources",
 ];
 
@@ -97,9 +291,9 @@ impl Services {
         action: &'static Action,
         body: Value,
     ) -> Result<ChunkStream, EarlyError> {
-        let plugin_id = plugin_id.filter(|p| !p.is_empty()).ok_or_else(|| {
-            (400, DaemonError::bad_request("plugin_id is required"))
-        })?;
+        let plugin_id = plugin_id
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| (400, DaemonError::bad_request("plugin_id is required")))?;
         let installation = self
             .inner
             .db
@@ -107,8 +301,13 @@ impl Services {
             .await
             .map_err(|e| (500, DaemonError::internal(e.to_string())))?
             .ok_or_else(|| (404, DaemonError::plugin_not_found("plugin not found")))?;
-        let uid = PluginUniqueIdentifier::parse(&installation.plugin_unique_identifier)
-            .map_err(|e| (400, DaemonError::new(ErrorType::UniqueIdentifier, e.to_string())))?;
+        let uid =
+            PluginUniqueIdentifier::parse(&installation.plugin_unique_identifier).map_err(|e| {
+                (
+                    400,
+                    DaemonError::new(ErrorType::UniqueIdentifier, e.to_string()),
+                )
+            })?;
 
         let data = body.get("data").cloned().unwrap_or(Value::Null);
         let missing: Vec<String> = action
@@ -122,7 +321,10 @@ impl Services {
         }
 
         let handle = self.inner.runtimes.get(&uid).ok_or_else(|| {
-            (500, DaemonError::internal("failed to get plugin runtime: plugin runtime not found"))
+            (
+                500,
+                DaemonError::internal("failed to get plugin runtime: plugin runtime not found"),
+            )
         })?;
 
         let request = SessionRequest {
@@ -136,7 +338,10 @@ impl Services {
         };
         let deadline = self.inner.cfg.max_execution_timeout;
         let services = self.clone();
-        services.inner.active_dispatch.fetch_add(1, Ordering::Relaxed);
+        services
+            .inner
+            .active_dispatch
+            .fetch_add(1, Ordering::Relaxed);
         let guard = ActiveGuard(services);
 
         let stream = async_stream(move |tx| async move {
@@ -170,9 +375,9 @@ impl Services {
                         continue;
                     }
                     Some(SessionEvent::End) | None => return,
-                    Some(SessionEvent::Closed(reason)) => {
-                        Err(DaemonError::internal(format!("plugin runtime exited while handling the request: {reason}")))
-                    }
+                    Some(SessionEvent::Closed(reason)) => Err(DaemonError::internal(format!(
+                        "plugin runtime exited while handling the request: {reason}"
+                    ))),
                 };
                 let stop = item.is_err();
                 if tx.send(item).await.is_err() || stop {
@@ -264,7 +469,12 @@ fn sort_keys(v: Value) -> Value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
         }
         Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
         other => other,
@@ -274,7 +484,10 @@ fn sort_keys(v: Value) -> Value {
 /// Backwards invocation is not wired yet: answer the plugin with an error and `end`, so it does
 /// not wait for 250 s.
 async fn answer_unsupported_invoke(session: &plugind_runtime::Session, request: &Value) {
-    let id = request.get("backwards_request_id").and_then(Value::as_str).unwrap_or("");
+    let id = request
+        .get("backwards_request_id")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let kind = request.get("type").and_then(Value::as_str).unwrap_or("");
     let error = json!({"backwards_request_id": id, "event": "error", "message": format!("unsupported invoke type: {kind}"), "data": null});
     let end = json!({"backwards_request_id": id, "event": "end", "message": "", "data": null});

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use chrono::Utc;
 use plugind_entities::{
-    DaemonError, InstallTask, InstallTaskEntry, InstallTaskStatus, PluginDeclaration, PluginUniqueIdentifier,
-    RuntimeType,
+    DaemonError, InstallTask, InstallTaskEntry, InstallTaskStatus, PluginDeclaration,
+    PluginUniqueIdentifier, RuntimeType,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -30,7 +30,11 @@ pub struct InstallResponse {
 
 impl Services {
     /// `POST …/install/identifiers`.
-    pub async fn install_from_identifiers(&self, tenant_id: &str, body: &Value) -> Result<InstallResponse, DaemonError> {
+    pub async fn install_from_identifiers(
+        &self,
+        tenant_id: &str,
+        body: &Value,
+    ) -> Result<InstallResponse, DaemonError> {
         let raw_uids: Vec<&str> = body
             .get("plugin_unique_identifiers")
             .and_then(Value::as_array)
@@ -38,12 +42,20 @@ impl Services {
             .unwrap_or_default();
         let source = str_field(body, "source");
         if raw_uids.is_empty() || raw_uids.len() > 64 {
-            return Err(DaemonError::bad_request(required_error("InstallPluginFromIdentifiersRequest.PluginUniqueIdentifiers")));
+            return Err(DaemonError::bad_request(required_error(
+                "InstallPluginFromIdentifiersRequest.PluginUniqueIdentifiers",
+            )));
         }
         if source.is_empty() {
-            return Err(DaemonError::bad_request(required_error("InstallPluginFromIdentifiersRequest.Source")));
+            return Err(DaemonError::bad_request(required_error(
+                "InstallPluginFromIdentifiersRequest.Source",
+            )));
         }
-        let metas: Vec<Value> = body.get("metas").and_then(Value::as_array).cloned().unwrap_or_default();
+        let metas: Vec<Value> = body
+            .get("metas")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if metas.len() != raw_uids.len() {
             return Err(DaemonError::bad_request(
                 "the number of metas must be equal to the number of plugin unique identifiers",
@@ -51,18 +63,29 @@ impl Services {
         }
         let uids = raw_uids
             .iter()
-            .map(|s| PluginUniqueIdentifier::parse(s).map_err(|e| DaemonError::bad_request(e.to_string())))
+            .map(|s| {
+                PluginUniqueIdentifier::parse(s)
+                    .map_err(|e| DaemonError::bad_request(e.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
 
         let db = &self.inner.db;
         let mut all_installed = true;
         for uid in &uids {
-            if db.get_installation(tenant_id, uid.plugin_id()).await.map_err(internal)?.is_none() {
+            if db
+                .get_installation(tenant_id, uid.plugin_id())
+                .await
+                .map_err(internal)?
+                .is_none()
+            {
                 all_installed = false;
             }
         }
         if all_installed {
-            return Ok(InstallResponse { all_installed: true, task_id: String::new() });
+            return Ok(InstallResponse {
+                all_installed: true,
+                task_id: String::new(),
+            });
         }
 
         let mut jobs = Vec::new();
@@ -72,7 +95,11 @@ impl Services {
                 .get_declaration(uid.as_str())
                 .await
                 .map_err(internal)?
-                .ok_or_else(|| DaemonError::internal(format!("plugin {uid} has not been uploaded\nfailed to get plugin declaration")))?;
+                .ok_or_else(|| {
+                    DaemonError::internal(format!(
+                        "plugin {uid} has not been uploaded\nfailed to get plugin declaration"
+                    ))
+                })?;
             entries.push(InstallTaskEntry {
                 plugin_unique_identifier: uid.to_string(),
                 labels: declaration.label.clone(),
@@ -83,7 +110,11 @@ impl Services {
                 message: String::new(),
                 source: source.to_owned(),
             });
-            let meta = if meta.is_null() { Value::Object(Default::default()) } else { meta };
+            let meta = if meta.is_null() {
+                Value::Object(Default::default())
+            } else {
+                meta
+            };
             jobs.push((uid, declaration, meta));
         }
         let now = Utc::now();
@@ -111,18 +142,42 @@ impl Services {
             };
             self.inner.jobs.spawn(job.run());
         }
-        Ok(InstallResponse { all_installed: false, task_id: task.id })
+        Ok(InstallResponse {
+            all_installed: false,
+            task_id: task.id,
+        })
     }
 
     /// `POST …/uninstall`: idempotent; stops the runtime when the last tenant leaves.
-    pub async fn uninstall(&self, tenant_id: &str, installation_id: &str) -> Result<bool, DaemonError> {
+    pub async fn uninstall(
+        &self,
+        tenant_id: &str,
+        installation_id: &str,
+    ) -> Result<bool, DaemonError> {
         if installation_id.is_empty() {
-            return Err(DaemonError::bad_request(required_error("UninstallPluginRequest.PluginInstallationID")));
+            return Err(DaemonError::bad_request(required_error(
+                "UninstallPluginRequest.PluginInstallationID",
+            )));
         }
-        let outcome = self.inner.db.uninstall_plugin(tenant_id, installation_id).await.map_err(internal)?;
-        if let plugind_store::UninstallOutcome::Removed { uid, plugin_deleted: true, .. } = outcome {
+        let outcome = self
+            .inner
+            .db
+            .uninstall_plugin(tenant_id, installation_id)
+            .await
+            .map_err(internal)?;
+        if let plugind_store::UninstallOutcome::Removed {
+            uid,
+            plugin_deleted: true,
+            ..
+        } = outcome
+        {
             if let Ok(uid) = PluginUniqueIdentifier::parse(&uid) {
-                if let Err(err) = self.inner.blobs.delete(&self.installed_key(uid.as_str())).await {
+                if let Err(err) = self
+                    .inner
+                    .blobs
+                    .delete(&self.installed_key(uid.as_str()))
+                    .await
+                {
                     tracing::warn!(%uid, error = %err, "could not delete the installed package object");
                 }
                 self.inner.runtimes.stop(&uid).await;
@@ -135,9 +190,17 @@ impl Services {
     /// Start-up: fail tasks a previous process left unfinished, then launch every installed
     /// local plugin in the background. Returns how many launches were scheduled.
     pub async fn restore_installed(&self) -> Result<usize, DaemonError> {
-        let failed = self.inner.db.fail_unfinished_tasks(INTERRUPTED_TASK_MESSAGE).await.map_err(internal)?;
+        let failed = self
+            .inner
+            .db
+            .fail_unfinished_tasks(INTERRUPTED_TASK_MESSAGE)
+            .await
+            .map_err(internal)?;
         if failed > 0 {
-            tracing::warn!(tasks = failed, "marked install tasks left unfinished by a previous daemon as failed");
+            tracing::warn!(
+                tasks = failed,
+                "marked install tasks left unfinished by a previous daemon as failed"
+            );
         }
         let installed = self.inner.db.installed_plugins().await.map_err(internal)?;
         let mut scheduled = 0;
@@ -174,7 +237,12 @@ impl Services {
         let bytes = self.load_package(uid.as_str(), true).await?;
         self.inner
             .runtimes
-            .launch(uid, &bytes, &declaration, &|msg| tracing::debug!(%uid, "{msg}"))
+            .launch(
+                uid,
+                &bytes,
+                &declaration,
+                &|msg| tracing::debug!(%uid, "{msg}"),
+            )
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -196,7 +264,12 @@ impl Services {
     }
 
     async fn set_entry(&self, task_id: &str, uid: &str, status: InstallTaskStatus, message: &str) {
-        if let Err(err) = self.inner.db.update_task_entry(task_id, uid, status, message).await {
+        if let Err(err) = self
+            .inner
+            .db
+            .update_task_entry(task_id, uid, status, message)
+            .await
+        {
             tracing::error!(task_id, uid, error = %err, "could not update install task");
         }
     }
@@ -223,15 +296,22 @@ impl InstallJob {
         let timeout = self.services.inner.cfg.install_timeout;
         let outcome = match tokio::time::timeout(timeout, self.install()).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(format!("install timed out after {}s (PLUGIN_INSTALL_TIMEOUT)", timeout.as_secs())),
+            Err(_) => Err(format!(
+                "install timed out after {}s (PLUGIN_INSTALL_TIMEOUT)",
+                timeout.as_secs()
+            )),
         };
         match outcome {
             Ok(message) => {
-                self.services.set_entry(&self.task_id, &uid, InstallTaskStatus::Success, &message).await;
+                self.services
+                    .set_entry(&self.task_id, &uid, InstallTaskStatus::Success, &message)
+                    .await;
                 tracing::info!(%uid, tenant = %self.tenant_id, "{message}");
             }
             Err(message) => {
-                self.services.set_entry(&self.task_id, &uid, InstallTaskStatus::Failed, &message).await;
+                self.services
+                    .set_entry(&self.task_id, &uid, InstallTaskStatus::Failed, &message)
+                    .await;
                 tracing::error!(%uid, tenant = %self.tenant_id, "install failed: {message}");
             }
         }
@@ -240,14 +320,24 @@ impl InstallJob {
     async fn install(&self) -> Result<String, String> {
         let services = &self.services;
         let uid = self.uid.as_str();
-        services.set_entry(&self.task_id, uid, InstallTaskStatus::Running, "starting").await;
+        services
+            .set_entry(&self.task_id, uid, InstallTaskStatus::Running, "starting")
+            .await;
         let db = &services.inner.db;
-        if db.get_installation(&self.tenant_id, self.uid.plugin_id()).await.map_err(|e| e.to_string())?.is_some() {
+        if db
+            .get_installation(&self.tenant_id, self.uid.plugin_id())
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
             return Ok("installed".into());
         }
 
         let started = Instant::now();
-        let bytes = services.load_package(uid, false).await.map_err(|e| format!("download failed: {e}"))?;
+        let bytes = services
+            .load_package(uid, false)
+            .await
+            .map_err(|e| format!("download failed: {e}"))?;
         let download = started.elapsed();
         services
             .inner
@@ -268,22 +358,44 @@ impl InstallJob {
                     while let Ok(newer) = rx.try_recv() {
                         message = newer;
                     }
-                    services.set_entry(&task_id, &uid, InstallTaskStatus::Running, &message).await;
+                    services
+                        .set_entry(&task_id, &uid, InstallTaskStatus::Running, &message)
+                        .await;
                 }
             })
         };
         let progress = move |message: String| {
             let _ = tx.send(message);
         };
-        let launched = services.inner.runtimes.launch(&self.uid, &bytes, &self.declaration, &progress).await;
+        let launched = services
+            .inner
+            .runtimes
+            .launch(&self.uid, &bytes, &self.declaration, &progress)
+            .await;
         drop(progress);
         let _ = drain.await;
-        let report = launched.map_err(|e| format!("{e} (download {:.2}s)", download.as_secs_f64()))?;
+        let report =
+            launched.map_err(|e| format!("{e} (download {:.2}s)", download.as_secs_f64()))?;
 
-        db.install_plugin(&self.tenant_id, &self.uid, RuntimeType::Local.as_str(), &self.source, &self.meta, &self.declaration)
-            .await
-            .map_err(|e| format!("the plugin started but recording the installation failed: {e}"))?;
-        let steps: Vec<String> = report.steps.iter().map(|(step, d)| format!("{step} {:.2}s", d.as_secs_f64())).collect();
-        Ok(format!("installed ({}; python {})", steps.join(", "), report.interpreter))
+        db.install_plugin(
+            &self.tenant_id,
+            &self.uid,
+            RuntimeType::Local.as_str(),
+            &self.source,
+            &self.meta,
+            &self.declaration,
+        )
+        .await
+        .map_err(|e| format!("the plugin started but recording the installation failed: {e}"))?;
+        let steps: Vec<String> = report
+            .steps
+            .iter()
+            .map(|(step, d)| format!("{step} {:.2}s", d.as_secs_f64()))
+            .collect();
+        Ok(format!(
+            "installed ({}; python {})",
+            steps.join(", "),
+            report.interpreter
+        ))
     }
 }

@@ -1,6 +1,8 @@
 //! Read-only listings: installations, install tasks, tool providers (http-api §4.5).
 
-use plugind_entities::{DaemonError, InstallTask, PluginDeclaration, PluginInstallation, PluginUniqueIdentifier};
+use plugind_entities::{
+    DaemonError, InstallTask, PluginDeclaration, PluginInstallation, PluginUniqueIdentifier,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -60,18 +62,39 @@ impl Services {
             .ok_or_else(|| DaemonError::internal(format!("declaration of {uid} not found")))
     }
 
-    pub async fn list_plugins(&self, tenant_id: &str, page: i64, page_size: i64) -> Result<PluginList, DaemonError> {
-        let (installations, total) = self.inner.db.list_installations(tenant_id, page, page_size).await.map_err(internal)?;
+    pub async fn list_plugins(
+        &self,
+        tenant_id: &str,
+        page: i64,
+        page_size: i64,
+    ) -> Result<PluginList, DaemonError> {
+        let (installations, total) = self
+            .inner
+            .db
+            .list_installations(tenant_id, page, page_size)
+            .await
+            .map_err(internal)?;
         let mut list = Vec::with_capacity(installations.len());
         for installation in installations {
-            let declaration = self.declaration(&installation.plugin_unique_identifier).await?;
+            let declaration = self
+                .declaration(&installation.plugin_unique_identifier)
+                .await?;
             list.push(entity(installation, declaration));
         }
         Ok(PluginList { list, total })
     }
 
-    pub async fn list_tasks(&self, tenant_id: &str, page: i64, page_size: i64) -> Result<Vec<InstallTask>, DaemonError> {
-        self.inner.db.list_tasks(tenant_id, page, page_size).await.map_err(internal)
+    pub async fn list_tasks(
+        &self,
+        tenant_id: &str,
+        page: i64,
+        page_size: i64,
+    ) -> Result<Vec<InstallTask>, DaemonError> {
+        self.inner
+            .db
+            .list_tasks(tenant_id, page, page_size)
+            .await
+            .map_err(internal)
     }
 
     pub async fn get_task(&self, tenant_id: &str, id: &str) -> Result<InstallTask, DaemonError> {
@@ -84,23 +107,51 @@ impl Services {
     }
 
     pub async fn delete_task(&self, tenant_id: &str, id: &str) -> Result<bool, DaemonError> {
-        self.inner.db.delete_task(tenant_id, id).await.map_err(internal)?;
+        self.inner
+            .db
+            .delete_task(tenant_id, id)
+            .await
+            .map_err(internal)?;
         Ok(true)
     }
 
     pub async fn delete_all_tasks(&self, tenant_id: &str) -> Result<bool, DaemonError> {
-        self.inner.db.delete_all_tasks(tenant_id).await.map_err(internal)?;
+        self.inner
+            .db
+            .delete_all_tasks(tenant_id)
+            .await
+            .map_err(internal)?;
         Ok(true)
     }
 
-    pub async fn delete_task_entry(&self, tenant_id: &str, id: &str, uid: &str) -> Result<bool, DaemonError> {
-        let uid = PluginUniqueIdentifier::parse(uid).map_err(|e| DaemonError::bad_request(e.to_string()))?;
-        self.inner.db.delete_task_entry(tenant_id, id, uid.as_str()).await.map_err(internal)?;
+    pub async fn delete_task_entry(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        uid: &str,
+    ) -> Result<bool, DaemonError> {
+        let uid = PluginUniqueIdentifier::parse(uid)
+            .map_err(|e| DaemonError::bad_request(e.to_string()))?;
+        self.inner
+            .db
+            .delete_task_entry(tenant_id, id, uid.as_str())
+            .await
+            .map_err(internal)?;
         Ok(true)
     }
 
-    pub async fn list_tool_providers(&self, tenant_id: &str, page: i64, page_size: i64) -> Result<Vec<ToolProviderEntity>, DaemonError> {
-        let rows = self.inner.db.list_tool_providers(tenant_id, page, page_size).await.map_err(internal)?;
+    pub async fn list_tool_providers(
+        &self,
+        tenant_id: &str,
+        page: i64,
+        page_size: i64,
+    ) -> Result<Vec<ToolProviderEntity>, DaemonError> {
+        let rows = self
+            .inner
+            .db
+            .list_tool_providers(tenant_id, page, page_size)
+            .await
+            .map_err(internal)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let declaration = self.declaration(&row.plugin_unique_identifier).await?;
@@ -118,7 +169,12 @@ impl Services {
         Ok(out)
     }
 
-    pub async fn get_tool_provider(&self, tenant_id: &str, plugin_id: &str, provider: &str) -> Result<ToolProviderEntity, DaemonError> {
+    pub async fn get_tool_provider(
+        &self,
+        tenant_id: &str,
+        plugin_id: &str,
+        provider: &str,
+    ) -> Result<ToolProviderEntity, DaemonError> {
         let row = self
             .inner
             .db
@@ -141,13 +197,19 @@ impl Services {
 
     /// `GET …/fetch/identifier`: is the uid installed by any tenant?
     pub async fn plugin_exists(&self, uid: &str) -> Result<bool, DaemonError> {
-        let uid = PluginUniqueIdentifier::parse(uid).map_err(|e| DaemonError::bad_request(e.to_string()))?;
-        self.inner.db.plugin_exists(uid.as_str()).await.map_err(internal)
+        let uid = PluginUniqueIdentifier::parse(uid)
+            .map_err(|e| DaemonError::bad_request(e.to_string()))?;
+        self.inner
+            .db
+            .plugin_exists(uid.as_str())
+            .await
+            .map_err(internal)
     }
 
     /// `GET …/fetch/manifest`.
     pub async fn fetch_manifest(&self, uid: &str) -> Result<PluginDeclaration, DaemonError> {
-        let uid = PluginUniqueIdentifier::parse(uid).map_err(|e| DaemonError::bad_request(e.to_string()))?;
+        let uid = PluginUniqueIdentifier::parse(uid)
+            .map_err(|e| DaemonError::bad_request(e.to_string()))?;
         self.inner
             .db
             .get_declaration(uid.as_str())
@@ -163,7 +225,11 @@ impl Services {
 }
 
 fn entity(installation: PluginInstallation, declaration: PluginDeclaration) -> PluginEntity {
-    let checksum = installation.plugin_unique_identifier.rsplit_once('@').map(|(_, c)| c.to_owned()).unwrap_or_default();
+    let checksum = installation
+        .plugin_unique_identifier
+        .rsplit_once('@')
+        .map(|(_, c)| c.to_owned())
+        .unwrap_or_default();
     PluginEntity {
         id: installation.id.clone(),
         name: declaration.name.clone(),

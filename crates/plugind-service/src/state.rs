@@ -64,7 +64,12 @@ impl Services {
     /// Stops every plugin and waits for background jobs, after failing unfinished tasks.
     pub async fn shutdown(&self) {
         self.inner.jobs.close();
-        if let Err(err) = self.inner.db.fail_unfinished_tasks("An unexpected daemon shutdown occurred").await {
+        if let Err(err) = self
+            .inner
+            .db
+            .fail_unfinished_tasks("An unexpected daemon shutdown occurred")
+            .await
+        {
             tracing::warn!(error = %err, "could not mark unfinished install tasks failed");
         }
         self.inner.runtimes.shutdown().await;

@@ -26,17 +26,28 @@ impl Services {
     }
 
     /// Decodes `bytes` off the async threads (zip + YAML + RSA is CPU work).
-    pub(crate) async fn decode_package(&self, bytes: Vec<u8>) -> Result<(plugind_package::Package, Vec<u8>), DaemonError> {
+    pub(crate) async fn decode_package(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<(plugind_package::Package, Vec<u8>), DaemonError> {
         let opts = self.decode_options();
-        tokio::task::spawn_blocking(move || plugind_package::decode(&bytes, &opts).map(|p| (p, bytes)))
-            .await
-            .map_err(|e| DaemonError::internal(format!("decoder task failed: {e}")))?
-            .map_err(|e| DaemonError::bad_request(format!("{e}\nfailed to decode package")))
+        tokio::task::spawn_blocking(move || {
+            plugind_package::decode(&bytes, &opts).map(|p| (p, bytes))
+        })
+        .await
+        .map_err(|e| DaemonError::internal(format!("decoder task failed: {e}")))?
+        .map_err(|e| DaemonError::bad_request(format!("{e}\nfailed to decode package")))
     }
 
-    pub async fn upload_package(&self, bytes: Vec<u8>, verify_signature: bool) -> Result<DecodedPackage, DaemonError> {
+    pub async fn upload_package(
+        &self,
+        bytes: Vec<u8>,
+        verify_signature: bool,
+    ) -> Result<DecodedPackage, DaemonError> {
         if bytes.len() as u64 > self.inner.cfg.max_plugin_package_size {
-            return Err(DaemonError::bad_request("file size exceeds the maximum limit"));
+            return Err(DaemonError::bad_request(
+                "file size exceeds the maximum limit",
+            ));
         }
         let (mut package, bytes) = self.decode_package(bytes).await?;
         if package.uid.is_remote_like() {
@@ -59,7 +70,11 @@ impl Services {
             Ok(Some(stored)) => stored,
             _ => package.declaration,
         };
-        Ok(DecodedPackage { manifest, unique_identifier: uid, verification: package.verification })
+        Ok(DecodedPackage {
+            manifest,
+            unique_identifier: uid,
+            verification: package.verification,
+        })
     }
 
     /// Writes assets, the package object and the declaration row; undoes its own writes on error.
@@ -82,7 +97,10 @@ impl Services {
                     written_assets.push(key);
                 }
             }
-            blobs.save(&package_key, bytes).await.map_err(|e| e.to_string())?;
+            blobs
+                .save(&package_key, bytes)
+                .await
+                .map_err(|e| e.to_string())?;
             self.inner
                 .db
                 .insert_declaration_if_absent(uid, &declaration.plugin_id(), declaration)

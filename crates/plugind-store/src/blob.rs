@@ -25,7 +25,9 @@ fn check_key(key: &str) -> Result<&str, StoreError> {
     let key = key.trim_start_matches('/');
     if key.is_empty()
         || key.ends_with('/')
-        || key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == ".." || seg == TMP_DIR)
+        || key
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == ".." || seg == TMP_DIR)
     {
         return Err(StoreError::Invalid(format!("invalid object key {key:?}")));
     }
@@ -35,11 +37,17 @@ fn check_key(key: &str) -> Result<&str, StoreError> {
 impl Blobs {
     /// Local-filesystem storage rooted at `root` (created if missing).
     pub fn local(root: &Path) -> Result<Blobs, StoreError> {
-        std::fs::create_dir_all(root)
-            .map_err(|e| StoreError::Invalid(format!("cannot create storage root {}: {e}", root.display())))?;
+        std::fs::create_dir_all(root).map_err(|e| {
+            StoreError::Invalid(format!(
+                "cannot create storage root {}: {e}",
+                root.display()
+            ))
+        })?;
         let root_s = root.to_string_lossy();
         let tmp = root.join(TMP_DIR);
-        let builder = services::Fs::default().root(&root_s).atomic_write_dir(&tmp.to_string_lossy());
+        let builder = services::Fs::default()
+            .root(&root_s)
+            .atomic_write_dir(&tmp.to_string_lossy());
         let op = Operator::new(builder)?.finish();
         Ok(Blobs { op })
     }
@@ -56,7 +64,9 @@ impl Blobs {
         let key = check_key(key)?;
         match self.op.read(key).await {
             Ok(buf) => Ok(Some(buf.to_vec())),
-            Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::IsADirectory => Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::IsADirectory => {
+                Ok(None)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -77,7 +87,9 @@ impl Blobs {
         let key = check_key(key)?;
         let dir = format!("{key}/");
         match self.op.stat(&dir).await {
-            Ok(meta) if meta.mode() == EntryMode::DIR => return Ok(self.op.remove_all(&dir).await?),
+            Ok(meta) if meta.mode() == EntryMode::DIR => {
+                return Ok(self.op.remove_all(&dir).await?)
+            }
             Ok(_) => {}
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {}
             Err(e) => return Err(e.into()),
@@ -93,7 +105,11 @@ impl Blobs {
     /// Directories are not listed; an empty prefix lists the whole store.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let prefix = prefix.trim_matches('/');
-        let dir = if prefix.is_empty() { String::from("/") } else { format!("{prefix}/") };
+        let dir = if prefix.is_empty() {
+            String::from("/")
+        } else {
+            format!("{prefix}/")
+        };
         if !prefix.is_empty() {
             check_key(prefix)?;
         }
@@ -102,7 +118,11 @@ impl Blobs {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
-        let strip = if prefix.is_empty() { String::new() } else { dir.clone() };
+        let strip = if prefix.is_empty() {
+            String::new()
+        } else {
+            dir.clone()
+        };
         let mut out: Vec<String> = entries
             .into_iter()
             .filter(|e| e.metadata().mode() == EntryMode::FILE)

@@ -43,7 +43,10 @@ impl StoreError {
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
             StoreError::Db(sqlx::Error::Database(e)) => {
-                matches!(e.code().as_deref(), Some("40001" | "40P01" | "5" | "6" | "517"))
+                matches!(
+                    e.code().as_deref(),
+                    Some("40001" | "40P01" | "5" | "6" | "517")
+                )
             }
             _ => false,
         }

@@ -8,13 +8,17 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use plugind_entities::{InstallTask, InstallTaskEntry, InstallTaskStatus, PluginDeclaration, PluginUniqueIdentifier};
+use plugind_entities::{
+    InstallTask, InstallTaskEntry, InstallTaskStatus, PluginDeclaration, PluginUniqueIdentifier,
+};
 use plugind_store::{new_id, Blobs, Db, DbConfig, InstallOutcome, StoreError, UninstallOutcome};
 use serde_json::json;
 use sqlx::Connection;
 
-const PG_HINT: &str = "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start";
-const MYSQL_HINT: &str = "start it with: start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd";
+const PG_HINT: &str =
+    "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start";
+const MYSQL_HINT: &str =
+    "start it with: start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd";
 
 // ---------------------------------------------------------------- fixtures
 
@@ -75,13 +79,31 @@ async fn scenario_install(db: &Db) {
     let u = uid("wikipedia", "0.0.8");
     let d = decl("wikipedia");
 
-    assert!(db.insert_declaration_if_absent(u.as_str(), u.plugin_id(), &d).await.unwrap());
-    assert!(!db.insert_declaration_if_absent(u.as_str(), u.plugin_id(), &d).await.unwrap());
-    assert_eq!(db.get_declaration(u.as_str()).await.unwrap(), Some(d.clone()));
-    assert_eq!(db.get_declaration("nobody/none:1.0.0@0123456789abcdef0123456789abcdef").await.unwrap(), None);
+    assert!(db
+        .insert_declaration_if_absent(u.as_str(), u.plugin_id(), &d)
+        .await
+        .unwrap());
+    assert!(!db
+        .insert_declaration_if_absent(u.as_str(), u.plugin_id(), &d)
+        .await
+        .unwrap());
+    assert_eq!(
+        db.get_declaration(u.as_str()).await.unwrap(),
+        Some(d.clone())
+    );
+    assert_eq!(
+        db.get_declaration("nobody/none:1.0.0@0123456789abcdef0123456789abcdef")
+            .await
+            .unwrap(),
+        None
+    );
 
     let meta = json!({"plugin_unique_identifier": u.as_str()});
-    let first = match db.install_plugin(&t1, &u, "local", "marketplace", &meta, &d).await.unwrap() {
+    let first = match db
+        .install_plugin(&t1, &u, "local", "marketplace", &meta, &d)
+        .await
+        .unwrap()
+    {
         InstallOutcome::Installed(i) => i,
         other => panic!("expected Installed, got {other:?}"),
     };
@@ -90,46 +112,85 @@ async fn scenario_install(db: &Db) {
     assert_eq!(first.meta, meta);
     assert_eq!(db.plugin_refers(u.as_str()).await.unwrap(), Some(1));
     assert!(db.plugin_exists(u.as_str()).await.unwrap());
-    assert!(db.installed_plugins().await.unwrap().contains(&(u.to_string(), "local".to_string())));
+    assert!(db
+        .installed_plugins()
+        .await
+        .unwrap()
+        .contains(&(u.to_string(), "local".to_string())));
 
-    let got = db.get_installation(&t1, u.plugin_id()).await.unwrap().expect("installation");
+    let got = db
+        .get_installation(&t1, u.plugin_id())
+        .await
+        .unwrap()
+        .expect("installation");
     assert_eq!(got, first, "row read back equals the row written");
     let (list, total) = db.list_installations(&t1, 1, 10).await.unwrap();
     assert_eq!((list.len(), total), (1, 1));
     assert_eq!(list[0], first);
-    assert_eq!(db.list_installations(&t1, 2, 10).await.unwrap(), (vec![], 1));
+    assert_eq!(
+        db.list_installations(&t1, 2, 10).await.unwrap(),
+        (vec![], 1)
+    );
 
     let tools = db.list_tool_providers(&t1, 1, 10).await.unwrap();
     assert_eq!(tools.len(), 1);
     assert_eq!(tools[0].provider, "wikipedia_tool");
     assert_eq!(tools[0].plugin_unique_identifier, u.as_str());
-    let tool = db.get_tool_provider(&t1, u.plugin_id(), "wikipedia_tool").await.unwrap();
+    let tool = db
+        .get_tool_provider(&t1, u.plugin_id(), "wikipedia_tool")
+        .await
+        .unwrap();
     assert_eq!(tool.as_ref(), tools.first());
-    assert!(db.get_tool_provider(&t2, u.plugin_id(), "wikipedia_tool").await.unwrap().is_none());
+    assert!(db
+        .get_tool_provider(&t2, u.plugin_id(), "wikipedia_tool")
+        .await
+        .unwrap()
+        .is_none());
 
     // Same plugin_id, other version: already installed, nothing changes.
     let u2 = uid("wikipedia", "0.0.9");
-    match db.install_plugin(&t1, &u2, "local", "marketplace", &meta, &d).await.unwrap() {
+    match db
+        .install_plugin(&t1, &u2, "local", "marketplace", &meta, &d)
+        .await
+        .unwrap()
+    {
         InstallOutcome::AlreadyInstalled(i) => assert_eq!(i.id, first.id),
         other => panic!("expected AlreadyInstalled, got {other:?}"),
     }
     assert!(!db.plugin_exists(u2.as_str()).await.unwrap());
 
     // A second tenant shares the plugins row.
-    let second = db.install_plugin(&t2, &u, "local", "package", &json!({}), &d).await.unwrap();
+    let second = db
+        .install_plugin(&t2, &u, "local", "package", &json!({}), &d)
+        .await
+        .unwrap();
     assert!(matches!(second, InstallOutcome::Installed(_)));
     assert_eq!(db.plugin_refers(u.as_str()).await.unwrap(), Some(2));
 
-    assert_eq!(db.uninstall_plugin(&t2, &first.id).await.unwrap(), UninstallOutcome::NotFound);
-    assert_eq!(db.uninstall_plugin(&t1, &new_id()).await.unwrap(), UninstallOutcome::NotFound);
+    assert_eq!(
+        db.uninstall_plugin(&t2, &first.id).await.unwrap(),
+        UninstallOutcome::NotFound
+    );
+    assert_eq!(
+        db.uninstall_plugin(&t1, &new_id()).await.unwrap(),
+        UninstallOutcome::NotFound
+    );
 
     let removed = db.uninstall_plugin(&t1, &first.id).await.unwrap();
     assert_eq!(
         removed,
-        UninstallOutcome::Removed { uid: u.to_string(), plugin_id: u.plugin_id().into(), plugin_deleted: false }
+        UninstallOutcome::Removed {
+            uid: u.to_string(),
+            plugin_id: u.plugin_id().into(),
+            plugin_deleted: false
+        }
     );
     assert_eq!(db.plugin_refers(u.as_str()).await.unwrap(), Some(1));
-    assert!(db.get_installation(&t1, u.plugin_id()).await.unwrap().is_none());
+    assert!(db
+        .get_installation(&t1, u.plugin_id())
+        .await
+        .unwrap()
+        .is_none());
     assert!(db.list_tool_providers(&t1, 1, 10).await.unwrap().is_empty());
     assert!(db.get_declaration(u.as_str()).await.unwrap().is_some());
 
@@ -137,12 +198,23 @@ async fn scenario_install(db: &Db) {
     let removed = db.uninstall_plugin(&t2, &id2).await.unwrap();
     assert_eq!(
         removed,
-        UninstallOutcome::Removed { uid: u.to_string(), plugin_id: u.plugin_id().into(), plugin_deleted: true }
+        UninstallOutcome::Removed {
+            uid: u.to_string(),
+            plugin_id: u.plugin_id().into(),
+            plugin_deleted: true
+        }
     );
     assert!(!db.plugin_exists(u.as_str()).await.unwrap());
-    assert_eq!(db.get_declaration(u.as_str()).await.unwrap(), None, "declaration goes with the last tenant");
+    assert_eq!(
+        db.get_declaration(u.as_str()).await.unwrap(),
+        None,
+        "declaration goes with the last tenant"
+    );
     assert!(db.list_tool_providers(&t2, 1, 10).await.unwrap().is_empty());
-    assert_eq!(db.uninstall_plugin(&t2, &id2).await.unwrap(), UninstallOutcome::NotFound);
+    assert_eq!(
+        db.uninstall_plugin(&t2, &id2).await.unwrap(),
+        UninstallOutcome::NotFound
+    );
 }
 
 async fn scenario_concurrent(db: &Db) {
@@ -152,7 +224,10 @@ async fn scenario_concurrent(db: &Db) {
     let mut handles = Vec::new();
     for _ in 0..8 {
         let (db, u, d, t) = (db.clone(), u.clone(), d.clone(), t.clone());
-        handles.push(tokio::spawn(async move { db.install_plugin(&t, &u, "local", "marketplace", &json!({}), &d).await }));
+        handles.push(tokio::spawn(async move {
+            db.install_plugin(&t, &u, "local", "marketplace", &json!({}), &d)
+                .await
+        }));
     }
     let mut installed = 0;
     for h in handles {
@@ -171,84 +246,214 @@ async fn scenario_concurrent(db: &Db) {
     let mut handles = Vec::new();
     for _ in 0..8 {
         let (db, u, d) = (db.clone(), u.clone(), d.clone());
-        handles.push(tokio::spawn(async move { db.install_plugin(&tenant(), &u, "local", "marketplace", &json!({}), &d).await }));
+        handles.push(tokio::spawn(async move {
+            db.install_plugin(&tenant(), &u, "local", "marketplace", &json!({}), &d)
+                .await
+        }));
     }
     for h in handles {
-        assert!(matches!(h.await.unwrap().unwrap(), InstallOutcome::Installed(_)));
+        assert!(matches!(
+            h.await.unwrap().unwrap(),
+            InstallOutcome::Installed(_)
+        ));
     }
     assert_eq!(db.plugin_refers(u.as_str()).await.unwrap(), Some(8));
-    let rows: Vec<_> = db.installed_plugins().await.unwrap().into_iter().filter(|(x, _)| x == u.as_str()).collect();
+    let rows: Vec<_> = db
+        .installed_plugins()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(x, _)| x == u.as_str())
+        .collect();
     assert_eq!(rows.len(), 1);
 }
 
 async fn scenario_tasks(db: &Db) {
     let t = tenant();
-    let (a, b, c) = (uid("task-a", "1.0.0"), uid("task-b", "1.0.0"), uid("task-c", "1.0.0"));
-    let mut task1 = task(&t, vec![entry(&a, InstallTaskStatus::Pending), entry(&b, InstallTaskStatus::Pending)]);
+    let (a, b, c) = (
+        uid("task-a", "1.0.0"),
+        uid("task-b", "1.0.0"),
+        uid("task-c", "1.0.0"),
+    );
+    let mut task1 = task(
+        &t,
+        vec![
+            entry(&a, InstallTaskStatus::Pending),
+            entry(&b, InstallTaskStatus::Pending),
+        ],
+    );
     db.create_task(&task1).await.unwrap();
-    assert_eq!(db.get_task(&t, &task1.id).await.unwrap(), Some(task1.clone()));
+    assert_eq!(
+        db.get_task(&t, &task1.id).await.unwrap(),
+        Some(task1.clone())
+    );
     assert_eq!(db.get_task(&tenant(), &task1.id).await.unwrap(), None);
 
     let s = |x: Option<InstallTask>| x.expect("task");
-    let got = s(db.update_task_entry(&task1.id, a.as_str(), InstallTaskStatus::Running, "starting").await.unwrap());
-    assert_eq!((got.status, got.completed_plugins), (InstallTaskStatus::Running, 0));
+    let got = s(db
+        .update_task_entry(
+            &task1.id,
+            a.as_str(),
+            InstallTaskStatus::Running,
+            "starting",
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        (got.status, got.completed_plugins),
+        (InstallTaskStatus::Running, 0)
+    );
     assert_eq!(got.plugins[0].message, "starting");
-    let got = s(db.update_task_entry(&task1.id, a.as_str(), InstallTaskStatus::Success, "installed").await.unwrap());
-    assert_eq!((got.status, got.completed_plugins), (InstallTaskStatus::Running, 1));
-    let got = s(db.update_task_entry(&task1.id, a.as_str(), InstallTaskStatus::Success, "installed").await.unwrap());
+    let got = s(db
+        .update_task_entry(
+            &task1.id,
+            a.as_str(),
+            InstallTaskStatus::Success,
+            "installed",
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        (got.status, got.completed_plugins),
+        (InstallTaskStatus::Running, 1)
+    );
+    let got = s(db
+        .update_task_entry(
+            &task1.id,
+            a.as_str(),
+            InstallTaskStatus::Success,
+            "installed",
+        )
+        .await
+        .unwrap());
     assert_eq!(got.completed_plugins, 1, "success twice counts once");
-    let got = s(db.update_task_entry(&task1.id, b.as_str(), InstallTaskStatus::Failed, "boom").await.unwrap());
-    assert_eq!((got.status, got.completed_plugins), (InstallTaskStatus::Failed, 1));
-    let got = s(db.update_task_entry(&task1.id, b.as_str(), InstallTaskStatus::Success, "installed").await.unwrap());
-    assert_eq!((got.status, got.completed_plugins), (InstallTaskStatus::Success, 2), "all success -> success");
+    let got = s(db
+        .update_task_entry(&task1.id, b.as_str(), InstallTaskStatus::Failed, "boom")
+        .await
+        .unwrap());
+    assert_eq!(
+        (got.status, got.completed_plugins),
+        (InstallTaskStatus::Failed, 1)
+    );
+    let got = s(db
+        .update_task_entry(
+            &task1.id,
+            b.as_str(),
+            InstallTaskStatus::Success,
+            "installed",
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        (got.status, got.completed_plugins),
+        (InstallTaskStatus::Success, 2),
+        "all success -> success"
+    );
     let stored = db.get_task(&t, &task1.id).await.unwrap().unwrap();
     assert_eq!(stored.plugins, got.plugins);
     assert_eq!(stored.status, InstallTaskStatus::Success);
     let long = "x".repeat(3000);
-    let got = s(db.update_task_entry(&task1.id, "nobody/none:1.0.0@0123456789abcdef0123456789abcdef", InstallTaskStatus::Failed, &long).await.unwrap());
-    assert_eq!(got.status, InstallTaskStatus::Success, "unknown entry is ignored");
-    assert_eq!(db.update_task_entry(&new_id(), a.as_str(), InstallTaskStatus::Success, "").await.unwrap(), None);
+    let got = s(db
+        .update_task_entry(
+            &task1.id,
+            "nobody/none:1.0.0@0123456789abcdef0123456789abcdef",
+            InstallTaskStatus::Failed,
+            &long,
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        got.status,
+        InstallTaskStatus::Success,
+        "unknown entry is ignored"
+    );
+    assert_eq!(
+        db.update_task_entry(&new_id(), a.as_str(), InstallTaskStatus::Success, "")
+            .await
+            .unwrap(),
+        None
+    );
     task1 = stored;
 
     // Newest first.
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let task2 = task(&t, vec![entry(&a, InstallTaskStatus::Success), entry(&c, InstallTaskStatus::Pending)]);
+    let task2 = task(
+        &t,
+        vec![
+            entry(&a, InstallTaskStatus::Success),
+            entry(&c, InstallTaskStatus::Pending),
+        ],
+    );
     db.create_task(&task2).await.unwrap();
     let listed = db.list_tasks(&t, 1, 10).await.unwrap();
-    assert_eq!(listed.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), vec![task2.id.as_str(), task1.id.as_str()]);
+    assert_eq!(
+        listed.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        vec![task2.id.as_str(), task1.id.as_str()]
+    );
     assert_eq!(db.list_tasks(&t, 2, 1).await.unwrap()[0].id, task1.id);
 
     // Safety net: unfinished tasks fail, finished entries are kept.
-    let n = db.fail_unfinished_tasks("An unexpected daemon shutdown occurred").await.unwrap();
+    let n = db
+        .fail_unfinished_tasks("An unexpected daemon shutdown occurred")
+        .await
+        .unwrap();
     assert!(n >= 1);
     let failed = db.get_task(&t, &task2.id).await.unwrap().unwrap();
     assert_eq!(failed.status, InstallTaskStatus::Failed);
     assert_eq!(failed.plugins[0].status, InstallTaskStatus::Success);
     assert_eq!(failed.plugins[1].status, InstallTaskStatus::Failed);
-    assert_eq!(failed.plugins[1].message, "An unexpected daemon shutdown occurred");
-    assert_eq!(db.get_task(&t, &task1.id).await.unwrap().unwrap().status, InstallTaskStatus::Success);
+    assert_eq!(
+        failed.plugins[1].message,
+        "An unexpected daemon shutdown occurred"
+    );
+    assert_eq!(
+        db.get_task(&t, &task1.id).await.unwrap().unwrap().status,
+        InstallTaskStatus::Success
+    );
     assert_eq!(db.fail_unfinished_tasks("again").await.unwrap(), 0);
 
     // Deleting the failed entry leaves only successes: the task goes.
-    db.delete_task_entry(&t, &task2.id, c.as_str()).await.unwrap();
+    db.delete_task_entry(&t, &task2.id, c.as_str())
+        .await
+        .unwrap();
     assert_eq!(db.get_task(&t, &task2.id).await.unwrap(), None);
     // Deleting an entry while a non-success one remains keeps the task.
-    let task3 = task(&t, vec![entry(&a, InstallTaskStatus::Success), entry(&b, InstallTaskStatus::Pending), entry(&c, InstallTaskStatus::Failed)]);
+    let task3 = task(
+        &t,
+        vec![
+            entry(&a, InstallTaskStatus::Success),
+            entry(&b, InstallTaskStatus::Pending),
+            entry(&c, InstallTaskStatus::Failed),
+        ],
+    );
     db.create_task(&task3).await.unwrap();
-    db.delete_task_entry(&t, &task3.id, a.as_str()).await.unwrap();
+    db.delete_task_entry(&t, &task3.id, a.as_str())
+        .await
+        .unwrap();
     let kept = db.get_task(&t, &task3.id).await.unwrap().unwrap();
     assert_eq!(kept.plugins.len(), 2);
-    db.delete_task_entry(&t, &new_id(), a.as_str()).await.unwrap();
+    db.delete_task_entry(&t, &new_id(), a.as_str())
+        .await
+        .unwrap();
 
     db.delete_task(&tenant(), &task1.id).await.unwrap();
-    assert!(db.get_task(&t, &task1.id).await.unwrap().is_some(), "other tenant cannot delete");
+    assert!(
+        db.get_task(&t, &task1.id).await.unwrap().is_some(),
+        "other tenant cannot delete"
+    );
     db.delete_task(&t, &task1.id).await.unwrap();
     assert!(db.get_task(&t, &task1.id).await.unwrap().is_none());
     db.delete_all_tasks(&t).await.unwrap();
     assert!(db.list_tasks(&t, 1, 10).await.unwrap().is_empty());
 
-    let bad = InstallTask { id: "not-a-uuid".into(), ..task(&t, vec![]) };
-    assert!(matches!(db.create_task(&bad).await, Err(StoreError::Invalid(_))));
+    let bad = InstallTask {
+        id: "not-a-uuid".into(),
+        ..task(&t, vec![])
+    };
+    assert!(matches!(
+        db.create_task(&bad).await,
+        Err(StoreError::Invalid(_))
+    ));
 }
 
 /// Migrations run again (recorded, then forgotten so every CREATE … IF NOT EXISTS re-executes
@@ -256,12 +461,27 @@ async fn scenario_tasks(db: &Db) {
 async fn scenario_migrations_twice(cfg: &DbConfig, db: &Db) {
     let t = tenant();
     let u = uid("survivor", "1.0.0");
-    db.install_plugin(&t, &u, "local", "marketplace", &json!({}), &decl("survivor")).await.unwrap();
+    db.install_plugin(
+        &t,
+        &u,
+        "local",
+        "marketplace",
+        &json!({}),
+        &decl("survivor"),
+    )
+    .await
+    .unwrap();
     db.migrate().await.unwrap();
     let again = Db::connect(cfg).await.unwrap();
     forget_migrations(cfg).await;
-    let third = Db::connect(cfg).await.expect("migrations over an existing schema");
-    assert!(third.get_installation(&t, u.plugin_id()).await.unwrap().is_some());
+    let third = Db::connect(cfg)
+        .await
+        .expect("migrations over an existing schema");
+    assert!(third
+        .get_installation(&t, u.plugin_id())
+        .await
+        .unwrap()
+        .is_some());
     third.ping().await.unwrap();
     again.close().await;
     third.close().await;
@@ -271,22 +491,33 @@ async fn forget_migrations(cfg: &DbConfig) {
     let sql = "DROP TABLE _sqlx_migrations";
     match cfg {
         DbConfig::Sqlite { path } => {
-            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
             sqlx::query(sql).execute(&mut c).await.unwrap();
         }
         DbConfig::Postgres { database, .. } => {
-            let mut c = sqlx::PgConnection::connect(&format!("postgres://postgres@127.0.0.1:5432/{database}")).await.unwrap();
+            let mut c = sqlx::PgConnection::connect(&format!(
+                "postgres://postgres@127.0.0.1:5432/{database}"
+            ))
+            .await
+            .unwrap();
             sqlx::query(sql).execute(&mut c).await.unwrap();
         }
         DbConfig::MySql { database, .. } => {
-            let mut c = sqlx::MySqlConnection::connect(&format!("mysql://root@127.0.0.1:3306/{database}")).await.unwrap();
+            let mut c =
+                sqlx::MySqlConnection::connect(&format!("mysql://root@127.0.0.1:3306/{database}"))
+                    .await
+                    .unwrap();
             sqlx::query(sql).execute(&mut c).await.unwrap();
         }
     }
 }
 
 async fn all_scenarios(cfg: DbConfig, backend: &'static str) {
-    let db = Db::connect(&cfg).await.unwrap_or_else(|e| panic!("connect {backend}: {e}"));
+    let db = Db::connect(&cfg)
+        .await
+        .unwrap_or_else(|e| panic!("connect {backend}: {e}"));
     assert_eq!(db.backend(), backend);
     db.ping().await.unwrap();
     scenario_install(&db).await;
@@ -297,7 +528,11 @@ async fn all_scenarios(cfg: DbConfig, backend: &'static str) {
 }
 
 /// Runs the scenarios in a task so a failing assertion still lets `cleanup` drop the database.
-async fn run_then_cleanup<F: std::future::Future<Output = ()>>(cfg: DbConfig, backend: &'static str, cleanup: F) {
+async fn run_then_cleanup<F: std::future::Future<Output = ()>>(
+    cfg: DbConfig,
+    backend: &'static str,
+    cleanup: F,
+) {
     let outcome = tokio::spawn(all_scenarios(cfg, backend)).await;
     cleanup.await;
     if let Err(e) = outcome {
@@ -314,7 +549,9 @@ fn unique_db_name() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_backend() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = DbConfig::Sqlite { path: dir.path().join("state").join("plugind.db") };
+    let cfg = DbConfig::Sqlite {
+        path: dir.path().join("state").join("plugind.db"),
+    };
     run_then_cleanup(cfg, "sqlite", async {}).await;
 }
 
@@ -338,7 +575,10 @@ async fn postgres_backend() {
     };
     run_then_cleanup(cfg, "postgresql", async move {
         let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut c).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&mut c)
+            .await
+            .unwrap();
     })
     .await;
 }
@@ -346,9 +586,16 @@ async fn postgres_backend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_backend() {
     let admin = "mysql://root@127.0.0.1:3306/mysql";
-    match tokio::time::timeout(Duration::from_secs(5), sqlx::MySqlConnection::connect(admin)).await {
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        sqlx::MySqlConnection::connect(admin),
+    )
+    .await
+    {
         Ok(Ok(c)) => drop(c.close().await),
-        Ok(Err(e)) => panic!("MySQL/MariaDB is not answering at 127.0.0.1:3306 ({e}); {MYSQL_HINT}"),
+        Ok(Err(e)) => {
+            panic!("MySQL/MariaDB is not answering at 127.0.0.1:3306 ({e}); {MYSQL_HINT}")
+        }
         Err(_) => panic!("MySQL/MariaDB did not answer at 127.0.0.1:3306 within 5s; {MYSQL_HINT}"),
     }
     let name = unique_db_name();
@@ -362,7 +609,10 @@ async fn mysql_backend() {
     };
     run_then_cleanup(cfg, "mysql", async move {
         let mut c = sqlx::MySqlConnection::connect(admin).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut c).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+            .execute(&mut c)
+            .await
+            .unwrap();
     })
     .await;
 }
@@ -379,8 +629,14 @@ async fn connect_failure_names_host_and_port() {
         sslmode: "disable".into(),
         max_conns: 2,
     };
-    let err = Db::connect(&pg).await.expect_err("nothing listens on port 1").to_string();
-    assert!(err.starts_with("cannot connect to PostgreSQL at 127.0.0.1:1 (database dify_plugin): "), "{err}");
+    let err = Db::connect(&pg)
+        .await
+        .expect_err("nothing listens on port 1")
+        .to_string();
+    assert!(
+        err.starts_with("cannot connect to PostgreSQL at 127.0.0.1:1 (database dify_plugin): "),
+        "{err}"
+    );
     let my = DbConfig::MySql {
         host: "127.0.0.1".into(),
         port: 1,
@@ -389,9 +645,18 @@ async fn connect_failure_names_host_and_port() {
         database: "dify_plugin".into(),
         max_conns: 2,
     };
-    let err = Db::connect(&my).await.expect_err("nothing listens on port 1").to_string();
-    assert!(err.starts_with("cannot connect to MySQL at 127.0.0.1:1 (database dify_plugin): "), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(12), "gives up quickly");
+    let err = Db::connect(&my)
+        .await
+        .expect_err("nothing listens on port 1")
+        .to_string();
+    assert!(
+        err.starts_with("cannot connect to MySQL at 127.0.0.1:1 (database dify_plugin): "),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "gives up quickly"
+    );
 }
 
 #[tokio::test]
@@ -404,20 +669,35 @@ async fn blobs_roundtrip() {
     blobs.save(key, b"first".to_vec()).await.unwrap();
     blobs.save(key, b"package bytes".to_vec()).await.unwrap();
     assert!(blobs.exists(key).await.unwrap());
-    assert_eq!(blobs.load(key).await.unwrap().as_deref(), Some(&b"package bytes"[..]));
-    blobs.save("plugin_packages/other/x:1.0.0@aa", vec![1]).await.unwrap();
+    assert_eq!(
+        blobs.load(key).await.unwrap().as_deref(),
+        Some(&b"package bytes"[..])
+    );
+    blobs
+        .save("plugin_packages/other/x:1.0.0@aa", vec![1])
+        .await
+        .unwrap();
     blobs.save("assets/icon.svg", vec![2]).await.unwrap();
     assert_eq!(
         blobs.list("plugin_packages").await.unwrap(),
-        vec!["langgenius/wikipedia:0.0.8@f7df0123456789abcdef0123456789ab".to_string(), "other/x:1.0.0@aa".to_string()]
+        vec![
+            "langgenius/wikipedia:0.0.8@f7df0123456789abcdef0123456789ab".to_string(),
+            "other/x:1.0.0@aa".to_string()
+        ]
     );
     assert_eq!(blobs.list("").await.unwrap().len(), 3);
     assert!(blobs.list("nothing/here").await.unwrap().is_empty());
-    assert!(dir.path().join("storage/plugin_packages/langgenius/wikipedia:0.0.8@f7df0123456789abcdef0123456789ab").is_file());
+    assert!(dir
+        .path()
+        .join("storage/plugin_packages/langgenius/wikipedia:0.0.8@f7df0123456789abcdef0123456789ab")
+        .is_file());
     blobs.delete(key).await.unwrap();
     blobs.delete(key).await.unwrap();
     assert_eq!(blobs.load(key).await.unwrap(), None);
     blobs.delete("plugin_packages").await.unwrap();
-    assert_eq!(blobs.list("").await.unwrap(), vec!["assets/icon.svg".to_string()]);
+    assert_eq!(
+        blobs.list("").await.unwrap(),
+        vec!["assets/icon.svg".to_string()]
+    );
     assert!(blobs.save("../escape", vec![]).await.is_err());
 }

@@ -63,7 +63,11 @@ impl Client {
     }
 
     /// POST any text as a body labelled `application/json` (to test malformed bodies).
-    pub async fn post_raw(&self, path: &str, body: impl Into<String>) -> anyhow::Result<(u16, Value)> {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<String>,
+    ) -> anyhow::Result<(u16, Value)> {
         let resp = self
             .http
             .post(self.url(path))
@@ -87,9 +91,10 @@ impl Client {
         let part = reqwest::multipart::Part::bytes(bytes)
             .file_name("plugin.difypkg")
             .mime_str("application/octet-stream")?;
-        let form = reqwest::multipart::Form::new()
-            .part("dify_pkg", part)
-            .text("verify_signature", if verify_signature { "true" } else { "false" });
+        let form = reqwest::multipart::Form::new().part("dify_pkg", part).text(
+            "verify_signature",
+            if verify_signature { "true" } else { "false" },
+        );
         let path = format!("plugin/{tenant}/management/install/upload/package");
         let resp = self
             .http
@@ -136,7 +141,9 @@ impl Client {
         let mut last: Value;
         loop {
             let (status, body) = self
-                .get(&format!("plugin/{tenant}/management/install/tasks/{task_id}"))
+                .get(&format!(
+                    "plugin/{tenant}/management/install/tasks/{task_id}"
+                ))
                 .await?;
             if let Ok(task) = envelope_data(status, &body) {
                 match task.get("status").and_then(Value::as_str) {
@@ -147,7 +154,9 @@ impl Client {
                 last = body;
             }
             if Instant::now() >= deadline {
-                bail!("install task {task_id} did not finish within {timeout:?}; last seen: {last}");
+                bail!(
+                    "install task {task_id} did not finish within {timeout:?}; last seen: {last}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

@@ -408,10 +408,7 @@ pub fn create_pg_database() -> anyhow::Result<String> {
 /// Drops a database made by [`create_pg_database`] (best effort: open connections are
 /// terminated first).
 pub fn drop_pg_database(name: &str) -> anyhow::Result<()> {
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         bail!("refusing to drop database with unusual name {name:?}");
     }
     let n2 = name.to_owned();
@@ -568,7 +565,10 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["SERVER_PORT"])), H).serve_f
             }
             Err(e) => {
                 let msg = format!("{e:#}");
-                assert!(msg.contains("pg_ctlcluster --skip-systemctl-redirect"), "{msg}");
+                assert!(
+                    msg.contains("pg_ctlcluster --skip-systemctl-redirect"),
+                    "{msg}"
+                );
                 if std::env::var_os("CI").is_some() {
                     panic!("PostgreSQL must run in CI: {msg}");
                 }

@@ -332,7 +332,11 @@ mod tests {
             .await
             .expect("send");
         assert_eq!(resp.status(), 404);
-        assert_eq!(dify.requests().len(), 2, "rejected requests are recorded too");
+        assert_eq!(
+            dify.requests().len(),
+            2,
+            "rejected requests are recorded too"
+        );
     }
 
     #[tokio::test]

@@ -148,8 +148,7 @@ mod tests {
             ] {
                 assert!(tmp.path().join(f).is_file(), "{v:?}: missing {f}");
             }
-            let manifest =
-                fs::read_to_string(tmp.path().join("manifest.yaml")).expect("manifest");
+            let manifest = fs::read_to_string(tmp.path().join("manifest.yaml")).expect("manifest");
             assert!(manifest.contains(&format!("version: \"{}\"", v.python_version())));
             match v {
                 Variant::Sdk07 => {
@@ -182,7 +181,10 @@ mod tests {
             let names: Vec<String> = zip.file_names().map(str::to_owned).collect();
             assert!(names.iter().any(|n| n == "tools/echo.py"), "{names:?}");
             assert!(names.iter().any(|n| n == "_assets/icon.svg"), "{names:?}");
-            assert!(!names.iter().any(|n| n.ends_with('/')), "dir entries: {names:?}");
+            assert!(
+                !names.iter().any(|n| n.ends_with('/')),
+                "dir entries: {names:?}"
+            );
             let mut sorted = names.clone();
             sorted.sort();
             assert_eq!(names, sorted);

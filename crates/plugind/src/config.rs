@@ -71,7 +71,11 @@ pub struct Config {
     pub plugin_storage_local_root: Option<PathBuf>,
     #[arg(long, env = "PLUGIN_WORKING_PATH")]
     pub plugin_working_path: Option<PathBuf>,
-    #[arg(long, env = "PLUGIN_PACKAGE_CACHE_PATH", default_value = "plugin_packages")]
+    #[arg(
+        long,
+        env = "PLUGIN_PACKAGE_CACHE_PATH",
+        default_value = "plugin_packages"
+    )]
     pub plugin_package_cache_path: String,
     #[arg(long, env = "PLUGIN_INSTALLED_PATH", default_value = "plugin")]
     pub plugin_installed_path: String,
@@ -84,7 +88,11 @@ pub struct Config {
     pub force_verifying_signature: bool,
     #[arg(long, env = "THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED", default_value = "false", value_parser = go_bool)]
     pub third_party_signature_verification_enabled: bool,
-    #[arg(long, env = "THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS", default_value = "")]
+    #[arg(
+        long,
+        env = "THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS",
+        default_value = ""
+    )]
     pub third_party_signature_verification_public_keys: String,
     /// Seconds.
     #[arg(long, env = "PLUGIN_MAX_EXECUTION_TIMEOUT", default_value_t = 600)]
@@ -111,10 +119,13 @@ pub struct Config {
     pub pip_extra_args: String,
     #[arg(long, env = "PLUGIN_IGNORE_UV_LOCK", default_value = "false", value_parser = go_bool)]
     pub plugin_ignore_uv_lock: bool,
-    /// Largest line a plugin may write. Upstream's 5 MiB default cut off large results; ours is
-    /// 256 MiB unless set.
-    #[arg(long, env = "PLUGIN_RUNTIME_MAX_BUFFER_SIZE", default_value_t = 256 << 20)]
-    pub plugin_runtime_max_buffer_size: usize,
+    /// Largest line a plugin may write. Upstream's 5 MiB default cut off large results, so an
+    /// unset value, 0, or exactly upstream's default (copied from its `.env`) means 256 MiB.
+    #[arg(long, env = "PLUGIN_RUNTIME_MAX_BUFFER_SIZE")]
+    pub plugin_runtime_max_buffer_size: Option<usize>,
+    /// Comma-separated extra variables handed to plugins on top of the built-in allow-list.
+    #[arg(long, env = "PLUGIN_ENV_PASSTHROUGH", default_value = "")]
+    pub plugin_env_passthrough: String,
     #[arg(long, env = "PLUGIN_LOCAL_LAUNCHING_CONCURRENT", default_value_t = 2)]
     pub plugin_local_launching_concurrent: usize,
 
@@ -152,25 +163,44 @@ impl Config {
         match (kind.as_deref(), host) {
             (None | Some("sqlite"), None) => Ok(DbChoice::Sqlite(self.data_dir.join("plugind.db"))),
             (Some("sqlite"), Some(_)) => Err("DB_TYPE=sqlite does not take DB_HOST".into()),
-            (None | Some("postgresql" | "pgbouncer"), Some(host)) => {
-                Ok(DbChoice::Postgres { host, port: self.db_port.unwrap_or(5432) })
-            }
-            (Some("mysql" | "oceanbase" | "seekdb"), Some(host)) => {
-                Ok(DbChoice::MySql { host, port: self.db_port.unwrap_or(3306) })
-            }
-            (Some(kind @ ("postgresql" | "pgbouncer" | "mysql" | "oceanbase" | "seekdb")), None) => {
-                Err(format!("DB_TYPE={kind} needs DB_HOST (and DB_PORT, DB_USERNAME, DB_PASSWORD, DB_DATABASE)"))
-            }
-            (Some(other), _) => Err(format!("DB_TYPE={other} is not one of postgresql, pgbouncer, mysql, sqlite")),
+            (None | Some("postgresql" | "pgbouncer"), Some(host)) => Ok(DbChoice::Postgres {
+                host,
+                port: self.db_port.unwrap_or(5432),
+            }),
+            (Some("mysql" | "oceanbase" | "seekdb"), Some(host)) => Ok(DbChoice::MySql {
+                host,
+                port: self.db_port.unwrap_or(3306),
+            }),
+            (
+                Some(kind @ ("postgresql" | "pgbouncer" | "mysql" | "oceanbase" | "seekdb")),
+                None,
+            ) => Err(format!(
+                "DB_TYPE={kind} needs DB_HOST (and DB_PORT, DB_USERNAME, DB_PASSWORD, DB_DATABASE)"
+            )),
+            (Some(other), _) => Err(format!(
+                "DB_TYPE={other} is not one of postgresql, pgbouncer, mysql, sqlite"
+            )),
         }
     }
 
     pub fn storage_root(&self) -> PathBuf {
-        self.plugin_storage_local_root.clone().unwrap_or_else(|| self.data_dir.join("storage"))
+        self.plugin_storage_local_root
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("storage"))
     }
 
     pub fn working_path(&self) -> PathBuf {
-        self.plugin_working_path.clone().unwrap_or_else(|| self.data_dir.join("cwd"))
+        self.plugin_working_path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("cwd"))
+    }
+
+    pub fn max_line_bytes(&self) -> usize {
+        const UPSTREAM_DEFAULT: usize = 5_242_880;
+        match self.plugin_runtime_max_buffer_size {
+            None | Some(0) | Some(UPSTREAM_DEFAULT) => 256 << 20,
+            Some(n) => n,
+        }
     }
 
     pub fn max_execution_timeout(&self) -> Duration {

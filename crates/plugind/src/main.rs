@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use plugind_runtime::{RuntimeConfig, Runtimes};
+use plugind_runtime::{RuntimeConfig, RuntimeTuning, Runtimes};
 use plugind_service::{ServiceConfig, Services};
 use plugind_store::{Blobs, Db, DbConfig};
 
@@ -24,7 +24,10 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("plugind: cannot start the async runtime: {err}");
@@ -50,12 +53,18 @@ fn init_logging(level: &str) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},sqlx=warn")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
     if config.platform != "local" {
-        bail!("PLATFORM={} is not supported yet: only `local` runs plugins in this build", config.platform);
+        bail!(
+            "PLATFORM={} is not supported yet: only `local` runs plugins in this build",
+            config.platform
+        );
     }
     if config.plugin_storage_type != "local" && config.plugin_storage_type != "local_file" {
         bail!(
@@ -66,10 +75,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(host) = &config.redis_host {
         // Only reachability for now: caches and locks are in-process on a single node.
         let addr = format!("{host}:{}", config.redis_port);
-        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(&addr))
-            .await
-            .map_err(|_| anyhow::anyhow!("Redis at {addr} did not answer within 5s"))?
-            .with_context(|| format!("cannot connect to Redis at {addr}"))?;
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect(&addr),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("Redis at {addr} did not answer within 5s"))?
+        .with_context(|| format!("cannot connect to Redis at {addr}"))?;
         tracing::warn!(%addr, "REDIS_HOST is set and reachable; this build keeps caches and locks in-process (single node)");
     }
 
@@ -99,8 +111,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let storage_root = config.storage_root();
     let blobs = Blobs::local(&storage_root).context("object storage")?;
     let working_path = config.working_path();
-    std::fs::create_dir_all(&working_path)
-        .with_context(|| format!("cannot create PLUGIN_WORKING_PATH {}", working_path.display()))?;
+    std::fs::create_dir_all(&working_path).with_context(|| {
+        format!(
+            "cannot create PLUGIN_WORKING_PATH {}",
+            working_path.display()
+        )
+    })?;
     let working_path = working_path.canonicalize().context("PLUGIN_WORKING_PATH")?;
     tracing::info!(
         database = db.backend(),
@@ -109,20 +125,40 @@ async fn run(config: Config) -> anyhow::Result<()> {
         "state ready"
     );
 
-    let runtimes = Runtimes::new(RuntimeConfig {
-        uv_cache_dir: config.uv_cache_dir.clone().unwrap_or_else(|| working_path.join(".uv-cache")),
-        working_path,
-        uv_path: config.uv_path.clone(),
-        python_interpreter_path: config.python_interpreter_path.clone(),
-        env_init_timeout: Duration::from_secs(config.python_env_init_timeout),
-        pip_mirror_url: config.pip_mirror_url.clone().filter(|s| !s.is_empty()),
-        pip_extra_args: config.pip_extra_args.split_whitespace().map(str::to_owned).collect(),
-        pip_verbose: config.pip_verbose,
-        ignore_uv_lock: config.plugin_ignore_uv_lock,
-        max_line_bytes: config.plugin_runtime_max_buffer_size,
-        launch_concurrency: config.plugin_local_launching_concurrent.max(1),
-        first_heartbeat_timeout: Duration::from_secs(120),
-    });
+    let tuning = RuntimeTuning {
+        plugin_env_passthrough: config
+            .plugin_env_passthrough
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        ..RuntimeTuning::default()
+    };
+    let runtimes = Runtimes::with_tuning(
+        RuntimeConfig {
+            uv_cache_dir: config
+                .uv_cache_dir
+                .clone()
+                .unwrap_or_else(|| working_path.join(".uv-cache")),
+            working_path,
+            uv_path: config.uv_path.clone(),
+            python_interpreter_path: config.python_interpreter_path.clone(),
+            env_init_timeout: Duration::from_secs(config.python_env_init_timeout),
+            pip_mirror_url: config.pip_mirror_url.clone().filter(|s| !s.is_empty()),
+            pip_extra_args: config
+                .pip_extra_args
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            pip_verbose: config.pip_verbose,
+            ignore_uv_lock: config.plugin_ignore_uv_lock,
+            max_line_bytes: config.max_line_bytes(),
+            launch_concurrency: config.plugin_local_launching_concurrent.max(1),
+            first_heartbeat_timeout: Duration::from_secs(120),
+        },
+        tuning,
+    );
 
     let third_party_keys = if config.third_party_signature_verification_enabled {
         load_public_keys(&config.third_party_signature_verification_public_keys)?
@@ -145,8 +181,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         blobs,
         runtimes,
     );
-    let restoring = services.restore_installed().await.context("restoring installed plugins")?;
-    tracing::info!(plugins = restoring, "starting installed plugins in the background");
+    let restoring = services
+        .restore_installed()
+        .await
+        .context("restoring installed plugins")?;
+    tracing::info!(
+        plugins = restoring,
+        "starting installed plugins in the background"
+    );
 
     let app = plugind_http::router(
         services.clone(),
@@ -159,10 +201,20 @@ async fn run(config: Config) -> anyhow::Result<()> {
     );
     let addr: SocketAddr = format!("{}:{}", config.server_host, config.server_port)
         .parse()
-        .with_context(|| format!("SERVER_HOST/SERVER_PORT {}:{} is not an address", config.server_host, config.server_port))?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        .with_context(|| {
+            format!(
+                "SERVER_HOST/SERVER_PORT {}:{} is not an address",
+                config.server_host, config.server_port
+            )
+        })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, "plugind listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("HTTP server")?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server")?;
     tracing::info!("shutting down: stopping plugins");
     services.shutdown().await;
     Ok(())
@@ -174,8 +226,10 @@ fn load_public_keys(paths: &str) -> anyhow::Result<Vec<rsa::RsaPublicKey>> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|path| {
-            let pem = std::fs::read_to_string(path).with_context(|| format!("cannot read public key {path}"))?;
-            plugind_package::parse_public_key_pem(&pem).with_context(|| format!("invalid public key {path}"))
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read public key {path}"))?;
+            plugind_package::parse_public_key_pem(&pem)
+                .with_context(|| format!("invalid public key {path}"))
         })
         .collect()
 }

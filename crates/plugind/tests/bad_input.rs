@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use plugind_test_support::{pack_fixture, upstream_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, Variant};
+use plugind_test_support::{
+    pack_fixture, upstream_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, Variant,
+};
 use serde_json::{json, Value};
 
 const TENANT: &str = "0b9a7c1e-1111-4222-8333-944455556666";
@@ -18,7 +20,8 @@ fn zip_of(entries: &[(&str, &str)]) -> Vec<u8> {
     {
         let mut zip = zip::ZipWriter::new(&mut cursor);
         for (name, content) in entries {
-            zip.start_file(*name, zip::write::SimpleFileOptions::default()).expect("entry");
+            zip.start_file(*name, zip::write::SimpleFileOptions::default())
+                .expect("entry");
             zip.write_all(content.as_bytes()).expect("write");
         }
         zip.finish().expect("finish");
@@ -27,7 +30,10 @@ fn zip_of(entries: &[(&str, &str)]) -> Vec<u8> {
 }
 
 fn inner_error(envelope: &Value) -> Value {
-    assert!(envelope["code"].as_i64().unwrap_or(0) < 0, "expected an error: {envelope}");
+    assert!(
+        envelope["code"].as_i64().unwrap_or(0) < 0,
+        "expected an error: {envelope}"
+    );
     serde_json::from_str(envelope["message"].as_str().expect("message")).expect("message is JSON")
 }
 
@@ -69,22 +75,47 @@ async fn bad_input_is_refused_cleanly() {
     let manifest_missing_author = "version: 0.0.1\ntype: plugin\nname: x\nlabel: {en_US: X}\ndescription: {en_US: X}\nicon: icon.svg\nresource: {memory: 1}\nplugins: {tools: [provider/x.yaml]}\nmeta: {version: 0.0.1, arch: [amd64], runner: {language: python, version: '3.12', entrypoint: main}}\ncreated_at: 2024-01-01T00:00:00Z\n";
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("not a zip", b"this is not a zip file".to_vec(), "difypkg"),
-        ("no manifest", zip_of(&[("main.py", "print(1)")]), "manifest"),
-        ("manifest missing author", zip_of(&[("manifest.yaml", manifest_missing_author), ("provider/x.yaml", "identity: {name: x}")]), "author"),
-        ("over MAX_PLUGIN_PACKAGE_SIZE", vec![b'x'; 1_500_000], "file size exceeds the maximum limit"),
+        (
+            "no manifest",
+            zip_of(&[("main.py", "print(1)")]),
+            "manifest",
+        ),
+        (
+            "manifest missing author",
+            zip_of(&[
+                ("manifest.yaml", manifest_missing_author),
+                ("provider/x.yaml", "identity: {name: x}"),
+            ]),
+            "author",
+        ),
+        (
+            "over MAX_PLUGIN_PACKAGE_SIZE",
+            vec![b'x'; 1_500_000],
+            "file size exceeds the maximum limit",
+        ),
     ];
     for (what, bytes, needle) in cases {
-        let (status, resp) = client.upload_package(TENANT, bytes, false).await.expect("upload");
-        assert_eq!(status, 200, "{what}: management errors stay HTTP 200: {resp}");
+        let (status, resp) = client
+            .upload_package(TENANT, bytes, false)
+            .await
+            .expect("upload");
+        assert_eq!(
+            status, 200,
+            "{what}: management errors stay HTTP 200: {resp}"
+        );
         let err = inner_error(&resp);
         assert_eq!(resp["code"], -400, "{what}: {resp}");
         assert_eq!(err["error_type"], "PluginDaemonBadRequestError", "{what}");
         let message = err["message"].as_str().unwrap_or("");
-        assert!(message.contains(needle), "{what}: {message:?} should mention {needle:?}");
+        assert!(
+            message.contains(needle),
+            "{what}: {message:?} should mention {needle:?}"
+        );
     }
 
     // A signed package with one byte changed fails verification when verification is asked for.
-    let mut tampered = std::fs::read(upstream_fixture("langgenius-agent_0.0.14.difypkg")).expect("fixture");
+    let mut tampered =
+        std::fs::read(upstream_fixture("langgenius-agent_0.0.14.difypkg")).expect("fixture");
     let original = tampered.clone();
     {
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&original)).expect("zip");
@@ -97,19 +128,41 @@ async fn bad_input_is_refused_cleanly() {
             if file.name() == "README.md" {
                 content.push(b'!');
             }
-            out.start_file(file.name().to_owned(), zip::write::SimpleFileOptions::default()).expect("entry");
+            out.start_file(
+                file.name().to_owned(),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .expect("entry");
             out.write_all(&content).expect("write");
         }
         tampered = out.finish().expect("finish").into_inner();
     }
-    let (_, resp) = client.upload_package(TENANT, tampered, true).await.expect("upload");
-    assert!(inner_error(&resp)["message"].as_str().unwrap_or("").contains("bad signature"), "{resp}");
+    let (_, resp) = client
+        .upload_package(TENANT, tampered, true)
+        .await
+        .expect("upload");
+    assert!(
+        inner_error(&resp)["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("bad signature"),
+        "{resp}"
+    );
 
-    assert!(stored_packages(dir.path()).is_empty(), "failed uploads left packages: {:?}", stored_packages(dir.path()));
+    assert!(
+        stored_packages(dir.path()).is_empty(),
+        "failed uploads left packages: {:?}",
+        stored_packages(dir.path())
+    );
 
     // Wrong X-Api-Key: HTTP 401 in upstream's exact shape.
     let wrong = Client::new(&daemon.base_url, "not-the-key");
-    let (status, resp) = wrong.get(&format!("/plugin/{TENANT}/management/list?page=1&page_size=10")).await.expect("get");
+    let (status, resp) = wrong
+        .get(&format!(
+            "/plugin/{TENANT}/management/list?page=1&page_size=10"
+        ))
+        .await
+        .expect("get");
     assert_eq!(status, 401);
     assert_eq!(
         resp,
@@ -118,23 +171,44 @@ async fn bad_input_is_refused_cleanly() {
 
     // Dispatch to a plugin the tenant does not have: HTTP 404 PluginNotFoundError, plain JSON.
     let body = json!({"user_id": "u", "data": {"provider": "p", "tool": "t", "credentials": {}, "tool_parameters": {}}});
-    let (status, events) = client.dispatch(TENANT, "nobody/nothing", "tool/invoke", body.clone()).await.expect("dispatch");
+    let (status, events) = client
+        .dispatch(TENANT, "nobody/nothing", "tool/invoke", body.clone())
+        .await
+        .expect("dispatch");
     assert_eq!(status, 404);
     assert_eq!(inner_error(&events[0])["error_type"], "PluginNotFoundError");
     // ...and without X-Plugin-ID: HTTP 400.
-    let (status, events) = client.dispatch(TENANT, "", "tool/invoke", body).await.expect("dispatch");
+    let (status, events) = client
+        .dispatch(TENANT, "", "tool/invoke", body)
+        .await
+        .expect("dispatch");
     assert_eq!(status, 400);
     assert_eq!(inner_error(&events[0])["message"], "plugin_id is required");
 
     // A body that is not JSON: HTTP 400 with a clear message.
-    let (status, resp) = client.post_raw(&format!("/plugin/{TENANT}/management/install/identifiers"), "{not json").await.expect("post");
+    let (status, resp) = client
+        .post_raw(
+            &format!("/plugin/{TENANT}/management/install/identifiers"),
+            "{not json",
+        )
+        .await
+        .expect("post");
     assert_eq!(status, 400);
-    assert!(inner_error(&resp)["message"].as_str().unwrap_or("").contains("not valid JSON"), "{resp}");
+    assert!(
+        inner_error(&resp)["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not valid JSON"),
+        "{resp}"
+    );
 
     // Unknown route: upstream's string-coded 404.
     let (status, resp) = client.get("/no/such/route").await.expect("get");
     assert_eq!(status, 404);
-    assert_eq!(resp, json!({"code": "not_found", "message": "route not found"}));
+    assert_eq!(
+        resp,
+        json!({"code": "not_found", "message": "route not found"})
+    );
 
     // Installing an identifier that was never uploaded is refused and creates no task.
     let never = plugind_package_uid(&pack_fixture(Variant::Latest));
@@ -146,10 +220,18 @@ async fn bad_input_is_refused_cleanly() {
         .await
         .expect("install");
     assert_eq!(resp["code"], -500, "{resp}");
-    let (_, tasks) = client.get(&format!("/plugin/{TENANT}/management/install/tasks?page=1&page_size=10")).await.expect("tasks");
+    let (_, tasks) = client
+        .get(&format!(
+            "/plugin/{TENANT}/management/install/tasks?page=1&page_size=10"
+        ))
+        .await
+        .expect("tasks");
     assert_eq!(tasks["data"], json!([]));
 }
 
 fn plugind_package_uid(bytes: &[u8]) -> String {
-    plugind_package::decode(bytes, &plugind_package::DecodeOptions::default()).expect("decode").uid.to_string()
+    plugind_package::decode(bytes, &plugind_package::DecodeOptions::default())
+        .expect("decode")
+        .uid
+        .to_string()
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use plugind_test_support::{
-    create_pg_database, pack_fixture, upstream_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, Variant,
-    ECHO_PLUGIN_ID, ECHO_PROVIDER, ECHO_TOOL,
+    create_pg_database, pack_fixture, upstream_fixture, Client, Daemon, DaemonOptions, DbChoice,
+    FakeDify, Variant, ECHO_PLUGIN_ID, ECHO_PROVIDER, ECHO_TOOL,
 };
 use serde_json::{json, Value};
 
@@ -18,10 +18,23 @@ fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_plugind"))
 }
 
-async fn start(dir: &Path, db: DbChoice, dify: &FakeDify, extra_env: Vec<(String, String)>) -> (Daemon, Client) {
-    let daemon = Daemon::start(&bin(), DaemonOptions { data_dir: dir.to_path_buf(), db, extra_env }, dify)
-        .await
-        .expect("daemon starts");
+async fn start(
+    dir: &Path,
+    db: DbChoice,
+    dify: &FakeDify,
+    extra_env: Vec<(String, String)>,
+) -> (Daemon, Client) {
+    let daemon = Daemon::start(
+        &bin(),
+        DaemonOptions {
+            data_dir: dir.to_path_buf(),
+            db,
+            extra_env,
+        },
+        dify,
+    )
+    .await
+    .expect("daemon starts");
     let client = Client::new(&daemon.base_url, &daemon.server_key);
     (daemon, client)
 }
@@ -33,19 +46,37 @@ fn data(envelope: &Value) -> &Value {
 
 /// The inner error object of an error envelope.
 fn error_of(envelope: &Value) -> Value {
-    let message = envelope["message"].as_str().unwrap_or_else(|| panic!("no message in {envelope}"));
-    serde_json::from_str(message).unwrap_or_else(|e| panic!("message is not JSON ({e}): {envelope}"))
+    let message = envelope["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message in {envelope}"));
+    serde_json::from_str(message)
+        .unwrap_or_else(|e| panic!("message is not JSON ({e}): {envelope}"))
 }
 
 async fn upload_and_install(client: &Client, package: Vec<u8>) -> String {
-    let (status, resp) = client.upload_package(TENANT, package, false).await.expect("upload");
+    let (status, resp) = client
+        .upload_package(TENANT, package, false)
+        .await
+        .expect("upload");
     assert_eq!(status, 200, "{resp}");
-    let uid = data(&resp)["unique_identifier"].as_str().expect("uid").to_owned();
-    let task = client.install_and_wait(TENANT, &uid, INSTALL_TIMEOUT).await.expect("install");
+    let uid = data(&resp)["unique_identifier"]
+        .as_str()
+        .expect("uid")
+        .to_owned();
+    let task = client
+        .install_and_wait(TENANT, &uid, INSTALL_TIMEOUT)
+        .await
+        .expect("install");
     assert_eq!(task["status"], "success", "install task: {task}");
     let entry = &task["plugins"][0];
     assert_eq!(entry["status"], "success");
-    assert!(entry["message"].as_str().unwrap_or("").starts_with("installed"), "{entry}");
+    assert!(
+        entry["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("installed"),
+        "{entry}"
+    );
     uid
 }
 
@@ -58,7 +89,15 @@ fn invoke_body(text: &str, mode: &str) -> Value {
 }
 
 async fn invoke(client: &Client, text: &str, mode: &str) -> (u16, Vec<Value>) {
-    client.dispatch(TENANT, ECHO_PLUGIN_ID, "tool/invoke", invoke_body(text, mode)).await.expect("dispatch")
+    client
+        .dispatch(
+            TENANT,
+            ECHO_PLUGIN_ID,
+            "tool/invoke",
+            invoke_body(text, mode),
+        )
+        .await
+        .expect("dispatch")
 }
 
 /// Pids of `python -m main` processes whose working directory is inside `dir` (the plugins).
@@ -66,7 +105,9 @@ fn plugin_pids(dir: &Path) -> Vec<i32> {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) {
             let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
@@ -92,7 +133,12 @@ async fn full_flow(db: DbChoice, variant: Variant) {
     let uid = upload_and_install(&client, pack_fixture(variant)).await;
 
     // Listings Dify reads.
-    let (_, list) = client.get(&format!("/plugin/{TENANT}/management/list?page=1&page_size=256")).await.expect("list");
+    let (_, list) = client
+        .get(&format!(
+            "/plugin/{TENANT}/management/list?page=1&page_size=256"
+        ))
+        .await
+        .expect("list");
     let list = data(&list);
     assert_eq!(list["total"], 1);
     let entity = &list["list"][0];
@@ -100,16 +146,26 @@ async fn full_flow(db: DbChoice, variant: Variant) {
     assert_eq!(entity["plugin_unique_identifier"], uid.as_str());
     assert_eq!(entity["id"], entity["installation_id"]);
     assert_eq!(entity["runtime_type"], "local");
-    assert_eq!(entity["declaration"]["tool"]["identity"]["name"], ECHO_PROVIDER);
+    assert_eq!(
+        entity["declaration"]["tool"]["identity"]["name"],
+        ECHO_PROVIDER
+    );
     let installation_id = entity["id"].as_str().expect("id").to_owned();
 
-    let (_, tools) = client.get(&format!("/plugin/{TENANT}/management/tools?page=1&page_size=256")).await.expect("tools");
+    let (_, tools) = client
+        .get(&format!(
+            "/plugin/{TENANT}/management/tools?page=1&page_size=256"
+        ))
+        .await
+        .expect("tools");
     let tools = data(&tools).as_array().expect("array").clone();
     assert_eq!(tools.len(), 1);
     assert_eq!(tools[0]["provider"], ECHO_PROVIDER);
     assert_eq!(tools[0]["declaration"]["identity"]["name"], ECHO_PROVIDER);
     let (_, tool) = client
-        .get(&format!("/plugin/{TENANT}/management/tool?plugin_id={ECHO_PLUGIN_ID}&provider={ECHO_PROVIDER}"))
+        .get(&format!(
+            "/plugin/{TENANT}/management/tool?plugin_id={ECHO_PLUGIN_ID}&provider={ECHO_PROVIDER}"
+        ))
         .await
         .expect("tool");
     assert_eq!(data(&tool)["plugin_id"], ECHO_PLUGIN_ID);
@@ -122,34 +178,68 @@ async fn full_flow(db: DbChoice, variant: Variant) {
     assert_eq!(chunks[0]["message"]["text"], "hello <&>");
     assert_eq!(chunks[1]["type"], "json");
     assert_eq!(chunks[1]["message"]["json_object"]["echo"], "hello <&>");
-    let blob: Vec<&&Value> = chunks.iter().filter(|c| c["type"] == "blob_chunk").collect();
+    let blob: Vec<&&Value> = chunks
+        .iter()
+        .filter(|c| c["type"] == "blob_chunk")
+        .collect();
     assert!(blob.len() >= 2, "blob arrives as chunks: {chunks:?}");
-    assert_eq!(blob.last().map(|c| c["message"]["end"].clone()), Some(json!(true)));
+    assert_eq!(
+        blob.last().map(|c| c["message"]["end"].clone()),
+        Some(json!(true))
+    );
 
     // The plugin's own error comes back as PluginInvokeError with the plugin's type inside.
     let (_, events) = invoke(&client, "x", "error").await;
     let outer = error_of(events.last().expect("one event"));
     assert_eq!(outer["error_type"], "PluginInvokeError");
-    let inner: Value = serde_json::from_str(outer["message"].as_str().expect("inner")).expect("inner json");
+    let inner: Value =
+        serde_json::from_str(outer["message"].as_str().expect("inner")).expect("inner json");
     assert_eq!(inner["error_type"], "RuntimeError");
     assert_eq!(inner["message"], "boom: x");
 
     // Credentials validation, both ways.
-    let validate = |fail: bool| {
-        json!({"user_id": "u-1", "data": {"provider": ECHO_PROVIDER, "credentials": {"fail": fail}}})
-    };
-    let (_, ok) = client.dispatch(TENANT, ECHO_PLUGIN_ID, "tool/validate_credentials", validate(false)).await.expect("validate");
+    let validate = |fail: bool| json!({"user_id": "u-1", "data": {"provider": ECHO_PROVIDER, "credentials": {"fail": fail}}});
+    let (_, ok) = client
+        .dispatch(
+            TENANT,
+            ECHO_PLUGIN_ID,
+            "tool/validate_credentials",
+            validate(false),
+        )
+        .await
+        .expect("validate");
     assert_eq!(data(&ok[0])["result"], true);
-    let (_, bad) = client.dispatch(TENANT, ECHO_PLUGIN_ID, "tool/validate_credentials", validate(true)).await.expect("validate");
+    let (_, bad) = client
+        .dispatch(
+            TENANT,
+            ECHO_PLUGIN_ID,
+            "tool/validate_credentials",
+            validate(true),
+        )
+        .await
+        .expect("validate");
     assert_eq!(error_of(&bad[0])["error_type"], "PluginInvokeError");
 
     // A stray print() does not break the stream, and the plugin sees no daemon secrets.
     let (_, events) = invoke(&client, "after print", "print").await;
-    assert_eq!(data(events.last().expect("event"))["message"]["text"], "after print");
+    assert_eq!(
+        data(events.last().expect("event"))["message"]["text"],
+        "after print"
+    );
     let (_, events) = invoke(&client, "", "env").await;
-    let keys: Vec<String> = serde_json::from_value(data(&events[0])["message"]["json_object"]["keys"].clone()).expect("keys");
-    for secret in ["DB_PASSWORD", "SERVER_KEY", "DIFY_INNER_API_KEY", "PLUGIND_TEST_MARKER"] {
-        assert!(!keys.iter().any(|k| k == secret), "plugin saw {secret}: {keys:?}");
+    let keys: Vec<String> =
+        serde_json::from_value(data(&events[0])["message"]["json_object"]["keys"].clone())
+            .expect("keys");
+    for secret in [
+        "DB_PASSWORD",
+        "SERVER_KEY",
+        "DIFY_INNER_API_KEY",
+        "PLUGIND_TEST_MARKER",
+    ] {
+        assert!(
+            !keys.iter().any(|k| k == secret),
+            "plugin saw {secret}: {keys:?}"
+        );
     }
     assert!(keys.iter().any(|k| k == "INSTALL_METHOD"), "{keys:?}");
 
@@ -162,7 +252,11 @@ async fn full_flow(db: DbChoice, variant: Variant) {
             assert_eq!(data(&events[0])["message"]["text"], "again");
             break;
         }
-        assert!(Instant::now() < deadline, "plugin not back after restart: {status} {events:?}\n{}", daemon.log());
+        assert!(
+            Instant::now() < deadline,
+            "plugin not back after restart: {status} {events:?}\n{}",
+            daemon.log()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
@@ -177,15 +271,28 @@ async fn full_flow(db: DbChoice, variant: Variant) {
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pids = plugin_pids(&daemon.data_dir);
-    assert!(!pids.is_empty(), "no plugin process found under {}", daemon.data_dir.display());
+    assert!(
+        !pids.is_empty(),
+        "no plugin process found under {}",
+        daemon.data_dir.display()
+    );
     for pid in &pids {
-        let _ = std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(pid.to_string())
+            .status();
     }
     let (elapsed, (status, events)) = slow.await.expect("join");
-    assert!(elapsed < Duration::from_secs(15), "in-flight call took {elapsed:?} to fail");
+    assert!(
+        elapsed < Duration::from_secs(15),
+        "in-flight call took {elapsed:?} to fail"
+    );
     assert_eq!(status, 200);
     let err = error_of(events.last().expect("error event"));
-    assert_eq!(err["error_type"], "PluginDaemonInternalServerError", "{err}");
+    assert_eq!(
+        err["error_type"], "PluginDaemonInternalServerError",
+        "{err}"
+    );
     // ...and the runtime restarts it.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -193,22 +300,37 @@ async fn full_flow(db: DbChoice, variant: Variant) {
         if events.first().is_some_and(|e| e["code"] == 0) {
             break;
         }
-        assert!(Instant::now() < deadline, "plugin not restarted after kill: {events:?}\n{}", daemon.log());
+        assert!(
+            Instant::now() < deadline,
+            "plugin not restarted after kill: {events:?}\n{}",
+            daemon.log()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
     // Uninstall: gone from the lists, dispatch says not found, process stopped.
     let (_, resp) = client
-        .post_json(&format!("/plugin/{TENANT}/management/uninstall"), json!({"plugin_installation_id": installation_id}))
+        .post_json(
+            &format!("/plugin/{TENANT}/management/uninstall"),
+            json!({"plugin_installation_id": installation_id}),
+        )
         .await
         .expect("uninstall");
     assert_eq!(data(&resp), &json!(true));
     let (status, events) = invoke(&client, "x", "text").await;
     assert_eq!(status, 404);
     assert_eq!(error_of(&events[0])["error_type"], "PluginNotFoundError");
-    let (_, list) = client.get(&format!("/plugin/{TENANT}/management/list?page=1&page_size=10")).await.expect("list");
+    let (_, list) = client
+        .get(&format!(
+            "/plugin/{TENANT}/management/list?page=1&page_size=10"
+        ))
+        .await
+        .expect("list");
     assert_eq!(data(&list)["total"], 0);
-    assert!(plugin_pids(&daemon.data_dir).is_empty(), "plugin still running after uninstall");
+    assert!(
+        plugin_pids(&daemon.data_dir).is_empty(),
+        "plugin still running after uninstall"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -228,10 +350,19 @@ async fn full_flow_postgres_sdk_07_with_requirements_txt() {
 async fn upstream_signed_agent_package_installs() {
     let dify = FakeDify::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_daemon, client) =
-        start(dir.path(), DbChoice::Sqlite, &dify, vec![("FORCE_VERIFYING_SIGNATURE".into(), "true".into())]).await;
-    let bytes = std::fs::read(upstream_fixture("langgenius-agent_0.0.14.difypkg")).expect("fixture");
-    let (_, resp) = client.upload_package(TENANT, bytes, true).await.expect("upload");
+    let (_daemon, client) = start(
+        dir.path(),
+        DbChoice::Sqlite,
+        &dify,
+        vec![("FORCE_VERIFYING_SIGNATURE".into(), "true".into())],
+    )
+    .await;
+    let bytes =
+        std::fs::read(upstream_fixture("langgenius-agent_0.0.14.difypkg")).expect("fixture");
+    let (_, resp) = client
+        .upload_package(TENANT, bytes, true)
+        .await
+        .expect("upload");
     let uploaded = data(&resp);
     assert_eq!(
         uploaded["unique_identifier"],
@@ -239,6 +370,9 @@ async fn upstream_signed_agent_package_installs() {
     );
     assert_eq!(uploaded["manifest"]["verified"], true);
     let uid = uploaded["unique_identifier"].as_str().expect("uid");
-    let task = client.install_and_wait(TENANT, uid, INSTALL_TIMEOUT).await.expect("install");
+    let task = client
+        .install_and_wait(TENANT, uid, INSTALL_TIMEOUT)
+        .await
+        .expect("install");
     assert_eq!(task["status"], "success", "{task}");
 }

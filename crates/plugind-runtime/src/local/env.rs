@@ -63,13 +63,28 @@ pub(crate) fn version_matches(want: &str, have: &str) -> bool {
 }
 
 fn version_key(v: &str) -> Vec<u64> {
-    v.split('.').map(|p| p.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0)).collect()
+    v.split('.')
+        .map(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap_or(0)
+        })
+        .collect()
 }
 
 /// Runs a short command with a timeout; trimmed stdout on success, a description otherwise.
-async fn probe(program: &Path, args: &[&str], env: Option<&[(OsString, OsString)]>) -> Result<String, String> {
+async fn probe(
+    program: &Path,
+    args: &[&str],
+    env: Option<&[(OsString, OsString)]>,
+) -> Result<String, String> {
     let mut cmd = Command::new(program);
-    cmd.args(args).current_dir("/").kill_on_drop(true).stdin(std::process::Stdio::null());
+    cmd.args(args)
+        .current_dir("/")
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
     if let Some(env) = env {
         cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
     }
@@ -81,14 +96,26 @@ async fn probe(program: &Path, args: &[&str], env: Option<&[(OsString, OsString)
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
-        Err(format!("`{} {}` failed ({}): {first}", program.display(), args.join(" "), describe_status(&output.status)))
+        let first = stderr
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        Err(format!(
+            "`{} {}` failed ({}): {first}",
+            program.display(),
+            args.join(" "),
+            describe_status(&output.status)
+        ))
     }
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 /// Locates uv: `UV_PATH`, else `uv` on `PATH` (a pyenv shim is resolved to the real binary, so
@@ -108,7 +135,10 @@ pub(crate) async fn find_uv(cfg: &RuntimeConfig) -> Result<PathBuf, String> {
         return Ok(uv);
     }
     tried.push("no `uv` on PATH".into());
-    let python = cfg.python_interpreter_path.clone().unwrap_or_else(|| PathBuf::from("python3"));
+    let python = cfg
+        .python_interpreter_path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("python3"));
     let code = "from uv._find_uv import find_uv_bin; print(find_uv_bin())";
     match probe(&python, &["-c", code], None).await {
         Ok(found) if !found.is_empty() => return Ok(PathBuf::from(found)),
@@ -139,7 +169,12 @@ pub(crate) struct PythonChoice {
 
 impl PythonChoice {
     pub(crate) fn describe(&self) -> String {
-        format!("Python {} at {} (from {})", self.version, self.path.display(), self.source)
+        format!(
+            "Python {} at {} (from {})",
+            self.version,
+            self.path.display(),
+            self.source
+        )
     }
 }
 
@@ -147,14 +182,25 @@ const VERSION_CODE: &str = "import sys; print('.'.join(map(str, sys.version_info
 
 /// Picks the interpreter for `want`: `PYTHON_INTERPRETER_PATH` if its version matches, else
 /// `uv python find` (no downloads), else pyenv's versions directory.
-pub(crate) async fn find_python(cfg: &RuntimeConfig, uv: &Path, want: &str) -> Result<PythonChoice, String> {
+pub(crate) async fn find_python(
+    cfg: &RuntimeConfig,
+    uv: &Path,
+    want: &str,
+) -> Result<PythonChoice, String> {
     let mut tried = Vec::new();
     if let Some(python) = &cfg.python_interpreter_path {
         match probe(python, &["-c", VERSION_CODE], None).await {
             Ok(version) if version_matches(want, &version) => {
-                return Ok(PythonChoice { path: python.clone(), version, source: "PYTHON_INTERPRETER_PATH" })
+                return Ok(PythonChoice {
+                    path: python.clone(),
+                    version,
+                    source: "PYTHON_INTERPRETER_PATH",
+                })
             }
-            Ok(version) => tried.push(format!("PYTHON_INTERPRETER_PATH={} is Python {version}", python.display())),
+            Ok(version) => tried.push(format!(
+                "PYTHON_INTERPRETER_PATH={} is Python {version}",
+                python.display()
+            )),
             Err(e) => tried.push(format!("PYTHON_INTERPRETER_PATH: {e}")),
         }
     }
@@ -164,7 +210,11 @@ pub(crate) async fn find_python(cfg: &RuntimeConfig, uv: &Path, want: &str) -> R
             let path = PathBuf::from(found);
             match probe(&path, &["-c", VERSION_CODE], None).await {
                 Ok(version) if version_matches(want, &version) => {
-                    return Ok(PythonChoice { path, version, source: "uv python find" })
+                    return Ok(PythonChoice {
+                        path,
+                        version,
+                        source: "uv python find",
+                    })
                 }
                 Ok(version) => tried.push(format!("`uv python find {want}` gave Python {version}")),
                 Err(e) => tried.push(e),
@@ -185,12 +235,19 @@ pub(crate) async fn find_python(cfg: &RuntimeConfig, uv: &Path, want: &str) -> R
             .filter_map(|entry| {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let python = entry.path().join("bin").join("python");
-                (version_matches(want, &name) && python.is_file()).then(|| (version_key(&name), name, python))
+                (version_matches(want, &name) && python.is_file())
+                    .then(|| (version_key(&name), name, python))
             })
             .collect();
         candidates.sort();
         match candidates.pop() {
-            Some((_, version, path)) => return Ok(PythonChoice { path, version, source: "pyenv" }),
+            Some((_, version, path)) => {
+                return Ok(PythonChoice {
+                    path,
+                    version,
+                    source: "pyenv",
+                })
+            }
             None => tried.push(format!("pyenv: no {}/{want}.*", versions.display())),
         }
     } else {
@@ -201,7 +258,9 @@ pub(crate) async fn find_python(cfg: &RuntimeConfig, uv: &Path, want: &str) -> R
 
 /// Deletes half-built venvs and moved-aside old ones from earlier attempts.
 pub(crate) fn remove_leftovers(wd: &Path) {
-    let Ok(entries) = std::fs::read_dir(wd) else { return };
+    let Ok(entries) = std::fs::read_dir(wd) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with(BUILDING_PREFIX) || name.starts_with(OLD_PREFIX) {
@@ -217,16 +276,29 @@ fn random_suffix() -> String {
 }
 
 /// `uv venv <wd>/.venv.building-<random> --python <python>`; returns the new directory.
-pub(crate) async fn create_venv(cfg: &RuntimeConfig, uv: &Path, wd: &Path, python: &Path) -> Result<PathBuf, String> {
+pub(crate) async fn create_venv(
+    cfg: &RuntimeConfig,
+    uv: &Path,
+    wd: &Path,
+    python: &Path,
+) -> Result<PathBuf, String> {
     remove_leftovers(wd);
     let building = wd.join(format!("{BUILDING_PREFIX}{}", random_suffix()));
-    let args: Vec<&OsStr> = vec!["venv".as_ref(), building.as_os_str(), "--python".as_ref(), python.as_os_str()];
+    let args: Vec<&OsStr> = vec![
+        "venv".as_ref(),
+        building.as_os_str(),
+        "--python".as_ref(),
+        python.as_os_str(),
+    ];
     let env = uv_env(daemon_env(), &cfg.uv_cache_dir, None);
     match run_uv(uv, &args, wd, &env, cfg.env_init_timeout, "uv").await {
         Ok(_) if venv_python(&building).is_file() => Ok(building),
         Ok(_) => {
             discard(&building);
-            Err(format!("uv venv succeeded but {} is missing", venv_python(&building).display()))
+            Err(format!(
+                "uv venv succeeded but {} is missing",
+                venv_python(&building).display()
+            ))
         }
         Err(failure) => {
             discard(&building);
@@ -268,13 +340,20 @@ pub(crate) fn pick_dependency_file(wd: &Path, mirror: bool) -> Option<Dependency
 }
 
 /// The uv argv (after the binary) that installs dependencies into `venv`.
-pub(crate) fn install_args(cfg: &RuntimeConfig, file: DependencyFile, wd: &Path, venv: &Path) -> Vec<OsString> {
+pub(crate) fn install_args(
+    cfg: &RuntimeConfig,
+    file: DependencyFile,
+    wd: &Path,
+    venv: &Path,
+) -> Vec<OsString> {
     let python = venv_python(venv).into_os_string();
     let mut args: Vec<OsString> = Vec::new();
     let mut frozen = false;
     match file {
         DependencyFile::Requirements => {
-            args.extend(["pip", "install", "-r", "requirements.txt", "--python"].map(OsString::from));
+            args.extend(
+                ["pip", "install", "-r", "requirements.txt", "--python"].map(OsString::from),
+            );
             args.push(python);
         }
         DependencyFile::Pyproject => {
@@ -293,7 +372,12 @@ pub(crate) fn install_args(cfg: &RuntimeConfig, file: DependencyFile, wd: &Path,
     if cfg.pip_verbose {
         args.push("-v".into());
     }
-    args.extend(cfg.pip_extra_args.iter().filter(|a| !(frozen && *a == "--frozen")).map(OsString::from));
+    args.extend(
+        cfg.pip_extra_args
+            .iter()
+            .filter(|a| !(frozen && *a == "--frozen"))
+            .map(OsString::from),
+    );
     args
 }
 
@@ -333,16 +417,21 @@ pub(crate) async fn install_dependencies(
 pub(crate) async fn publish_venv(wd: &Path, building: &Path) -> Result<(), String> {
     let marker = building.join(MARKER);
     if let Some(dir) = marker.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     std::fs::write(&marker, format!("{{\"timestamp\":{now}}}"))
         .map_err(|e| format!("failed to write {}: {e}", marker.display()))?;
     let venv = wd.join(VENV_DIR);
     let old = wd.join(format!("{OLD_PREFIX}{}", random_suffix()));
     let had_old = venv.symlink_metadata().is_ok();
     if had_old {
-        std::fs::rename(&venv, &old).map_err(|e| format!("failed to move the old venv aside: {e}"))?;
+        std::fs::rename(&venv, &old)
+            .map_err(|e| format!("failed to move the old venv aside: {e}"))?;
     }
     if let Err(e) = std::fs::rename(building, &venv) {
         if had_old {
@@ -355,13 +444,18 @@ pub(crate) async fn publish_venv(wd: &Path, building: &Path) -> Result<(), Strin
     }
     let python = venv_python(&venv);
     let code = "import sys; print(sys.prefix)";
-    let prefix = probe(&python, &["-c", code], None).await.map_err(|e| format!("the published venv does not run: {e}"))?;
+    let prefix = probe(&python, &["-c", code], None)
+        .await
+        .map_err(|e| format!("the published venv does not run: {e}"))?;
     let expected = std::fs::canonicalize(&venv).unwrap_or(venv.clone());
     let actual = std::fs::canonicalize(&prefix).unwrap_or_else(|_| PathBuf::from(&prefix));
     if actual != expected {
         // Keep it from being reused: without the marker it is rebuilt at the next launch.
         let _ = std::fs::remove_file(venv.join(MARKER));
-        return Err(format!("the published venv reports prefix {prefix}, expected {}", expected.display()));
+        return Err(format!(
+            "the published venv reports prefix {prefix}, expected {}",
+            expected.display()
+        ));
     }
     Ok(())
 }
@@ -373,17 +467,28 @@ pub(crate) struct UvFailure {
     pub tail: Vec<String>,
 }
 
-static NOT_FOUND_RE: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"Because ([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])? was not found in the package registry").ok());
-static NO_VERSION_RE: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"Because (?:there is no version of|there are no versions of|only [^ ]+ of) ([A-Za-z0-9][A-Za-z0-9._\-\[\]]*(?:[=<>!~]=?[^\s,]+)?)").ok());
-static FAILED_PKG_RE: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"Failed to (?:build|download|install|prepare distributions|resolve|parse)[^`]*`([^`]+)`").ok());
-static URL_RE: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r#"(https?://[^\s`'"()]+)"#).ok());
+static NOT_FOUND_RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"Because ([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])? was not found in the package registry").ok()
+});
+static NO_VERSION_RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"Because (?:there is no version of|there are no versions of|only [^ ]+ of) ([A-Za-z0-9][A-Za-z0-9._\-\[\]]*(?:[=<>!~]=?[^\s,]+)?)").ok()
+});
+static FAILED_PKG_RE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(
+        r"Failed to (?:build|download|install|prepare distributions|resolve|parse)[^`]*`([^`]+)`",
+    )
+    .ok()
+});
+static URL_RE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r#"(https?://[^\s`'"()]+)"#).ok());
 
 fn first_capture(re: &LazyLock<Option<Regex>>, lines: &[String]) -> Option<String> {
     let re = re.as_ref()?;
-    lines.iter().find_map(|l| re.captures(l).and_then(|c| c.get(1)).map(|m| m.as_str().to_owned()))
+    lines.iter().find_map(|l| {
+        re.captures(l)
+            .and_then(|c| c.get(1))
+            .map(|m| m.as_str().to_owned())
+    })
 }
 
 impl UvFailure {
@@ -391,12 +496,24 @@ impl UvFailure {
     pub(crate) fn culprit(&self, mirror: Option<&str>) -> String {
         let package = first_capture(&NOT_FOUND_RE, &self.tail)
             .map(|p| format!("package `{p}` was not found"))
-            .or_else(|| first_capture(&NO_VERSION_RE, &self.tail).map(|p| format!("no matching version of `{p}`")))
-            .or_else(|| first_capture(&FAILED_PKG_RE, &self.tail).map(|p| format!("package `{p}` failed")));
+            .or_else(|| {
+                first_capture(&NO_VERSION_RE, &self.tail)
+                    .map(|p| format!("no matching version of `{p}`"))
+            })
+            .or_else(|| {
+                first_capture(&FAILED_PKG_RE, &self.tail).map(|p| format!("package `{p}` failed"))
+            });
         let index = URL_RE.as_ref().and_then(|re| {
-            self.tail.iter().filter(|l| l.contains("Failed to fetch") || l.contains("index") || l.contains("/simple")).find_map(
-                |l| re.captures(l).and_then(|c| c.get(1)).map(|m| m.as_str().trim_end_matches(['.', ',']).to_owned()),
-            )
+            self.tail
+                .iter()
+                .filter(|l| {
+                    l.contains("Failed to fetch") || l.contains("index") || l.contains("/simple")
+                })
+                .find_map(|l| {
+                    re.captures(l)
+                        .and_then(|c| c.get(1))
+                        .map(|m| m.as_str().trim_end_matches(['.', ',']).to_owned())
+                })
         });
         let index = index.or_else(|| mirror.map(str::to_owned));
         match (package, index) {
@@ -412,7 +529,12 @@ impl std::fmt::Display for UvFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.what)?;
         if !self.tail.is_empty() {
-            write!(f, "\nlast {} lines of output:\n{}", self.tail.len(), self.tail.join("\n"))?;
+            write!(
+                f,
+                "\nlast {} lines of output:\n{}",
+                self.tail.len(),
+                self.tail.join("\n")
+            )?;
         }
         Ok(())
     }
@@ -428,20 +550,34 @@ pub(crate) async fn run_uv(
     inactivity: Duration,
     label: &str,
 ) -> Result<Vec<String>, UvFailure> {
-    let command_line = format!("{label} {}", args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
+    let command_line = format!(
+        "{label} {}",
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     tracing::info!(cwd = %cwd.display(), "running {command_line}");
-    let spawned = spawn_in_group(uv, args, cwd, env)
-        .map_err(|e| UvFailure { what: format!("failed to start `{}`: {e}", uv.display()), tail: Vec::new() })?;
+    let spawned = spawn_in_group(uv, args, cwd, env).map_err(|e| UvFailure {
+        what: format!("failed to start `{}`: {e}", uv.display()),
+        tail: Vec::new(),
+    })?;
     let pid = spawned.pid;
     let mut child = spawned.child;
     drop(spawned.stdin);
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    for pipe in [Box::new(spawned.stdout) as Box<dyn tokio::io::AsyncRead + Unpin + Send>, Box::new(spawned.stderr)] {
+    for pipe in [
+        Box::new(spawned.stdout) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+        Box::new(spawned.stderr),
+    ] {
         let tx = tx.clone();
         tokio::spawn(async move {
             let mut reader = LineReader::with_max_line_bytes(pipe, 1024 * 1024);
             while let Some(Ok(line)) = reader.next_line().await {
-                if tx.send(String::from_utf8_lossy(&line).into_owned()).is_err() {
+                if tx
+                    .send(String::from_utf8_lossy(&line).into_owned())
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -463,17 +599,26 @@ pub(crate) async fn run_uv(
                 kill_group(pid);
                 let _ = child.wait().await;
                 return Err(UvFailure {
-                    what: format!("`{command_line}` was killed after {} s without output", inactivity.as_secs()),
+                    what: format!(
+                        "`{command_line}` was killed after {} s without output",
+                        inactivity.as_secs()
+                    ),
                     tail: tail.into(),
                 });
             }
         }
     }
-    let status = child.wait().await.map_err(|e| UvFailure { what: format!("waiting for uv failed: {e}"), tail: Vec::new() })?;
+    let status = child.wait().await.map_err(|e| UvFailure {
+        what: format!("waiting for uv failed: {e}"),
+        tail: Vec::new(),
+    })?;
     if status.success() {
         Ok(tail.into())
     } else {
-        Err(UvFailure { what: format!("`{command_line}` failed ({})", describe_status(&status)), tail: tail.into() })
+        Err(UvFailure {
+            what: format!("`{command_line}` failed ({})", describe_status(&status)),
+            tail: tail.into(),
+        })
     }
 }
 
@@ -500,7 +645,10 @@ mod tests {
                 "  cause: Because definitely-not-a-real-package-xyz was not found in the package registry and you require definitely-not-a-real-package-xyz==1.0, we can conclude that your requirements are unsatisfiable.".into(),
             ],
         };
-        assert_eq!(failure.culprit(None), "package `definitely-not-a-real-package-xyz` was not found; ");
+        assert_eq!(
+            failure.culprit(None),
+            "package `definitely-not-a-real-package-xyz` was not found; "
+        );
         assert_eq!(
             failure.culprit(Some("https://mirror/simple")),
             "package `definitely-not-a-real-package-xyz` was not found (index https://mirror/simple); "
@@ -512,12 +660,18 @@ mod tests {
                 "  cause: Failed to fetch: https://example.invalid/simple/dify-plugin/".into(),
             ],
         };
-        assert_eq!(failure.culprit(None), "index https://example.invalid/simple/dify-plugin/; ");
+        assert_eq!(
+            failure.culprit(None),
+            "index https://example.invalid/simple/dify-plugin/; "
+        );
         let failure = UvFailure {
             what: "failed".into(),
             tail: vec!["  cause: Because there is no version of dify-plugin==99.0.0 and you require dify-plugin==99.0.0, we can conclude".into()],
         };
-        assert_eq!(failure.culprit(None), "no matching version of `dify-plugin==99.0.0`; ");
+        assert_eq!(
+            failure.culprit(None),
+            "no matching version of `dify-plugin==99.0.0`; "
+        );
     }
 
     #[test]
@@ -528,14 +682,38 @@ mod tests {
         let mut cfg = RuntimeConfig::new(dir.path());
         cfg.pip_extra_args = vec!["--frozen".into(), "--no-cache".into()];
         cfg.pip_mirror_url = Some("https://m/simple".into());
-        assert_eq!(pick_dependency_file(dir.path(), true), Some(DependencyFile::Pyproject));
+        assert_eq!(
+            pick_dependency_file(dir.path(), true),
+            Some(DependencyFile::Pyproject)
+        );
         let venv = dir.path().join(".venv.building-x");
         let args = install_args(&cfg, DependencyFile::Pyproject, dir.path(), &venv);
-        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let python = venv_python(&venv).to_string_lossy().into_owned();
-        assert_eq!(args, ["sync", "--no-dev", "--python", &python, "--frozen", "-i", "https://m/simple", "--no-cache"]);
+        assert_eq!(
+            args,
+            [
+                "sync",
+                "--no-dev",
+                "--python",
+                &python,
+                "--frozen",
+                "-i",
+                "https://m/simple",
+                "--no-cache"
+            ]
+        );
         std::fs::write(dir.path().join("requirements.txt"), "").expect("write");
-        assert_eq!(pick_dependency_file(dir.path(), true), Some(DependencyFile::Requirements));
-        assert_eq!(pick_dependency_file(dir.path(), false), Some(DependencyFile::Pyproject));
+        assert_eq!(
+            pick_dependency_file(dir.path(), true),
+            Some(DependencyFile::Requirements)
+        );
+        assert_eq!(
+            pick_dependency_file(dir.path(), false),
+            Some(DependencyFile::Pyproject)
+        );
     }
 }

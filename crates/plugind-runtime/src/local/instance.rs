@@ -9,7 +9,10 @@ use std::io;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use plugind_io::{EventKind, FrameError, LineReader, LogData, LogLevel, PluginEvent, SessionMessage, SessionMessageType};
+use plugind_io::{
+    EventKind, FrameError, LineReader, LogData, LogLevel, PluginEvent, SessionMessage,
+    SessionMessageType,
+};
 use regex::Regex;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -75,7 +78,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Instance {
     /// Takes over a freshly spawned process and starts its tasks.
     pub(crate) fn start(spawned: Spawned, opts: InstanceOptions) -> Arc<Instance> {
-        let Spawned { child, pid, stdin, stdout, stderr } = spawned;
+        let Spawned {
+            child,
+            pid,
+            stdin,
+            stdout,
+            stderr,
+        } = spawned;
         let (state, _) = watch::channel(InstanceState::Starting);
         let instance = Arc::new(Instance {
             plugin: opts.plugin.clone(),
@@ -90,7 +99,13 @@ impl Instance {
         });
         let stdout_task = tokio::spawn(read_stdout(instance.clone(), stdout, opts.max_line_bytes));
         let stderr_task = tokio::spawn(read_stderr(instance.clone(), stderr, opts.max_line_bytes));
-        tokio::spawn(wait_child(instance.clone(), child, stdout_task, stderr_task, opts.liveness_timeout));
+        tokio::spawn(wait_child(
+            instance.clone(),
+            child,
+            stdout_task,
+            stderr_task,
+            opts.liveness_timeout,
+        ));
         instance
     }
 
@@ -113,11 +128,17 @@ impl Instance {
     /// Resolves at the first heartbeat, or fails with the exit reason or a timeout message.
     pub(crate) async fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
         let mut rx = self.state.subscribe();
-        let waited = tokio::time::timeout(timeout, rx.wait_for(|s| !matches!(s, InstanceState::Starting))).await;
+        let waited = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|s| !matches!(s, InstanceState::Starting)),
+        )
+        .await;
         match waited {
             Ok(Ok(state)) => match &*state {
                 InstanceState::Ready => Ok(()),
-                InstanceState::Exited(reason) => Err(format!("process ended before its first heartbeat: {reason}")),
+                InstanceState::Exited(reason) => Err(format!(
+                    "process ended before its first heartbeat: {reason}"
+                )),
                 InstanceState::Starting => Err("instance state went back to starting".into()),
             },
             Ok(Err(_)) => Err("instance went away".into()),
@@ -158,7 +179,10 @@ impl Instance {
         self.kill.cancel();
     }
 
-    pub(crate) fn register(&self, session_id: &str) -> Result<mpsc::UnboundedReceiver<SessionEvent>, RegisterError> {
+    pub(crate) fn register(
+        &self,
+        session_id: &str,
+    ) -> Result<mpsc::UnboundedReceiver<SessionEvent>, RegisterError> {
         let mut sessions = lock(&self.sessions);
         let table = sessions.as_mut().ok_or(RegisterError::Closed)?;
         if table.contains_key(session_id) {
@@ -192,7 +216,10 @@ impl Instance {
         };
         let result = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Ok(r) => r,
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "plugin did not read its stdin for 60 s")),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "plugin did not read its stdin for 60 s",
+            )),
         };
         if let Err(e) = &result {
             // A half-written line would corrupt every later request: this instance is done, and
@@ -215,7 +242,9 @@ impl Instance {
                 // The receiver may be gone already; the Session's drop will unregister.
                 let _ = tx.send(event);
             }
-            None => tracing::debug!(plugin = %self.plugin, session_id, "message for unknown session dropped"),
+            None => {
+                tracing::debug!(plugin = %self.plugin, session_id, "message for unknown session dropped")
+            }
         }
     }
 
@@ -290,10 +319,13 @@ impl Instance {
             .map(|m| m.as_str().to_owned());
         tracing::warn!(plugin = %self.plugin, len, max, session_id = ?session_id, "plugin output line too long; skipped");
         if let Some(session_id) = session_id {
-            let message = format!("plugin output line of {len} bytes exceeds the limit of {max} bytes");
+            let message =
+                format!("plugin output line of {len} bytes exceeds the limit of {max} bytes");
             self.send_to_session(
                 &session_id,
-                SessionEvent::Error(json!({"error_type": "PluginDaemonInnerError", "message": message, "args": {}})),
+                SessionEvent::Error(
+                    json!({"error_type": "PluginDaemonInnerError", "message": message, "args": {}}),
+                ),
             );
         }
     }
@@ -343,7 +375,9 @@ async fn read_stdout(instance: Arc<Instance>, stdout: ChildStdout, max_line_byte
         instance.touch();
         match item {
             Ok(line) => instance.handle_line(&line),
-            Err(FrameError::TooLong { len, max, head }) => instance.handle_too_long(len, max, &head),
+            Err(FrameError::TooLong { len, max, head }) => {
+                instance.handle_too_long(len, max, &head)
+            }
             Err(FrameError::Io(e)) => {
                 tracing::warn!(plugin = %instance.plugin, error = %e, "reading plugin stdout failed");
             }
@@ -384,7 +418,8 @@ async fn wait_child(
     stderr_task: JoinHandle<()>,
     liveness_timeout: Duration,
 ) {
-    let check_every = (liveness_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let check_every =
+        (liveness_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
@@ -410,7 +445,10 @@ async fn wait_child(
     // Let the readers deliver what the process wrote before it died (an `end`, a last stderr line).
     for task in [stdout_task, stderr_task] {
         let abort = task.abort_handle();
-        if tokio::time::timeout(Duration::from_millis(500), task).await.is_err() {
+        if tokio::time::timeout(Duration::from_millis(500), task)
+            .await
+            .is_err()
+        {
             abort.abort();
         }
     }

@@ -45,8 +45,13 @@ impl LocalPlugin {
         let python = env::venv_python(&self.wd.join(env::VENV_DIR));
         let env = process::plugin_env(std::env::vars_os(), &self.tuning.plugin_env_passthrough);
         let args = [std::ffi::OsStr::new("-m"), self.entrypoint.as_ref()];
-        let spawned = process::spawn_in_group(&python, &args, &self.wd, &env)
-            .map_err(|e| format!("failed to start `{} -m {}`: {e}", python.display(), self.entrypoint))?;
+        let spawned = process::spawn_in_group(&python, &args, &self.wd, &env).map_err(|e| {
+            format!(
+                "failed to start `{} -m {}`: {e}",
+                python.display(),
+                self.entrypoint
+            )
+        })?;
         tracing::info!(plugin = %self.uid, pid = spawned.pid, "plugin process started");
         let instance = Instance::start(
             spawned,
@@ -72,12 +77,17 @@ impl LocalPlugin {
 
 /// Extracts `package` into `wd` unless `wd` already has content (it is then reused as is).
 pub(crate) async fn extract_if_needed(package: &[u8], wd: &Path) -> Result<bool, String> {
-    let has_content = std::fs::read_dir(wd).map(|mut d| d.next().is_some()).unwrap_or(false);
+    let has_content = std::fs::read_dir(wd)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
     if has_content {
         return Ok(false);
     }
     if package.is_empty() {
-        return Err(format!("{} is missing and the package is empty", wd.display()));
+        return Err(format!(
+            "{} is missing and the package is empty",
+            wd.display()
+        ));
     }
     let bytes = package.to_vec();
     let dst = wd.to_path_buf();

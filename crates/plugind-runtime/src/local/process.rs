@@ -40,7 +40,14 @@ const COMMON_ALLOWED: &[&str] = &[
 const PLUGIN_SDK_SETTINGS: &[&str] = &["MAX_REQUEST_TIMEOUT", "MAX_WORKER", "HEARTBEAT_INTERVAL"];
 
 /// uv settings worth forwarding: index credentials and TLS knobs, never the daemon's secrets.
-const UV_ALLOWED: &[&str] = &["UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_INSECURE_HOST", "UV_NATIVE_TLS", "UV_HTTP_TIMEOUT", "PYENV_ROOT"];
+const UV_ALLOWED: &[&str] = &[
+    "UV_DEFAULT_INDEX",
+    "UV_EXTRA_INDEX_URL",
+    "UV_INSECURE_HOST",
+    "UV_NATIVE_TLS",
+    "UV_HTTP_TIMEOUT",
+    "PYENV_ROOT",
+];
 
 fn is_common(name: &str) -> bool {
     COMMON_ALLOWED.contains(&name) || name.starts_with("LC_")
@@ -56,7 +63,9 @@ pub(crate) fn plugin_env(
         .into_iter()
         .filter(|(k, _)| {
             k.to_str().is_some_and(|k| {
-                is_common(k) || PLUGIN_SDK_SETTINGS.contains(&k) || passthrough.iter().any(|p| p == k)
+                is_common(k)
+                    || PLUGIN_SDK_SETTINGS.contains(&k)
+                    || passthrough.iter().any(|p| p == k)
             })
         })
         .collect();
@@ -76,7 +85,9 @@ pub(crate) fn uv_env(
     let mut env: Vec<(OsString, OsString)> = daemon_env
         .into_iter()
         .filter(|(k, _)| {
-            k.to_str().is_some_and(|k| is_common(k) || UV_ALLOWED.contains(&k) || k.starts_with("UV_INDEX_"))
+            k.to_str().is_some_and(|k| {
+                is_common(k) || UV_ALLOWED.contains(&k) || k.starts_with("UV_INDEX_")
+            })
         })
         .collect();
     env.push(("UV_CACHE_DIR".into(), cache_dir.into()));
@@ -115,12 +126,20 @@ pub(crate) fn spawn_in_group(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = cmd.spawn()?;
-    let pid = child.id().ok_or_else(|| io::Error::other("child exited before its pid was read"))?;
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("child exited before its pid was read"))?;
     let missing = || io::Error::other("child pipe missing");
     let stdin = child.stdin.take().ok_or_else(missing)?;
     let stdout = child.stdout.take().ok_or_else(missing)?;
     let stderr = child.stderr.take().ok_or_else(missing)?;
-    Ok(Spawned { child, pid, stdin, stdout, stderr })
+    Ok(Spawned {
+        child,
+        pid,
+        stdin,
+        stdout,
+        stderr,
+    })
 }
 
 /// SIGKILLs the whole process group led by `pid`. A group that is already gone is fine.
@@ -150,11 +169,16 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
-        pairs.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
     }
 
     fn names(env: &[(OsString, OsString)]) -> Vec<String> {
-        env.iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect()
+        env.iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
@@ -176,7 +200,15 @@ mod tests {
         let env = plugin_env(daemon.clone(), &[]);
         assert_eq!(
             names(&env),
-            ["PATH", "HOME", "LC_ALL", "https_proxy", "MAX_WORKER", "INSTALL_METHOD", "PYTHONUNBUFFERED"]
+            [
+                "PATH",
+                "HOME",
+                "LC_ALL",
+                "https_proxy",
+                "MAX_WORKER",
+                "INSTALL_METHOD",
+                "PYTHONUNBUFFERED"
+            ]
         );
         assert!(env.contains(&("INSTALL_METHOD".into(), "local".into())));
         let env = plugin_env(daemon, &["TIKTOKEN_CACHE_DIR".to_owned()]);

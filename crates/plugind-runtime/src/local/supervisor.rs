@@ -18,7 +18,11 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(tuning: &RuntimeTuning) -> Self {
-        Backoff { initial: tuning.restart_backoff_initial, max: tuning.restart_backoff_max, next: tuning.restart_backoff_initial }
+        Backoff {
+            initial: tuning.restart_backoff_initial,
+            max: tuning.restart_backoff_max,
+            next: tuning.restart_backoff_initial,
+        }
     }
 
     /// The delay to wait now; the following one doubles.

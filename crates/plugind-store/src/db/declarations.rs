@@ -8,16 +8,22 @@ use crate::StoreError;
 impl Db {
     /// The stored declaration of `uid`, if it was uploaded (and not yet removed by the last
     /// uninstall).
-    pub async fn get_declaration(&self, uid: &str) -> Result<Option<PluginDeclaration>, StoreError> {
-        let sql = self.sql("SELECT declaration FROM plugin_declarations WHERE plugin_unique_identifier = $1");
+    pub async fn get_declaration(
+        &self,
+        uid: &str,
+    ) -> Result<Option<PluginDeclaration>, StoreError> {
+        let sql = self
+            .sql("SELECT declaration FROM plugin_declarations WHERE plugin_unique_identifier = $1");
         let json: Option<String> = dispatch!(self, pool => {
             match sqlx::query(&sql).bind(uid).fetch_optional(pool).await? {
                 Some(row) => Some(col!(row, "declaration", String)),
                 None => None,
             }
         });
-        json.map(|j| serde_json::from_str(&j).map_err(StoreError::json("plugin_declarations.declaration")))
-            .transpose()
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(StoreError::json("plugin_declarations.declaration"))
+        })
+        .transpose()
     }
 
     /// Stores the declaration of `uid` unless one is already there; returns whether this call

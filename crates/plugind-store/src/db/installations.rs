@@ -3,7 +3,9 @@
 //! (PSC §4.11). Each install/uninstall is one transaction serialised by a row lock on the
 //! `plugins` row of the uid.
 
-use plugind_entities::{PluginDeclaration, PluginInstallation, PluginUniqueIdentifier, ProviderInstallation};
+use plugind_entities::{
+    PluginDeclaration, PluginInstallation, PluginUniqueIdentifier, ProviderInstallation,
+};
 use serde_json::Value;
 
 use super::{col, dispatch, new_id, now, retry, BeginWrite, Db};
@@ -18,10 +20,12 @@ pub(crate) const PROJECTION_TABLES: [&str; 5] = [
     "trigger_installations",
 ];
 
-const INSTALLATION_COLUMNS: &str = "id::text AS id, created_at, updated_at, tenant_id::text AS tenant_id, plugin_id, \
+const INSTALLATION_COLUMNS: &str =
+    "id::text AS id, created_at, updated_at, tenant_id::text AS tenant_id, plugin_id, \
      plugin_unique_identifier, runtime_type, endpoints_setups, endpoints_active, source, meta";
 
-const PROVIDER_COLUMNS: &str = "id::text AS id, created_at, updated_at, tenant_id::text AS tenant_id, provider, \
+const PROVIDER_COLUMNS: &str =
+    "id::text AS id, created_at, updated_at, tenant_id::text AS tenant_id, provider, \
      plugin_unique_identifier, plugin_id";
 
 /// Result of [`Db::install_plugin`].
@@ -101,7 +105,11 @@ macro_rules! provider_from_row {
 
 /// (table, provider name) for every provider declaration present in `decl`.
 fn projections(decl: &PluginDeclaration) -> Vec<(&'static str, String)> {
-    let name = |v: &Value| PluginDeclaration::provider_name(v).unwrap_or_default().to_owned();
+    let name = |v: &Value| {
+        PluginDeclaration::provider_name(v)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let mut out = Vec::new();
     if let Some(v) = &decl.tool {
         out.push(("tool_installations", name(v)));
@@ -168,17 +176,29 @@ impl Db {
              manifest_type, remote_declaration, source) VALUES ($1::uuid, $2, $3, $4, $5, 0, $6, '', $7, $8) \
              ON CONFLICT (plugin_unique_identifier) DO NOTHING",
         );
-        let lock_plugin = self.sql("SELECT id::text AS id FROM plugins WHERE plugin_unique_identifier = $1 FOR UPDATE");
+        let lock_plugin = self.sql(
+            "SELECT id::text AS id FROM plugins WHERE plugin_unique_identifier = $1 FOR UPDATE",
+        );
         let find = self.sql(&format!(
             "SELECT {INSTALLATION_COLUMNS} FROM plugin_installations WHERE tenant_id = $1::uuid AND plugin_id = $2"
         ));
-        let increment = self.sql("UPDATE plugins SET refers = refers + 1, updated_at = $1 WHERE id = $2::uuid");
+        let increment =
+            self.sql("UPDATE plugins SET refers = refers + 1, updated_at = $1 WHERE id = $2::uuid");
         let insert_installation = self.sql(
             "INSERT INTO plugin_installations (id, created_at, updated_at, tenant_id, plugin_id, plugin_unique_identifier, \
              runtime_type, endpoints_setups, endpoints_active, source, meta) \
              VALUES ($1::uuid, $2, $3, $4::uuid, $5, $6, $7, 0, 0, $8, $9)",
         );
-        let (insert_plugin, lock_plugin, find, increment, insert_installation, projection_sql, meta_json, remote_declaration) = (
+        let (
+            insert_plugin,
+            lock_plugin,
+            find,
+            increment,
+            insert_installation,
+            projection_sql,
+            meta_json,
+            remote_declaration,
+        ) = (
             &insert_plugin,
             &lock_plugin,
             &find,
@@ -256,10 +276,12 @@ impl Db {
 
         match result {
             // Another uid of the same plugin_id won the (tenant_id, plugin_id) unique index.
-            Err(e) if e.is_unique_violation() => match self.get_installation(tenant_id, plugin_id).await? {
-                Some(existing) => Ok(InstallOutcome::AlreadyInstalled(existing)),
-                None => Err(e),
-            },
+            Err(e) if e.is_unique_violation() => {
+                match self.get_installation(tenant_id, plugin_id).await? {
+                    Some(existing) => Ok(InstallOutcome::AlreadyInstalled(existing)),
+                    None => Err(e),
+                }
+            }
             other => other,
         }
     }
@@ -267,7 +289,11 @@ impl Db {
     /// Removes a tenant's installation (PSC §4.11): `refers − 1`, projections of (plugin_id,
     /// tenant) deleted, and when the last tenant left, the `plugins` and `plugin_declarations`
     /// rows (and a serverless runtime row) too.
-    pub async fn uninstall_plugin(&self, tenant_id: &str, installation_id: &str) -> Result<UninstallOutcome, StoreError> {
+    pub async fn uninstall_plugin(
+        &self,
+        tenant_id: &str,
+        installation_id: &str,
+    ) -> Result<UninstallOutcome, StoreError> {
         if !self.uuid_ok(tenant_id) || !self.uuid_ok(installation_id) {
             return Ok(UninstallOutcome::NotFound);
         }
@@ -278,18 +304,31 @@ impl Db {
         let lock_plugin = self.sql(
             "SELECT id::text AS id, refers, install_type FROM plugins WHERE plugin_unique_identifier = $1 FOR UPDATE",
         );
-        let decrement = self.sql("UPDATE plugins SET refers = refers - 1, updated_at = $1 WHERE id = $2::uuid");
+        let decrement =
+            self.sql("UPDATE plugins SET refers = refers - 1, updated_at = $1 WHERE id = $2::uuid");
         let delete_installation = self.sql("DELETE FROM plugin_installations WHERE id = $1::uuid");
         let delete_projections: Vec<String> = PROJECTION_TABLES
             .iter()
-            .map(|t| self.sql(&format!("DELETE FROM {t} WHERE tenant_id = $1::uuid AND plugin_id = $2")))
+            .map(|t| {
+                self.sql(&format!(
+                    "DELETE FROM {t} WHERE tenant_id = $1::uuid AND plugin_id = $2"
+                ))
+            })
             .collect();
         let delete_plugin = self.sql("DELETE FROM plugins WHERE id = $1::uuid");
-        let delete_declaration = self.sql("DELETE FROM plugin_declarations WHERE plugin_unique_identifier = $1");
-        let delete_serverless = self.sql("DELETE FROM serverless_runtimes WHERE plugin_unique_identifier = $1");
-        let (lock_installation, lock_plugin, decrement, delete_installation, delete_projections) =
-            (&lock_installation, &lock_plugin, &decrement, &delete_installation, &delete_projections);
-        let (delete_plugin, delete_declaration, delete_serverless) = (&delete_plugin, &delete_declaration, &delete_serverless);
+        let delete_declaration =
+            self.sql("DELETE FROM plugin_declarations WHERE plugin_unique_identifier = $1");
+        let delete_serverless =
+            self.sql("DELETE FROM serverless_runtimes WHERE plugin_unique_identifier = $1");
+        let (lock_installation, lock_plugin, decrement, delete_installation, delete_projections) = (
+            &lock_installation,
+            &lock_plugin,
+            &decrement,
+            &delete_installation,
+            &delete_projections,
+        );
+        let (delete_plugin, delete_declaration, delete_serverless) =
+            (&delete_plugin, &delete_declaration, &delete_serverless);
 
         dispatch!(self, pool => retry(move || async move {
             let at = now();
@@ -338,7 +377,11 @@ impl Db {
     }
 
     /// The tenant's installation of `plugin_id` (any version).
-    pub async fn get_installation(&self, tenant_id: &str, plugin_id: &str) -> Result<Option<PluginInstallation>, StoreError> {
+    pub async fn get_installation(
+        &self,
+        tenant_id: &str,
+        plugin_id: &str,
+    ) -> Result<Option<PluginInstallation>, StoreError> {
         if !self.uuid_ok(tenant_id) {
             return Ok(None);
         }
@@ -364,7 +407,8 @@ impl Db {
             return Ok((Vec::new(), 0));
         }
         let (limit, offset) = page_window(page, page_size);
-        let count = self.sql("SELECT COUNT(*) AS n FROM plugin_installations WHERE tenant_id = $1::uuid");
+        let count =
+            self.sql("SELECT COUNT(*) AS n FROM plugin_installations WHERE tenant_id = $1::uuid");
         let list = self.sql(&format!(
             "SELECT {INSTALLATION_COLUMNS} FROM plugin_installations WHERE tenant_id = $1::uuid \
              ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
@@ -429,7 +473,9 @@ impl Db {
 
     /// Every `plugins` row as (uid, install_type): what start-up has to bring back.
     pub async fn installed_plugins(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let sql = self.sql("SELECT plugin_unique_identifier, install_type FROM plugins ORDER BY created_at, id");
+        let sql = self.sql(
+            "SELECT plugin_unique_identifier, install_type FROM plugins ORDER BY created_at, id",
+        );
         dispatch!(self, pool => {
             let rows = sqlx::query(&sql).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());

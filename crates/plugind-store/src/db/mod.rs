@@ -17,7 +17,9 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Connection, Database, Transaction};
 
 use crate::StoreError;
@@ -150,26 +152,37 @@ pub(crate) fn rewrite(backend: Backend, sql: &str) -> String {
 /// upgrade; PostgreSQL and MySQL use row locks (`FOR UPDATE`) inside a plain transaction.
 pub(crate) trait BeginWrite {
     type Db: Database;
-    fn begin_write(&self) -> impl std::future::Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send;
 }
 
 impl BeginWrite for SqlitePool {
     type Db = sqlx::Sqlite;
-    fn begin_write(&self) -> impl std::future::Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send {
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send
+    {
         self.begin_with("BEGIN IMMEDIATE")
     }
 }
 
 impl BeginWrite for PgPool {
     type Db = sqlx::Postgres;
-    fn begin_write(&self) -> impl std::future::Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send {
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send
+    {
         self.begin()
     }
 }
 
 impl BeginWrite for MySqlPool {
     type Db = sqlx::MySql;
-    fn begin_write(&self) -> impl std::future::Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send {
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Transaction<'static, Self::Db>, sqlx::Error>> + Send
+    {
         self.begin()
     }
 }
@@ -194,8 +207,18 @@ where
     }
 }
 
-fn connect_error(backend: &'static str, address: String, database: &str, cause: impl std::fmt::Display) -> StoreError {
-    StoreError::Connect { backend, address, database: database.to_owned(), cause: cause.to_string() }
+fn connect_error(
+    backend: &'static str,
+    address: String,
+    database: &str,
+    cause: impl std::fmt::Display,
+) -> StoreError {
+    StoreError::Connect {
+        backend,
+        address,
+        database: database.to_owned(),
+        cause: cause.to_string(),
+    }
 }
 
 /// Error code of a database error, if it is one.
@@ -208,7 +231,9 @@ fn db_code(e: &sqlx::Error) -> Option<String> {
 
 fn mysql_number(e: &sqlx::Error) -> Option<u16> {
     match e {
-        sqlx::Error::Database(d) => d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|m| m.number()),
+        sqlx::Error::Database(d) => d
+            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .map(|m| m.number()),
         _ => None,
     }
 }
@@ -229,8 +254,14 @@ impl std::fmt::Display for ProbeError {
 async fn probe<C: Connection>(opts: &C::Options) -> Result<C, ProbeError> {
     match tokio::time::timeout(CONNECT_TIMEOUT, C::connect_with(opts)).await {
         Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(ProbeError { code: db_code(&e), message: e.to_string() }),
-        Err(_) => Err(ProbeError { code: None, message: format!("timed out after {}s", CONNECT_TIMEOUT.as_secs()) }),
+        Ok(Err(e)) => Err(ProbeError {
+            code: db_code(&e),
+            message: e.to_string(),
+        }),
+        Err(_) => Err(ProbeError {
+            code: None,
+            message: format!("timed out after {}s", CONNECT_TIMEOUT.as_secs()),
+        }),
     }
 }
 
@@ -245,19 +276,35 @@ impl Db {
     pub async fn connect(cfg: &DbConfig) -> Result<Db, StoreError> {
         let db = match cfg {
             DbConfig::Sqlite { path } => Self::connect_sqlite(path).await?,
-            DbConfig::Postgres { host, port, user, password, database, sslmode, max_conns } => {
-                Self::connect_postgres(host, *port, user, password, database, sslmode, *max_conns).await?
+            DbConfig::Postgres {
+                host,
+                port,
+                user,
+                password,
+                database,
+                sslmode,
+                max_conns,
+            } => {
+                Self::connect_postgres(host, *port, user, password, database, sslmode, *max_conns)
+                    .await?
             }
-            DbConfig::MySql { host, port, user, password, database, max_conns } => {
-                Self::connect_mysql(host, *port, user, password, database, *max_conns).await?
-            }
+            DbConfig::MySql {
+                host,
+                port,
+                user,
+                password,
+                database,
+                max_conns,
+            } => Self::connect_mysql(host, *port, user, password, database, *max_conns).await?,
         };
         db.migrate().await?;
         Ok(db)
     }
 
     async fn connect_sqlite(path: &std::path::Path) -> Result<Db, StoreError> {
-        let fail = |cause: &dyn std::fmt::Display| connect_error("SQLite", path.display().to_string(), "main", cause);
+        let fail = |cause: &dyn std::fmt::Display| {
+            connect_error("SQLite", path.display().to_string(), "main", cause)
+        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| fail(&e))?;
         }
@@ -274,7 +321,9 @@ impl Db {
             .connect_with(opts)
             .await
             .map_err(|e| fail(&e))?;
-        Ok(Db { pools: Pools::Sqlite(pool) })
+        Ok(Db {
+            pools: Pools::Sqlite(pool),
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -292,12 +341,20 @@ impl Db {
             "" | "disable" => PgSslMode::Disable,
             "require" => PgSslMode::Require,
             other => {
-                let sslmode = PgSslMode::from_str(other)
-                    .map_err(|_| StoreError::Invalid(format!("DB_SSL_MODE must be disable or require, got {other:?}")))?;
+                let sslmode = PgSslMode::from_str(other).map_err(|_| {
+                    StoreError::Invalid(format!(
+                        "DB_SSL_MODE must be disable or require, got {other:?}"
+                    ))
+                })?;
                 sslmode
             }
         };
-        let mut base = PgConnectOptions::new().host(host).port(port).username(user).ssl_mode(ssl).application_name("plugind");
+        let mut base = PgConnectOptions::new()
+            .host(host)
+            .port(port)
+            .username(user)
+            .ssl_mode(ssl)
+            .application_name("plugind");
         if !password.is_empty() {
             base = base.password(password);
         }
@@ -313,15 +370,17 @@ impl Db {
                 let mut conn = probe::<sqlx::PgConnection>(&admin)
                     .await
                     .map_err(|c| connect_error("PostgreSQL", address.clone(), "postgres", c))?;
-                let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
-                    .bind(database)
-                    .fetch_optional(&mut conn)
-                    .await?;
+                let exists: Option<i32> =
+                    sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+                        .bind(database)
+                        .fetch_optional(&mut conn)
+                        .await?;
                 if exists.is_none() {
                     tracing::info!(database, "creating PostgreSQL database");
-                    let created = sqlx::query(&format!("CREATE DATABASE {}", quote_ident(database, '"')))
-                        .execute(&mut conn)
-                        .await;
+                    let created =
+                        sqlx::query(&format!("CREATE DATABASE {}", quote_ident(database, '"')))
+                            .execute(&mut conn)
+                            .await;
                     if let Err(e) = created {
                         // Lost a race with another process creating it: fine.
                         if !matches!(db_code(&e).as_deref(), Some("42P04" | "23505")) {
@@ -343,7 +402,9 @@ impl Db {
             .connect_with(opts)
             .await
             .map_err(|e| connect_error("PostgreSQL", address, database, e))?;
-        Ok(Db { pools: Pools::Postgres(pool) })
+        Ok(Db {
+            pools: Pools::Postgres(pool),
+        })
     }
 
     async fn connect_mysql(
@@ -355,12 +416,18 @@ impl Db {
         max_conns: u32,
     ) -> Result<Db, StoreError> {
         let address = format!("{host}:{port}");
-        let mut base = MySqlConnectOptions::new().host(host).port(port).username(user).charset("utf8mb4");
+        let mut base = MySqlConnectOptions::new()
+            .host(host)
+            .port(port)
+            .username(user)
+            .charset("utf8mb4");
         if !password.is_empty() {
             base = base.password(password);
         }
         let opts = base.clone().database(database);
-        match tokio::time::timeout(CONNECT_TIMEOUT, sqlx::MySqlConnection::connect_with(&opts)).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, sqlx::MySqlConnection::connect_with(&opts))
+            .await
+        {
             Ok(Ok(conn)) => drop(conn.close().await),
             // ER_BAD_DB_ERROR: unknown database.
             Ok(Err(e)) if mysql_number(&e) == Some(1049) => {
@@ -379,7 +446,12 @@ impl Db {
             }
             Ok(Err(e)) => return Err(connect_error("MySQL", address, database, e)),
             Err(_) => {
-                return Err(connect_error("MySQL", address, database, format!("timed out after {}s", CONNECT_TIMEOUT.as_secs())))
+                return Err(connect_error(
+                    "MySQL",
+                    address,
+                    database,
+                    format!("timed out after {}s", CONNECT_TIMEOUT.as_secs()),
+                ))
             }
         }
         let pool = MySqlPoolOptions::new()
@@ -389,7 +461,9 @@ impl Db {
             .connect_with(opts)
             .await
             .map_err(|e| connect_error("MySQL", address, database, e))?;
-        Ok(Db { pools: Pools::MySql(pool) })
+        Ok(Db {
+            pools: Pools::MySql(pool),
+        })
     }
 
     /// Creates missing tables and indexes; never drops or alters existing ones.
@@ -435,7 +509,9 @@ impl Db {
         if self.uuid_ok(value) {
             Ok(())
         } else {
-            Err(StoreError::Invalid(format!("{what} must be a UUID on PostgreSQL, got {value:?}")))
+            Err(StoreError::Invalid(format!(
+                "{what} must be a UUID on PostgreSQL, got {value:?}"
+            )))
         }
     }
 
@@ -461,10 +537,22 @@ mod tests {
     fn rewrite_per_backend() {
         let sql = "SELECT id::text AS id FROM t WHERE tenant_id = $1::uuid AND x = $2 FOR UPDATE";
         assert_eq!(rewrite(Backend::Postgres, sql), sql);
-        assert_eq!(rewrite(Backend::MySql, sql), "SELECT id AS id FROM t WHERE tenant_id = ? AND x = ? FOR UPDATE");
-        assert_eq!(rewrite(Backend::Sqlite, sql), "SELECT id AS id FROM t WHERE tenant_id = ? AND x = ?");
+        assert_eq!(
+            rewrite(Backend::MySql, sql),
+            "SELECT id AS id FROM t WHERE tenant_id = ? AND x = ? FOR UPDATE"
+        );
+        assert_eq!(
+            rewrite(Backend::Sqlite, sql),
+            "SELECT id AS id FROM t WHERE tenant_id = ? AND x = ?"
+        );
         let ins = "INSERT INTO p (a, b) VALUES ($1, $10) ON CONFLICT (a) DO NOTHING";
-        assert_eq!(rewrite(Backend::MySql, ins), "INSERT IGNORE INTO p (a, b) VALUES (?, ?)");
-        assert_eq!(rewrite(Backend::Sqlite, ins), "INSERT INTO p (a, b) VALUES (?, ?) ON CONFLICT (a) DO NOTHING");
+        assert_eq!(
+            rewrite(Backend::MySql, ins),
+            "INSERT IGNORE INTO p (a, b) VALUES (?, ?)"
+        );
+        assert_eq!(
+            rewrite(Backend::Sqlite, ins),
+            "INSERT INTO p (a, b) VALUES (?, ?) ON CONFLICT (a) DO NOTHING"
+        );
     }
 }

@@ -8,11 +8,16 @@ use plugind_entities::{InstallTask, InstallTaskEntry, InstallTaskStatus};
 use super::{col, dispatch, now, retry, BeginWrite, Db};
 use crate::StoreError;
 
-const TASK_COLUMNS: &str = "id::text AS id, created_at, updated_at, status, tenant_id::text AS tenant_id, \
+const TASK_COLUMNS: &str =
+    "id::text AS id, created_at, updated_at, status, tenant_id::text AS tenant_id, \
      total_plugins, completed_plugins, plugins";
 
 fn parse_status(s: &str) -> Result<InstallTaskStatus, StoreError> {
-    InstallTaskStatus::parse(s).ok_or_else(|| StoreError::Invalid(format!("unknown install task status {s:?} in install_tasks")))
+    InstallTaskStatus::parse(s).ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "unknown install task status {s:?} in install_tasks"
+        ))
+    })
 }
 
 fn parse_entries(json: &str) -> Result<Vec<InstallTaskEntry>, StoreError> {
@@ -50,7 +55,10 @@ impl Db {
     /// `created_at`/`updated_at` are stored as given.
     pub async fn create_task(&self, task: &InstallTask) -> Result<(), StoreError> {
         if uuid::Uuid::parse_str(&task.id).is_err() {
-            return Err(StoreError::Invalid(format!("install task id must be a UUID, got {:?}", task.id)));
+            return Err(StoreError::Invalid(format!(
+                "install task id must be a UUID, got {:?}",
+                task.id
+            )));
         }
         self.require_uuid("tenant_id", &task.tenant_id)?;
         let plugins = entries_json(&task.plugins)?;
@@ -75,11 +83,17 @@ impl Db {
     }
 
     /// The tenant's task `id`.
-    pub async fn get_task(&self, tenant_id: &str, id: &str) -> Result<Option<InstallTask>, StoreError> {
+    pub async fn get_task(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<InstallTask>, StoreError> {
         if !self.uuid_ok(tenant_id) || !self.uuid_ok(id) {
             return Ok(None);
         }
-        let sql = self.sql(&format!("SELECT {TASK_COLUMNS} FROM install_tasks WHERE id = $1::uuid AND tenant_id = $2::uuid"));
+        let sql = self.sql(&format!(
+            "SELECT {TASK_COLUMNS} FROM install_tasks WHERE id = $1::uuid AND tenant_id = $2::uuid"
+        ));
         dispatch!(self, pool => {
             match sqlx::query(&sql).bind(id).bind(tenant_id).fetch_optional(pool).await? {
                 Some(row) => Ok(Some(task_from_row!(row))),
@@ -89,7 +103,12 @@ impl Db {
     }
 
     /// One page (1-based) of the tenant's tasks, newest first.
-    pub async fn list_tasks(&self, tenant_id: &str, page: i64, page_size: i64) -> Result<Vec<InstallTask>, StoreError> {
+    pub async fn list_tasks(
+        &self,
+        tenant_id: &str,
+        page: i64,
+        page_size: i64,
+    ) -> Result<Vec<InstallTask>, StoreError> {
         if !self.uuid_ok(tenant_id) {
             return Ok(Vec::new());
         }
@@ -122,7 +141,9 @@ impl Db {
         if !self.uuid_ok(task_id) {
             return Ok(None);
         }
-        let lock = self.sql(&format!("SELECT {TASK_COLUMNS} FROM install_tasks WHERE id = $1::uuid FOR UPDATE"));
+        let lock = self.sql(&format!(
+            "SELECT {TASK_COLUMNS} FROM install_tasks WHERE id = $1::uuid FOR UPDATE"
+        ));
         let update = self.sql(
             "UPDATE install_tasks SET updated_at = $1, status = $2, completed_plugins = $3, plugins = $4 WHERE id = $5::uuid",
         );
@@ -197,7 +218,8 @@ impl Db {
         if !self.uuid_ok(tenant_id) || !self.uuid_ok(id) {
             return Ok(());
         }
-        let sql = self.sql("DELETE FROM install_tasks WHERE id = $1::uuid AND tenant_id = $2::uuid");
+        let sql =
+            self.sql("DELETE FROM install_tasks WHERE id = $1::uuid AND tenant_id = $2::uuid");
         dispatch!(self, pool => {
             sqlx::query(&sql).bind(id).bind(tenant_id).execute(pool).await?;
         });
@@ -219,7 +241,12 @@ impl Db {
     /// Removes entry `uid` from the tenant's task `id` under a row lock; when every remaining
     /// entry is `success` (or none remain) the whole task is deleted. Counters are left as they
     /// are, as upstream does. A missing task is not an error.
-    pub async fn delete_task_entry(&self, tenant_id: &str, id: &str, uid: &str) -> Result<(), StoreError> {
+    pub async fn delete_task_entry(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        uid: &str,
+    ) -> Result<(), StoreError> {
         if !self.uuid_ok(tenant_id) || !self.uuid_ok(id) {
             return Ok(());
         }
@@ -227,7 +254,8 @@ impl Db {
             "SELECT {TASK_COLUMNS} FROM install_tasks WHERE id = $1::uuid AND tenant_id = $2::uuid FOR UPDATE"
         ));
         let delete = self.sql("DELETE FROM install_tasks WHERE id = $1::uuid");
-        let update = self.sql("UPDATE install_tasks SET updated_at = $1, plugins = $2 WHERE id = $3::uuid");
+        let update =
+            self.sql("UPDATE install_tasks SET updated_at = $1, plugins = $2 WHERE id = $3::uuid");
         let (lock, delete, update) = (&lock, &delete, &update);
         dispatch!(self, pool => retry(move || async move {
             let mut tx = pool.begin_write().await?;
