@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use axum::serve::ListenerExt;
 use clap::Parser;
 use plugind_runtime::{RuntimeConfig, RuntimeTuning, Runtimes};
 use plugind_service::{ServiceConfig, Services};
@@ -207,9 +208,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 config.server_host, config.server_port
             )
         })?;
+    // Each SSE event is its own small write: without TCP_NODELAY, Nagle + delayed ACK add ~40 ms.
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+        .with_context(|| format!("cannot listen on {addr}"))?
+        .tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+        });
     tracing::info!(%addr, "plugind listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
