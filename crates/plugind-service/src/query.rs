@@ -2,6 +2,7 @@
 
 use plugind_entities::{
     DaemonError, InstallTask, PluginDeclaration, PluginInstallation, PluginUniqueIdentifier,
+    ProviderInstallation,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -154,19 +155,27 @@ impl Services {
             .map_err(internal)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let declaration = self.declaration(&row.plugin_unique_identifier).await?;
-            out.push(ToolProviderEntity {
-                id: row.id,
-                created_at: row.created_at,
-                updated_at: row.updated_at,
-                tenant_id: row.tenant_id,
-                provider: row.provider,
-                plugin_unique_identifier: row.plugin_unique_identifier,
-                plugin_id: row.plugin_id,
-                declaration: declaration.tool.unwrap_or(Value::Null),
-            });
+            out.push(self.tool_entity(row).await?);
         }
         Ok(out)
+    }
+
+    /// A projection row joined with its plugin's tool provider declaration.
+    async fn tool_entity(
+        &self,
+        row: ProviderInstallation,
+    ) -> Result<ToolProviderEntity, DaemonError> {
+        let declaration = self.declaration(&row.plugin_unique_identifier).await?;
+        Ok(ToolProviderEntity {
+            id: row.id,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            tenant_id: row.tenant_id,
+            provider: row.provider,
+            plugin_unique_identifier: row.plugin_unique_identifier,
+            plugin_id: row.plugin_id,
+            declaration: declaration.tool.unwrap_or(Value::Null),
+        })
     }
 
     pub async fn get_tool_provider(
@@ -182,17 +191,7 @@ impl Services {
             .await
             .map_err(internal)?
             .ok_or_else(|| DaemonError::plugin_not_found("plugin not found"))?;
-        let declaration = self.declaration(&row.plugin_unique_identifier).await?;
-        Ok(ToolProviderEntity {
-            id: row.id,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            tenant_id: row.tenant_id,
-            provider: row.provider,
-            plugin_unique_identifier: row.plugin_unique_identifier,
-            plugin_id: row.plugin_id,
-            declaration: declaration.tool.unwrap_or(Value::Null),
-        })
+        self.tool_entity(row).await
     }
 
     /// `GET …/fetch/identifier`: is the uid installed by any tenant?
