@@ -48,6 +48,31 @@ pub enum PackageError {
     PublicKeyExtraData,
     #[error("failed to parse public key: {0}")]
     PublicKey(String),
+    // --- signing, keys and bundles (sign.rs, keys.rs, bundle.rs) ---
+    #[error("failed to decode PEM block containing private key")]
+    PrivateKeyPem,
+    #[error("failed to parse private key: {0}")]
+    PrivateKey(String),
+    #[error("failed to generate key pair: {0}")]
+    GenerateKey(String),
+    #[error("failed to encode key: {0}")]
+    EncodeKey(String),
+    #[error("failed to sign plugin: {0}")]
+    Sign(String),
+    #[error("failed to decode bundle: {0}")]
+    DecodeBundle(String),
+    #[error("failed to load bundle manifest: {0}")]
+    BundleManifest(String),
+    #[error("invalid github repo pattern: {0:?}")]
+    InvalidGithubPattern(String),
+    #[error("invalid marketplace pattern: {0:?}")]
+    InvalidMarketplacePattern(String),
+    #[error("invalid version: {0:?}")]
+    InvalidVersion(String),
+    #[error("dependency index {index} out of bounds ({len} dependencies)")]
+    DependencyIndex { index: usize, len: usize },
+    #[error("{0}\nplease provide a valid difypkg file")]
+    InvalidPackage(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

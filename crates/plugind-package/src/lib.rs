@@ -13,9 +13,11 @@ mod error;
 mod extract;
 mod glob;
 mod ignore;
+mod keys;
 mod manifest;
 mod pack;
 mod providers;
+mod sign;
 mod signature;
 mod validate;
 mod yaml;
@@ -25,5 +27,12 @@ pub use checksum::checksum;
 pub use decode::{decode, read_file, DecodeOptions, Package, DEFAULT_MAX_UNCOMPRESSED_SIZE};
 pub use error::PackageError;
 pub use extract::extract_to;
+pub use keys::{
+    generate_key_pair, parse_private_key_pem, private_key_to_pem, public_key_to_pem,
+    DEFAULT_KEY_BITS,
+};
 pub use pack::pack_dir;
+pub use sign::{
+    authorized_verification, sign, verification_with, verify_with, AUTHORIZED_CATEGORIES,
+};
 pub use signature::{official_public_key, parse_public_key_pem, Verification, VERIFICATION_FILE};
