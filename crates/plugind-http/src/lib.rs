@@ -4,12 +4,13 @@
 //! - [`router`]: builds the axum `Router` (route table, fallbacks, layers).
 //! - [`reply`]: the `{code,message,data}` envelope and error responses.
 //! - [`auth`]: the `X-Api-Key` check on `/plugin/*`.
-//! - [`health`], [`management`], [`dispatch`]: one module per upstream route group.
+//! - [`health`], [`management`], [`dispatch`], [`assets`]: one module per upstream route group.
 //! - [`body`]: lenient request-body and query decoding.
 //!
 //! **API boundary:** request/response shapes live here and in `plugind-entities`; services never
 //! see axum types.
 
+pub mod assets;
 pub mod auth;
 pub mod body;
 pub mod dispatch;

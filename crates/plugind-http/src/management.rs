@@ -250,3 +250,13 @@ pub async fn get_tool(
             .await,
     )
 }
+
+pub async fn fetch_readme(State(state): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+    let uid = match uid_param(q.as_deref(), &body) {
+        Ok(uid) => uid,
+        Err(resp) => return resp,
+    };
+    let query = query_object(q.as_deref());
+    let language = str_field(&query, "language");
+    reply::service(state.services.fetch_readme(&uid, language).await)
+}

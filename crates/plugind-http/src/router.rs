@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use plugind_service::Services;
 
-use crate::{auth, dispatch, health, management, reply};
+use crate::{assets, auth, dispatch, health, management, reply};
 
 /// Settings of the HTTP edge.
 #[derive(Clone, Debug)]
@@ -70,6 +70,7 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
         )
         .route("/fetch/manifest", get(management::fetch_manifest))
         .route("/fetch/identifier", get(management::fetch_identifier))
+        .route("/fetch/readme", get(management::fetch_readme))
         .route("/uninstall", post(management::uninstall))
         .route("/list", get(management::list_plugins))
         .route("/tools", get(management::list_tools))
@@ -78,6 +79,8 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
     let plugin = Router::new()
         .nest("/management", management)
         .route("/dispatch/{*action}", post(dispatch::dispatch))
+        .route("/asset/{id}", get(assets::asset))
+        .route("/extract-asset/", get(assets::extract_asset))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,

@@ -22,6 +22,65 @@ pub struct ServiceConfig {
     pub media_cache_path: String,
     /// `PLATFORM`.
     pub platform: String,
+    /// `PLUGIN_ALLOW_UNSIGNED`: plugins accepted without a valid signature even when
+    /// verification is enforced (ours, in the spirit of Grafana's
+    /// `allow_loading_unsigned_plugins`).
+    pub unsigned_allowlist: Vec<UnsignedAllowed>,
+}
+
+/// One entry of `PLUGIN_ALLOW_UNSIGNED`: `author/name`, optionally pinned as
+/// `author/name@<checksum>` to exactly one build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnsignedAllowed {
+    pub plugin_id: String,
+    pub checksum: Option<String>,
+}
+
+impl UnsignedAllowed {
+    pub fn matches(&self, plugin_id: &str, checksum: &str) -> bool {
+        self.plugin_id == plugin_id && self.checksum.as_deref().is_none_or(|c| c == checksum)
+    }
+}
+
+/// Parses `PLUGIN_ALLOW_UNSIGNED`: comma-separated `author/name[@checksum]`.
+pub fn parse_unsigned_allowlist(value: &str) -> Result<Vec<UnsignedAllowed>, String> {
+    let id = regex::Regex::new(r"^[a-z0-9_-]{1,64}/[a-z0-9_-]{1,255}$").map_err(|e| e.to_string())?;
+    let sum = regex::Regex::new(r"^[a-f0-9]{32,64}$").map_err(|e| e.to_string())?;
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (plugin_id, checksum) = match entry.split_once('@') {
+                Some((p, c)) => (p, Some(c)),
+                None => (entry, None),
+            };
+            if !id.is_match(plugin_id) || checksum.is_some_and(|c| !sum.is_match(c)) {
+                return Err(format!(
+                    "PLUGIN_ALLOW_UNSIGNED entry {entry:?} is not `author/name` or `author/name@<checksum>`"
+                ));
+            }
+            Ok(UnsignedAllowed { plugin_id: plugin_id.to_owned(), checksum: checksum.map(str::to_owned) })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowlist_parsing_and_matching() {
+        let list = parse_unsigned_allowlist(" acme/tool , acme/pinned@0123456789abcdef0123456789abcdef ,").expect("valid");
+        assert_eq!(list.len(), 2);
+        assert!(list[0].matches("acme/tool", "anything"));
+        assert!(list[1].matches("acme/pinned", "0123456789abcdef0123456789abcdef"));
+        assert!(!list[1].matches("acme/pinned", "ffffffffffffffffffffffffffffffff"));
+        assert!(!list[0].matches("acme/other", "x"));
+        assert!(parse_unsigned_allowlist("Acme/Tool").is_err());
+        assert!(parse_unsigned_allowlist("acme/tool@xyz").is_err());
+        assert!(parse_unsigned_allowlist("").expect("empty").is_empty());
+    }
 }
 
 impl Default for ServiceConfig {
@@ -36,6 +95,7 @@ impl Default for ServiceConfig {
             installed_path: "plugin".into(),
             media_cache_path: "assets".into(),
             platform: "local".into(),
+            unsigned_allowlist: Vec::new(),
         }
     }
 }

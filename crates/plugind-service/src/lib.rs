@@ -7,19 +7,22 @@
 //! - [`install`]: install tasks, the install job, uninstall, and bringing installed plugins back
 //!   at start-up.
 //! - [`query`]: listings of installations, tasks and tool providers.
+//! - [`readme`], [`assets`]: readmes and asset files of stored packages.
 //! - [`dispatch`]: turn a Dify dispatch request into a plugin session and a stream of chunks.
 //! - [`binding`]: lenient field access on JSON bodies, the way upstream's binder behaves.
 //!
 //! **Architecture invariant:** this crate is the only user of `plugind-store`; the HTTP crate
 //! reaches state only through [`Services`].
 
+pub mod assets;
 pub mod binding;
 pub mod config;
 pub mod dispatch;
 pub mod install;
 pub mod query;
+pub mod readme;
 pub mod state;
 pub mod upload;
 
-pub use config::ServiceConfig;
+pub use config::{parse_unsigned_allowlist, ServiceConfig, UnsignedAllowed};
 pub use state::Services;

@@ -53,11 +53,7 @@ impl Services {
         if package.uid.is_remote_like() {
             return Err(DaemonError::bad_request("cannot set author to an UUID"));
         }
-        if (self.inner.cfg.force_verifying_signature || verify_signature) && !package.verified {
-            return Err(DaemonError::bad_request(
-                "plugin verification has been enabled, and the plugin you want to install has a bad signature",
-            ));
-        }
+        self.check_signature_policy(&package, verify_signature)?;
         let uid = package.uid.to_string();
         let assets = plugind_package::remap_icons(&mut package.declaration, &package.assets)
             .map_err(|e| DaemonError::bad_request(format!("{e}\nfailed to save package")))?;
@@ -75,6 +71,26 @@ impl Services {
             unique_identifier: uid,
             verification: package.verification,
         })
+    }
+
+    /// Signature policy (PSC §2.5): when verification is enforced, an unverified package is
+    /// refused unless `PLUGIN_ALLOW_UNSIGNED` names it.
+    pub(crate) fn check_signature_policy(
+        &self,
+        package: &plugind_package::Package,
+        verify_signature: bool,
+    ) -> Result<(), DaemonError> {
+        if package.verified || !(self.inner.cfg.force_verifying_signature || verify_signature) {
+            return Ok(());
+        }
+        let plugin_id = package.uid.plugin_id();
+        if self.inner.cfg.unsigned_allowlist.iter().any(|a| a.matches(plugin_id, &package.checksum)) {
+            tracing::info!(uid = %package.uid, "accepting an unsigned package: allowed by PLUGIN_ALLOW_UNSIGNED");
+            return Ok(());
+        }
+        Err(DaemonError::bad_request(
+            "plugin verification has been enabled, and the plugin you want to install has a bad signature",
+        ))
     }
 
     /// Writes assets, the package object and the declaration row; undoes its own writes on error.

@@ -94,6 +94,10 @@ pub struct Config {
         default_value = ""
     )]
     pub third_party_signature_verification_public_keys: String,
+    /// Comma-separated `author/name` or `author/name@<checksum>`: plugins accepted without a
+    /// valid signature even when verification is enforced.
+    #[arg(long, env = "PLUGIN_ALLOW_UNSIGNED", default_value = "")]
+    pub plugin_allow_unsigned: String,
     /// Seconds.
     #[arg(long, env = "PLUGIN_MAX_EXECUTION_TIMEOUT", default_value_t = 600)]
     pub plugin_max_execution_timeout: u64,

@@ -8,6 +8,7 @@
 
 mod declarations;
 mod installations;
+mod readmes;
 mod tasks;
 
 use std::path::PathBuf;
