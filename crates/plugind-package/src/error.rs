@@ -59,9 +59,10 @@ pub enum PackageError {
     EncodeKey(String),
     #[error("failed to sign plugin: {0}")]
     Sign(String),
-    #[error("failed to decode bundle: {0}")]
+    /// Go's `errors.Join(err, "failed to decode bundle")`.
+    #[error("{0}\nfailed to decode bundle")]
     DecodeBundle(String),
-    #[error("failed to load bundle manifest: {0}")]
+    #[error("{0}\nfailed to load bundle manifest")]
     BundleManifest(String),
     #[error("invalid github repo pattern: {0:?}")]
     InvalidGithubPattern(String),

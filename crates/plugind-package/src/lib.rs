@@ -7,6 +7,7 @@
 
 mod archive;
 mod assets;
+mod bundle;
 mod checksum;
 mod decode;
 mod error;
@@ -23,6 +24,12 @@ mod validate;
 mod yaml;
 
 pub use assets::{asset_id, remap_icons};
+pub use bundle::{
+    decode_bundle, encode_bundle, is_valid_version, load_bundle_dir, save_bundle_dir,
+    validate_github_pattern, validate_marketplace_pattern, Bundle, BundleManifest, Dependency,
+    GithubDependency, GithubParts, MarketplaceDependency, MarketplaceParts, PackageDependency,
+    BUNDLE_ASSETS_DIR, BUNDLE_MANIFEST_FILE,
+};
 pub use checksum::checksum;
 pub use decode::{decode, read_file, DecodeOptions, Package, DEFAULT_MAX_UNCOMPRESSED_SIZE};
 pub use error::PackageError;

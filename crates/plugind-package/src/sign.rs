@@ -131,9 +131,8 @@ pub const AUTHORIZED_CATEGORIES: [&str; 3] = ["langgenius", "partner", "communit
 /// typed, which the daemon's exact `langgenius` comparison then rejects).
 pub fn authorized_verification(category: &str) -> Option<Verification> {
     let lower = category.to_ascii_lowercase();
-    AUTHORIZED_CATEGORIES
-        .contains(&lower.as_str())
-        .then(|| Verification {
-            authorized_category: lower,
-        })
+    let known = AUTHORIZED_CATEGORIES.contains(&lower.as_str());
+    known.then_some(Verification {
+        authorized_category: lower,
+    })
 }
