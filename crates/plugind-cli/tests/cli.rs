@@ -38,8 +38,15 @@ fn ok(out: Output, what: &str) -> Output {
 fn init(dir: &Path, name: &str, category: &str) -> PathBuf {
     let out = dify()
         .current_dir(dir)
-        .args(["plugin", "init", "--quick", "--name", name, "--author", AUTHOR])
-        .args(["--description", &format!("A {category} plugin"), "--category", category])
+        .args([
+            "plugin", "init", "--quick", "--name", name, "--author", AUTHOR,
+        ])
+        .args([
+            "--description",
+            &format!("A {category} plugin"),
+            "--category",
+            category,
+        ])
         .args(["--allow-storage", "--storage-size", "2048"])
         .output()
         .expect("run dify");
@@ -115,12 +122,20 @@ fn init_every_category_packs_and_decodes() {
         assert!(pkg.assets.contains_key("icon.svg"));
         plugind_package::validate_declaration(&pkg.declaration)
             .unwrap_or_else(|e| panic!("{category}: strict validation: {e:?}"));
-        assert!(plugind_package::read_file(&bytes, "uv.lock").is_ok(), "{category}: uv.lock kept");
+        assert!(
+            plugind_package::read_file(&bytes, "uv.lock").is_ok(),
+            "{category}: uv.lock kept"
+        );
         assert!(
             plugind_package::read_file(&bytes, ".venv/lib/junk.py").is_err(),
             "{category}: .venv dropped"
         );
-        let storage = &pkg.declaration.resource.permission.as_ref().expect("permission")["storage"];
+        let storage = &pkg
+            .declaration
+            .resource
+            .permission
+            .as_ref()
+            .expect("permission")["storage"];
         assert_eq!(storage["size"], 2048, "{category}");
         if category == "llm" {
             let models = pkg.declaration.model.as_ref().expect("model")["models"].clone();
@@ -130,7 +145,9 @@ fn init_every_category_packs_and_decodes() {
     // The name is taken now: a second init fails and leaves the directory alone.
     let out = dify()
         .current_dir(tmp.path())
-        .args(["plugin", "init", "--quick", "--name", "my-tool", "--author", AUTHOR])
+        .args([
+            "plugin", "init", "--quick", "--name", "my-tool", "--author", AUTHOR,
+        ])
         .args(["--description", "x", "--category", "tool"])
         .output()
         .expect("run");
@@ -138,7 +155,9 @@ fn init_every_category_packs_and_decodes() {
     // Invalid profile → exit 1 and nothing created.
     let out = dify()
         .current_dir(tmp.path())
-        .args(["plugin", "init", "--quick", "--name", "Bad Name", "--author", AUTHOR])
+        .args([
+            "plugin", "init", "--quick", "--name", "Bad Name", "--author", AUTHOR,
+        ])
         .args(["--description", "x"])
         .output()
         .expect("run");
@@ -149,7 +168,10 @@ fn init_every_category_packs_and_decodes() {
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().contains(".init-"))
         .collect();
-    assert!(leftovers.is_empty(), "staging directories left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "staging directories left: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -172,7 +194,10 @@ fn checksum_of_a_directory_equals_its_package() {
     let from_pkg = of(&tmp.path().join("sum_me.difypkg"));
     assert_eq!(from_dir.len(), 64);
     assert_eq!(from_dir, from_pkg);
-    assert_eq!(from_pkg, plugind_package::checksum(&bytes).expect("checksum"));
+    assert_eq!(
+        from_pkg,
+        plugind_package::checksum(&bytes).expect("checksum")
+    );
 
     let out = ok(
         dify()
@@ -183,7 +208,10 @@ fn checksum_of_a_directory_equals_its_package() {
         "module list",
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Tools (provider sum_me)") && text.contains("- sum_me"), "{text}");
+    assert!(
+        text.contains("Tools (provider sum_me)") && text.contains("- sum_me"),
+        "{text}"
+    );
     let out = ok(
         dify()
             .args(["plugin", "readme", "list"])
@@ -201,19 +229,30 @@ fn package_refuses_an_invalid_manifest() {
     let dir = init(tmp.path(), "broken", "tool");
     let manifest = dir.join("manifest.yaml");
     let text = std::fs::read_to_string(&manifest).expect("read");
-    std::fs::write(&manifest, text.replace("version: 0.0.1\ntype", "version: banana\ntype"))
-        .expect("write");
+    std::fs::write(
+        &manifest,
+        text.replace("version: 0.0.1\ntype", "version: banana\ntype"),
+    )
+    .expect("write");
     let out = dify()
         .current_dir(tmp.path())
         .args(["plugin", "package"])
         .arg(&dir)
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!tmp.path().join("broken.difypkg").exists());
 
-    std::fs::write(&manifest, text.replace("author: \"clitest\"", "author: \"Upper\""))
-        .expect("write");
+    std::fs::write(
+        &manifest,
+        text.replace("author: \"clitest\"", "author: \"Upper\""),
+    )
+    .expect("write");
     let out = dify()
         .current_dir(tmp.path())
         .args(["plugin", "package"])
@@ -297,7 +336,12 @@ async fn upload_and_install(d: &Daemon, bytes: Vec<u8>) -> String {
         .install_and_wait(TENANT, &uid, Duration::from_secs(600))
         .await
         .expect("install");
-    assert_eq!(task["status"], "success", "install: {task}\n{}", d.log_tail(40));
+    assert_eq!(
+        task["status"],
+        "success",
+        "install: {task}\n{}",
+        d.log_tail(40)
+    );
     uid
 }
 
@@ -325,7 +369,10 @@ async fn initialised_tool_round_trips_through_the_daemon() {
     assert!(events.iter().all(|e| e["code"] == 0), "{events:?}");
     assert_eq!(events[0]["data"]["type"], "text");
     assert_eq!(events[0]["data"]["message"]["text"], "round trip");
-    assert_eq!(events[1]["data"]["message"]["json_object"]["text"], "round trip");
+    assert_eq!(
+        events[1]["data"]["message"]["json_object"]["text"],
+        "round trip"
+    );
     d.stop().await.expect("stop");
 }
 
@@ -382,4 +429,39 @@ async fn initialised_llm_streams_through_the_daemon() {
         .expect("dispatch");
     assert_eq!(events[0]["data"]["result"], true, "{events:?}");
     d.stop().await.expect("stop");
+}
+
+/// Every template loads in the real SDK: `plugin run` reaches `plugin_ready` (the SDK resolves
+/// every declared class before its first heartbeat).
+#[test]
+fn every_category_starts_on_the_real_sdk() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for category in [
+        "text-embedding",
+        "speech2text",
+        "moderation",
+        "rerank",
+        "tts",
+        "extension",
+        "agent-strategy",
+        "datasource",
+        "trigger",
+    ] {
+        let name = format!("s-{category}");
+        let dir = init(tmp.path(), &name, category);
+        package(tmp.path(), &dir);
+        let out = dify()
+            .current_dir(tmp.path())
+            .args(["plugin", "run", &format!("{name}.difypkg"), "-r", "json"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        let out = ok(out, &format!("run {category}"));
+        let first = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(str::to_owned)
+            .unwrap_or_default();
+        assert!(first.contains("plugin_ready"), "{category}: {first}");
+    }
 }

@@ -10,6 +10,8 @@ pub enum BundleCommand {
 
 pub fn run(cmd: BundleCommand) -> anyhow::Result<()> {
     match cmd {
-        BundleCommand::Placeholder => anyhow::bail!("`dify bundle` is not implemented in this build yet"),
+        BundleCommand::Placeholder => {
+            anyhow::bail!("`dify bundle` is not implemented in this build yet")
+        }
     }
 }

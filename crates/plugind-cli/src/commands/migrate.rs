@@ -73,10 +73,20 @@ impl DbArgs {
     pub fn describe(cfg: &DbConfig) -> String {
         match cfg {
             DbConfig::Sqlite { path } => format!("SQLite {}", path.display()),
-            DbConfig::Postgres { host, port, database, .. } => {
+            DbConfig::Postgres {
+                host,
+                port,
+                database,
+                ..
+            } => {
                 format!("PostgreSQL {host}:{port}/{database}")
             }
-            DbConfig::MySql { host, port, database, .. } => {
+            DbConfig::MySql {
+                host,
+                port,
+                database,
+                ..
+            } => {
                 format!("MySQL {host}:{port}/{database}")
             }
         }

@@ -10,6 +10,8 @@ pub enum SignatureCommand {
 
 pub fn run(cmd: SignatureCommand) -> anyhow::Result<()> {
     match cmd {
-        SignatureCommand::Placeholder => anyhow::bail!("`dify signature` is not implemented in this build yet"),
+        SignatureCommand::Placeholder => {
+            anyhow::bail!("`dify signature` is not implemented in this build yet")
+        }
     }
 }

@@ -128,10 +128,14 @@ pub fn run(args: CleanupArgs) -> anyhow::Result<()> {
     let mut failed = 0;
     for w in &delete {
         // Never follow anything out of the working path.
-        let inside = w.dir.starts_with(&root)
-            && std::fs::symlink_metadata(&w.dir).is_ok_and(|m| m.is_dir());
+        let inside =
+            w.dir.starts_with(&root) && std::fs::symlink_metadata(&w.dir).is_ok_and(|m| m.is_dir());
         if !inside {
-            eprintln!("skipping {}: not a directory inside {}", w.dir.display(), root.display());
+            eprintln!(
+                "skipping {}: not a directory inside {}",
+                w.dir.display(),
+                root.display()
+            );
             failed += 1;
             continue;
         }
@@ -190,7 +194,10 @@ fn scan(root: &Path) -> anyhow::Result<Vec<WorkDir>> {
                     uid: format!("{author_name}/{name}:{version}@{checksum}"),
                     version,
                 }),
-                None => eprintln!("skipping {}: not a plugin working directory", entry.path().display()),
+                None => eprintln!(
+                    "skipping {}: not a plugin working directory",
+                    entry.path().display()
+                ),
             }
         }
     }
@@ -223,7 +230,13 @@ fn from_manifest(dir: &Path) -> Option<(String, String, String)> {
     };
     let checksum = dir
         .file_name()
-        .map(|n| n.to_string_lossy().rsplit('@').next().unwrap_or("").to_owned())
+        .map(|n| {
+            n.to_string_lossy()
+                .rsplit('@')
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
         .unwrap_or_default();
     Some((name, version, checksum))
 }
@@ -244,7 +257,10 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
     let (nb, sb) = split(b);
     let len = na.len().max(nb.len());
     for i in 0..len {
-        let (x, y) = (na.get(i).copied().unwrap_or(0), nb.get(i).copied().unwrap_or(0));
+        let (x, y) = (
+            na.get(i).copied().unwrap_or(0),
+            nb.get(i).copied().unwrap_or(0),
+        );
         match x.cmp(&y) {
             Ordering::Equal => {}
             o => return o,

@@ -295,8 +295,14 @@ fn write_project(args: &InitArgs, p: &Profile, root: &Path) -> anyhow::Result<Ve
     ));
     let initial = p.name.chars().next().unwrap_or('p').to_ascii_uppercase();
     let color = category_color(category);
-    files.push(("_assets/icon.svg".into(), t::icon_svg(initial, color, false)));
-    files.push(("_assets/icon-dark.svg".into(), t::icon_svg(initial, color, true)));
+    files.push((
+        "_assets/icon.svg".into(),
+        t::icon_svg(initial, color, false),
+    ));
+    files.push((
+        "_assets/icon-dark.svg".into(),
+        t::icon_svg(initial, color, true),
+    ));
 
     let mut written = Vec::with_capacity(files.len());
     for (rel, content) in files {
@@ -419,7 +425,9 @@ fn manifest(args: &InitArgs, p: &Profile, label: &str, plugins_key: &str, file: 
     }
     if storage {
         let size = args.storage_size.unwrap_or(1_048_576);
-        perm.push_str(&format!("    storage:\n      enabled: true\n      size: {size}\n"));
+        perm.push_str(&format!(
+            "    storage:\n      enabled: true\n      size: {size}\n"
+        ));
     }
     let permission = if perm.is_empty() {
         "  permission: {}\n".to_owned()

@@ -58,7 +58,10 @@ pub fn module_list(path: &Path) -> anyhow::Result<()> {
         }
     }
     if let Some(agent) = &d.agent_strategy {
-        println!("Agent strategies (provider {}):", str_at(agent, "/identity/name"));
+        println!(
+            "Agent strategies (provider {}):",
+            str_at(agent, "/identity/name")
+        );
         for s in list(agent, "strategies") {
             println!(
                 "  - {}: {}",
@@ -70,7 +73,11 @@ pub fn module_list(path: &Path) -> anyhow::Result<()> {
     if let Some(model) = &d.model {
         println!("Models (provider {}):", str_at(model, "/provider"));
         for m in list(model, "models") {
-            println!("  - {} ({})", str_at(&m, "/model"), str_at(&m, "/model_type"));
+            println!(
+                "  - {} ({})",
+                str_at(&m, "/model"),
+                str_at(&m, "/model_type")
+            );
         }
     }
     if let Some(endpoint) = &d.endpoint {
@@ -86,7 +93,10 @@ pub fn module_list(path: &Path) -> anyhow::Result<()> {
         }
     }
     if let Some(tr) = &d.trigger {
-        println!("Trigger events (provider {}):", str_at(tr, "/identity/name"));
+        println!(
+            "Trigger events (provider {}):",
+            str_at(tr, "/identity/name")
+        );
         for e in list(tr, "events") {
             println!("  - {}", str_at(&e, "/identity/name"));
         }

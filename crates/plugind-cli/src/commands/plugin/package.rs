@@ -41,12 +41,16 @@ pub fn run(args: PackageArgs) -> anyhow::Result<()> {
         .output_path
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{base}.difypkg")));
-    let max_mb = if args.max_size <= 0 { 50 } else { args.max_size } as u64;
+    let max_mb = if args.max_size <= 0 {
+        50
+    } else {
+        args.max_size
+    } as u64;
     let max_bytes = max_mb * 1024 * 1024;
 
     eprintln!("packing {}", dir.display());
-    let mut bytes = plugind_package::pack_dir(dir)
-        .with_context(|| format!("cannot pack {}", dir.display()))?;
+    let mut bytes =
+        plugind_package::pack_dir(dir).with_context(|| format!("cannot pack {}", dir.display()))?;
     if let Some(requirements) = generated_requirements(dir, &bytes)? {
         bytes = source::insert_entry(&bytes, "requirements.txt", &requirements)?;
     }
@@ -83,7 +87,10 @@ pub fn run(args: PackageArgs) -> anyhow::Result<()> {
 /// `uv export` output when the runner is Python, there is no `requirements.txt` but both
 /// `pyproject.toml` and `uv.lock` are packaged.
 fn generated_requirements(dir: &Path, bytes: &[u8]) -> anyhow::Result<Option<Vec<u8>>> {
-    let names: Vec<String> = source::entries(bytes)?.into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = source::entries(bytes)?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     let has = |n: &str| names.iter().any(|x| x == n);
     if has("requirements.txt") || !has("pyproject.toml") || !has("uv.lock") {
         return Ok(None);
@@ -101,7 +108,10 @@ fn generated_requirements(dir: &Path, bytes: &[u8]) -> anyhow::Result<Option<Vec
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("uv"));
-    eprintln!("generating requirements.txt from uv.lock with {}", uv.display());
+    eprintln!(
+        "generating requirements.txt from uv.lock with {}",
+        uv.display()
+    );
     let out = Command::new(&uv)
         .args([
             "export",
@@ -117,7 +127,12 @@ fn generated_requirements(dir: &Path, bytes: &[u8]) -> anyhow::Result<Option<Vec
         ])
         .current_dir(dir)
         .output()
-        .with_context(|| format!("cannot run {} (set UV_PATH or put uv on PATH)", uv.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot run {} (set UV_PATH or put uv on PATH)",
+                uv.display()
+            )
+        })?;
     if !out.status.success() {
         bail!(
             "uv export failed ({}): {}",
@@ -207,7 +222,12 @@ fn strict_checks(pkg: &Package) -> Vec<String> {
         ("datasource provider icon", &d.datasource),
     ] {
         if let Some(p) = provider {
-            need(what, p.pointer("/identity/icon").and_then(Value::as_str).unwrap_or(""));
+            need(
+                what,
+                p.pointer("/identity/icon")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+            );
         }
     }
     if let Some(m) = &d.model {

@@ -41,7 +41,12 @@ pub struct RunArgs {
     #[arg(short = 'l', long = "enable-logs")]
     pub enable_logs: bool,
     /// Answer lines as `[type] {…}` (text) or JSON objects (json).
-    #[arg(short = 'r', long = "response-format", value_enum, default_value = "text")]
+    #[arg(
+        short = 'r',
+        long = "response-format",
+        value_enum,
+        default_value = "text"
+    )]
     pub response_format: ResponseFormat,
 }
 
@@ -73,7 +78,9 @@ fn runtime_config(working_path: PathBuf) -> RuntimeConfig {
     }) {
         cfg.uv_cache_dir = cache;
     }
-    cfg.pip_mirror_url = std::env::var("PIP_MIRROR_URL").ok().filter(|s| !s.is_empty());
+    cfg.pip_mirror_url = std::env::var("PIP_MIRROR_URL")
+        .ok()
+        .filter(|s| !s.is_empty());
     if let Some(secs) = std::env::var("PYTHON_ENV_INIT_TIMEOUT")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -113,7 +120,15 @@ async fn serve(
     working_path: PathBuf,
 ) -> anyhow::Result<()> {
     let format = args.response_format;
-    eprintln!("{}", line(format, "", "info", json!({"info": format!("loading plugin {}", pkg.uid)})));
+    eprintln!(
+        "{}",
+        line(
+            format,
+            "",
+            "info",
+            json!({"info": format!("loading plugin {}", pkg.uid)})
+        )
+    );
     let runtimes = Runtimes::new(runtime_config(working_path));
     let progress = move |m: String| {
         eprintln!("{}", line(format, "", "info", json!({"info": m})));
@@ -222,7 +237,11 @@ where
     let user_id = uuid::Uuid::new_v4().to_string();
     let mut lines = BufReader::new(reader).lines();
     let mut tasks = tokio::task::JoinSet::new();
-    while let Some(text) = lines.next_line().await.context("cannot read a request line")? {
+    while let Some(text) = lines
+        .next_line()
+        .await
+        .context("cannot read a request line")?
+    {
         if text.trim().is_empty() {
             continue;
         }
@@ -231,7 +250,11 @@ where
         let request = match parsed {
             Ok(Value::Object(o)) => o,
             Ok(_) => {
-                out.send("", "error", json!({"error": "a request must be a JSON object"}));
+                out.send(
+                    "",
+                    "error",
+                    json!({"error": "a request must be a JSON object"}),
+                );
                 continue;
             }
             Err(e) => {
@@ -247,14 +270,22 @@ where
         let kind = request.get("type").and_then(Value::as_str).unwrap_or("");
         let action = request.get("action").and_then(Value::as_str).unwrap_or("");
         if kind.is_empty() || action.is_empty() {
-            out.send(&invoke_id, "error", json!({"error": "action and type are required"}));
+            out.send(
+                &invoke_id,
+                "error",
+                json!({"error": "action and type are required"}),
+            );
             continue;
         }
         let mut data = match request.get("request") {
             Some(Value::Object(o)) => o.clone(),
             None | Some(Value::Null) => Map::new(),
             Some(_) => {
-                out.send(&invoke_id, "error", json!({"error": "request must be a JSON object"}));
+                out.send(
+                    &invoke_id,
+                    "error",
+                    json!({"error": "request must be a JSON object"}),
+                );
                 continue;
             }
         };
@@ -294,7 +325,11 @@ async fn invoke(handle: PluginHandle, out: Out, invoke_id: String, data: Value) 
         Ok(s) => s,
         Err(e) => {
             out.send(&invoke_id, "error", json!({"error": e.to_string()}));
-            out.send(&invoke_id, "plugin_invoke_end", json!({"info": "plugin invoke end"}));
+            out.send(
+                &invoke_id,
+                "plugin_invoke_end",
+                json!({"info": "plugin invoke end"}),
+            );
             return;
         }
     };
@@ -351,6 +386,9 @@ async fn invoke(handle: PluginHandle, out: Out, invoke_id: String, data: Value) 
             }
         }
     }
-    out.send(&invoke_id, "plugin_invoke_end", json!({"info": "plugin invoke end"}));
+    out.send(
+        &invoke_id,
+        "plugin_invoke_end",
+        json!({"info": "plugin invoke end"}),
+    );
 }
-

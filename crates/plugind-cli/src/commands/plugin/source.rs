@@ -11,7 +11,8 @@ use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 /// Package bytes of a directory (packed in memory) or a package file.
 pub fn load(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.is_dir() {
         plugind_package::pack_dir(path).with_context(|| format!("cannot pack {}", path.display()))
     } else if meta.is_file() {
@@ -26,7 +27,9 @@ pub fn entries(bytes: &[u8]) -> anyhow::Result<Vec<(String, u64)>> {
     let mut zip = ZipArchive::new(Cursor::new(bytes)).context("not a valid difypkg")?;
     let mut out = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
-        let f = zip.by_index_raw(i).context("cannot read the package index")?;
+        let f = zip
+            .by_index_raw(i)
+            .context("cannot read the package index")?;
         if !f.is_dir() {
             out.push((f.name().to_owned(), f.size()));
         }

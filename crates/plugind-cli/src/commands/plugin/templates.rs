@@ -56,15 +56,30 @@ pub struct ModelKind {
 
 pub fn model_kind(category: &str) -> Option<ModelKind> {
     let (model_type, key, yaml, py) = match category {
-        "llm" => ("llm", "llm", template!("model/llm.yaml"), template!("model/llm.py")),
+        "llm" => (
+            "llm",
+            "llm",
+            template!("model/llm.yaml"),
+            template!("model/llm.py"),
+        ),
         "text-embedding" => (
             "text-embedding",
             "text_embedding",
             template!("model/text_embedding.yaml"),
             template!("model/text_embedding.py"),
         ),
-        "rerank" => ("rerank", "rerank", template!("model/rerank.yaml"), template!("model/rerank.py")),
-        "tts" => ("tts", "tts", template!("model/tts.yaml"), template!("model/tts.py")),
+        "rerank" => (
+            "rerank",
+            "rerank",
+            template!("model/rerank.yaml"),
+            template!("model/rerank.py"),
+        ),
+        "tts" => (
+            "tts",
+            "tts",
+            template!("model/tts.yaml"),
+            template!("model/tts.py"),
+        ),
         "speech2text" => (
             "speech2text",
             "speech2text",
@@ -111,7 +126,11 @@ pub fn render(template: &str, vars: &BTreeMap<&str, String>) -> String {
 
 /// A simple square icon with the plugin's initial, light or dark.
 pub fn icon_svg(initial: char, color: &str, dark: bool) -> String {
-    let (bg, fg) = if dark { ("#1F2937", color) } else { (color, "#FFFFFF") };
+    let (bg, fg) = if dark {
+        ("#1F2937", color)
+    } else {
+        (color, "#FFFFFF")
+    };
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"64\" height=\"64\" viewBox=\"0 0 64 64\">\
          <rect width=\"64\" height=\"64\" rx=\"14\" fill=\"{bg}\"/>\
