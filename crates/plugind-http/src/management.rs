@@ -27,6 +27,21 @@ pub async fn upload_package(
     reply::service(state.services.upload_package(file, verify_signature).await)
 }
 
+pub async fn upload_bundle(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    multipart: Multipart,
+) -> Response {
+    if tenant_id.is_empty() {
+        return reply::service::<()>(Err(DaemonError::bad_request("tenant ID is required")));
+    }
+    let (file, verify_signature) = match read_upload(multipart, "dify_bundle").await {
+        Ok(parts) => parts,
+        Err(err) => return reply::service::<()>(Err(err)),
+    };
+    reply::service(state.services.upload_bundle(file, verify_signature).await)
+}
+
 /// Reads the file field `name` and the `verify_signature` field of an upload form.
 async fn read_upload(mut multipart: Multipart, name: &str) -> Result<(Vec<u8>, bool), DaemonError> {
     let mut file = None;

@@ -21,6 +21,8 @@ pub struct HttpConfig {
     pub platform: String,
     /// `MAX_PLUGIN_PACKAGE_SIZE`: multipart bodies may be this large (plus form overhead).
     pub max_plugin_package_size: u64,
+    /// `MAX_BUNDLE_PACKAGE_SIZE`: the same for bundle uploads.
+    pub max_bundle_package_size: u64,
     /// `ROUTINE_POOL_SIZE`, reported by `/health/check`.
     pub routine_pool_size: i64,
 }
@@ -38,6 +40,9 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
     let upload_limit = usize::try_from(http.max_plugin_package_size)
         .unwrap_or(usize::MAX)
         .saturating_add(1 << 20);
+    let bundle_limit = usize::try_from(http.max_bundle_package_size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1 << 20);
     let state = AppState {
         services,
         http: Arc::new(http),
@@ -48,6 +53,10 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
         .route(
             "/install/upload/package",
             post(management::upload_package).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route(
+            "/install/upload/bundle",
+            post(management::upload_bundle).layer(DefaultBodyLimit::max(bundle_limit)),
         )
         .route(
             "/install/identifiers",

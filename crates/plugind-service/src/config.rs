@@ -6,6 +6,10 @@ use std::time::Duration;
 pub struct ServiceConfig {
     /// `MAX_PLUGIN_PACKAGE_SIZE`.
     pub max_plugin_package_size: u64,
+    /// `MAX_BUNDLE_PACKAGE_SIZE`.
+    pub max_bundle_package_size: u64,
+    /// `ENFORCE_LANGGENIUS_PLUGIN_SIGNATURES` (applies to packages inside bundles, as upstream).
+    pub enforce_langgenius_signatures: bool,
     /// `FORCE_VERIFYING_SIGNATURE`.
     pub force_verifying_signature: bool,
     /// Third-party public keys (`THIRD_PARTY_SIGNATURE_VERIFICATION_*`).
@@ -87,6 +91,8 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
             max_plugin_package_size: 52_428_800,
+            max_bundle_package_size: 629_145_600,
+            enforce_langgenius_signatures: true,
             force_verifying_signature: true,
             third_party_keys: Vec::new(),
             max_execution_timeout: Duration::from_secs(600),

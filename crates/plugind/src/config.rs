@@ -84,6 +84,10 @@ pub struct Config {
 
     #[arg(long, env = "MAX_PLUGIN_PACKAGE_SIZE", default_value_t = 52_428_800)]
     pub max_plugin_package_size: u64,
+    #[arg(long, env = "MAX_BUNDLE_PACKAGE_SIZE", default_value_t = 629_145_600)]
+    pub max_bundle_package_size: u64,
+    #[arg(long, env = "ENFORCE_LANGGENIUS_PLUGIN_SIGNATURES", default_value = "true", value_parser = go_bool)]
+    pub enforce_langgenius_plugin_signatures: bool,
     #[arg(long, env = "FORCE_VERIFYING_SIGNATURE", default_value = "true", value_parser = go_bool)]
     pub force_verifying_signature: bool,
     #[arg(long, env = "THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED", default_value = "false", value_parser = go_bool)]

@@ -169,6 +169,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let services = Services::new(
         ServiceConfig {
             max_plugin_package_size: config.max_plugin_package_size,
+            max_bundle_package_size: config.max_bundle_package_size,
+            enforce_langgenius_signatures: config.enforce_langgenius_plugin_signatures,
             force_verifying_signature: config.force_verifying_signature,
             third_party_keys,
             max_execution_timeout: config.max_execution_timeout(),
@@ -199,6 +201,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             server_key: config.server_key.clone().unwrap_or_default(),
             platform: config.platform.clone(),
             max_plugin_package_size: config.max_plugin_package_size,
+            max_bundle_package_size: config.max_bundle_package_size,
             routine_pool_size: config.routine_pool_size,
         },
     );

@@ -65,3 +65,14 @@ impl Db {
         }
     }
 }
+
+impl Db {
+    /// Removes the declaration row of `uid` (upload rollback).
+    pub async fn delete_declaration(&self, uid: &str) -> Result<(), StoreError> {
+        let sql = self.sql("DELETE FROM plugin_declarations WHERE plugin_unique_identifier = $1");
+        dispatch!(self, pool => {
+            sqlx::query(&sql).bind(uid).execute(pool).await?;
+        });
+        Ok(())
+    }
+}
