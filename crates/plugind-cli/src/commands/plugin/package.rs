@@ -112,27 +112,23 @@ fn generated_requirements(dir: &Path, bytes: &[u8]) -> anyhow::Result<Option<Vec
         "generating requirements.txt from uv.lock with {}",
         uv.display()
     );
-    let out = Command::new(&uv)
-        .args([
-            "export",
-            "--frozen",
-            "--format",
-            "requirements.txt",
-            "--no-group",
-            "dev",
-            "--no-emit-project",
-            "--no-hashes",
-            "--no-header",
-            "--no-annotate",
-        ])
-        .current_dir(dir)
-        .output()
-        .with_context(|| {
-            format!(
-                "cannot run {} (set UV_PATH or put uv on PATH)",
-                uv.display()
-            )
-        })?;
+    let export = |no_dev: bool| {
+        let mut cmd = Command::new(&uv);
+        cmd.args(["export", "--frozen", "--format", "requirements.txt"]);
+        if no_dev {
+            cmd.args(["--no-group", "dev"]);
+        }
+        cmd.args(["--no-emit-project", "--no-hashes", "--no-header", "--no-annotate"])
+            .current_dir(dir)
+            .output()
+            .with_context(|| format!("cannot run {} (set UV_PATH or put uv on PATH)", uv.display()))
+    };
+    let mut out = export(true)?;
+    // Newer uv refuses `--no-group dev` when the project defines no `dev` group: nothing to
+    // leave out then, so export again without it.
+    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("is not defined") {
+        out = export(false)?;
+    }
     if !out.status.success() {
         bail!(
             "uv export failed ({}): {}",
