@@ -15,7 +15,11 @@ pub enum SignatureCommand {
     /// Generate an RSA-4096 key pair: <filename>.private.pem and <filename>.public.pem (PKCS#1).
     Generate {
         /// Base name of the two key files.
-        #[arg(short = 'f', long = "filename", default_value = "dify_plugin_signing_key")]
+        #[arg(
+            short = 'f',
+            long = "filename",
+            default_value = "dify_plugin_signing_key"
+        )]
         filename: String,
     },
     /// Sign a .difypkg with a private key; writes <name>.signed.difypkg next to it.
@@ -27,7 +31,11 @@ pub enum SignatureCommand {
         private_key: PathBuf,
         /// Category recorded in .verification.dify.json: langgenius, partner or community
         /// (case-insensitive).
-        #[arg(short = 'c', long = "authorized_category", default_value = "langgenius")]
+        #[arg(
+            short = 'c',
+            long = "authorized_category",
+            default_value = "langgenius"
+        )]
         authorized_category: String,
     },
     /// Verify a .difypkg's signature with a public key, or with the official key when none is
@@ -75,8 +83,8 @@ fn generate(filename: &str) -> anyhow::Result<()> {
         "generating a {}-bit RSA key pair...",
         package::DEFAULT_KEY_BITS
     );
-    let (private, public) =
-        package::generate_key_pair(package::DEFAULT_KEY_BITS).context("failed to generate key pair")?;
+    let (private, public) = package::generate_key_pair(package::DEFAULT_KEY_BITS)
+        .context("failed to generate key pair")?;
     let private_pem = package::private_key_to_pem(&private)?;
     let public_pem = package::public_key_to_pem(&public)?;
     write_new(&private_path, private_pem.as_bytes(), 0o600)
