@@ -10,7 +10,16 @@ use crate::error::PackageError;
 /// One opened package.
 pub(crate) struct Archive<'a> {
     zip: ZipArchive<Cursor<&'a [u8]>>,
+    /// Bytes `read_index` may still return; set on the first read (see [`READ_FACTOR`]).
+    read_budget: Option<u64>,
 }
+
+/// One decode reads every entry a few times (checksum, signature, assets) plus the manifest and
+/// the provider files it references; repeated references (`tools: [x.yaml, x.yaml, ...]`) must
+/// not multiply a small package into unbounded memory. Reads are capped at this many times the
+/// declared total, plus [`READ_SLACK`].
+const READ_FACTOR: u64 = 8;
+const READ_SLACK: u64 = 1 << 20;
 
 impl<'a> Archive<'a> {
     pub(crate) fn open(bytes: &'a [u8]) -> Result<Self, PackageError> {
@@ -22,7 +31,10 @@ impl<'a> Archive<'a> {
                 "difypkg: duplicate file names in package".to_owned(),
             ));
         }
-        Ok(Self { zip })
+        Ok(Self {
+            zip,
+            read_budget: None,
+        })
     }
 
     /// Entry names in zip order (including directory entries).
@@ -49,6 +61,13 @@ impl<'a> Archive<'a> {
 
     /// Reads entry `i`; the content may not exceed its declared size.
     pub(crate) fn read_index(&mut self, i: usize) -> Result<Vec<u8>, PackageError> {
+        let budget = match self.read_budget {
+            Some(b) => b,
+            None => self
+                .total_uncompressed()?
+                .saturating_mul(READ_FACTOR)
+                .saturating_add(READ_SLACK),
+        };
         let file = self.zip.by_index(i)?;
         let declared = file.size();
         let name = file.name().to_owned();
@@ -61,6 +80,12 @@ impl<'a> Archive<'a> {
                 "difypkg: {name}: uncompressed size mismatch"
             )));
         }
+        let Some(left) = budget.checked_sub(buf.len() as u64) else {
+            return Err(PackageError::Archive(
+                "difypkg: package files are referenced too many times".to_owned(),
+            ));
+        };
+        self.read_budget = Some(left);
         Ok(buf)
     }
 

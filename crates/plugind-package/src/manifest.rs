@@ -96,7 +96,9 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<PluginDeclaration, PackageE
     let y: ManifestYaml = if bytes.iter().all(u8::is_ascii_whitespace) {
         ManifestYaml::default()
     } else {
-        serde_norway::from_slice(bytes).map_err(|e| PackageError::ManifestParse(e.to_string()))?
+        crate::yaml::check_aliasing(bytes)
+            .and_then(|()| serde_norway::from_slice(bytes))
+            .map_err(|e| PackageError::ManifestParse(crate::yaml::short(e.to_string())))?
     };
     let created_at = match y.created_at.as_deref().map(str::trim) {
         None | Some("") => GO_ZERO_TIME.to_owned(),
