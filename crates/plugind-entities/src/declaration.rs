@@ -8,14 +8,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Localised text. Only the four languages upstream knows survive; `en_US` is always written.
+/// Field order is upstream's JSON order (`en_US`, `ja_JP`, `zh_Hans`, `pt_BR`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct I18nObject {
     #[serde(rename = "en_US", default)]
     pub en_us: String,
-    #[serde(rename = "zh_Hans", default, skip_serializing_if = "String::is_empty")]
-    pub zh_hans: String,
     #[serde(rename = "ja_JP", default, skip_serializing_if = "String::is_empty")]
     pub ja_jp: String,
+    #[serde(rename = "zh_Hans", default, skip_serializing_if = "String::is_empty")]
+    pub zh_hans: String,
     #[serde(rename = "pt_BR", default, skip_serializing_if = "String::is_empty")]
     pub pt_br: String,
 }
@@ -66,7 +67,8 @@ pub struct PluginMeta {
     pub minimum_dify_version: Option<String>,
 }
 
-/// The whole declaration. Field order is upstream's JSON order.
+/// The whole declaration. Field order is upstream's JSON order (providers: `endpoint`, `model`,
+/// `tool`, `agent_strategy`, `datasource`, `trigger`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PluginDeclaration {
     #[serde(default)]
@@ -102,11 +104,11 @@ pub struct PluginDeclaration {
     #[serde(default)]
     pub verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool: Option<Value>,
+    pub endpoint: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<Value>,
+    pub tool: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_strategy: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

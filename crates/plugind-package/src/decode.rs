@@ -98,9 +98,10 @@ pub(crate) fn read_declaration(
     let manifest = archive
         .read_name("manifest.yaml")?
         .ok_or(PackageError::ManifestNotFound)?;
-    let mut declaration = manifest::parse_manifest(&manifest)?;
-    providers::load_providers(&mut declaration, archive)?;
-    providers::fill_defaults(&mut declaration);
+    let (mut declaration, inline) = manifest::parse_manifest_typed(&manifest)?;
+    let mut typed = providers::load_providers(&declaration, inline, archive)?;
+    typed.fill_defaults(&declaration);
+    typed.store_into(&mut declaration);
     Ok(declaration)
 }
 

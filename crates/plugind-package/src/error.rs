@@ -23,6 +23,17 @@ pub enum PackageError {
     ReadPluginFile { kind: &'static str, path: String },
     #[error("failed to unmarshal plugin file: {0}")]
     UnmarshalPluginFile(String),
+    /// A nested file (tool, endpoint, agent strategy, datasource, event, model) does not parse.
+    #[error("failed to unmarshal {kind} file: {path}")]
+    UnmarshalFile { kind: &'static str, path: String },
+    /// A model position file named by a provider is missing.
+    #[error("failed to read {kind} position file: {path}")]
+    ReadPositionFile { kind: &'static str, path: String },
+    #[error("failed to unmarshal {kind} position file: {path}")]
+    UnmarshalPositionFile { kind: &'static str, path: String },
+    /// `README.md` is missing (only when readmes are asked for).
+    #[error("en_US readme not found")]
+    ReadmeNotFound,
     #[error("author must be alphanumeric and less than 64 characters: ^[a-z0-9_-]{{1,64}}$")]
     InvalidAuthor,
     #[error(
@@ -34,7 +45,7 @@ pub enum PackageError {
     /// Category exclusivity (PSC §1.6), joined like Go's `errors.Join`.
     #[error("{0}\nillegal plugin manifest")]
     IllegalManifest(String),
-    #[error("plugin package size is too large, please ensure the uncompressed size is less than {0} bytes")]
+    #[error("plugin package size is too large, please ensure the uncompressed size is less than {0} bytes (raise MAX_PLUGIN_PACKAGE_SIZE to allow larger packages)")]
     TooLarge(u64),
     #[error(transparent)]
     InvalidUid(#[from] UidError),

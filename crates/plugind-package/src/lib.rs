@@ -9,6 +9,7 @@ mod archive;
 mod assets;
 mod bundle;
 mod checksum;
+pub mod declarations;
 mod decode;
 mod error;
 mod extract;
@@ -18,8 +19,10 @@ mod keys;
 mod manifest;
 mod pack;
 mod providers;
+mod readme;
 mod sign;
 mod signature;
+mod strict;
 mod validate;
 mod yaml;
 
@@ -31,6 +34,7 @@ pub use bundle::{
     BUNDLE_ASSETS_DIR, BUNDLE_MANIFEST_FILE,
 };
 pub use checksum::checksum;
+pub use declarations::{Providers, PLUGIN_TAGS};
 pub use decode::{decode, read_file, DecodeOptions, Package, DEFAULT_MAX_UNCOMPRESSED_SIZE};
 pub use error::PackageError;
 pub use extract::extract_to;
@@ -39,7 +43,9 @@ pub use keys::{
     DEFAULT_KEY_BITS,
 };
 pub use pack::pack_dir;
+pub use readme::readmes;
 pub use sign::{
     authorized_verification, sign, verification_with, verify_with, AUTHORIZED_CATEGORIES,
 };
+pub use strict::validate_declaration;
 pub use signature::{official_public_key, parse_public_key_pem, Verification, VERIFICATION_FILE};

@@ -8,6 +8,10 @@ use plugind_entities::{I18nObject, PluginDeclaration};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::declarations::{
+    AgentStrategyProviderDeclaration, DatasourceProviderDeclaration, EndpointProviderDeclaration,
+    ModelProviderDeclaration, Providers, ToolProviderDeclaration, TriggerProviderDeclaration,
+};
 use crate::error::PackageError;
 
 #[derive(Default, Deserialize)]
@@ -82,17 +86,28 @@ struct ManifestYaml {
     created_at: Option<String>,
     privacy: Option<String>,
     repo: Option<String>,
-    tool: Option<Value>,
-    model: Option<Value>,
-    endpoint: Option<Value>,
-    agent_strategy: Option<Value>,
-    datasource: Option<Value>,
-    trigger: Option<Value>,
+    tool: Option<ToolProviderDeclaration>,
+    model: Option<ModelProviderDeclaration>,
+    endpoint: Option<EndpointProviderDeclaration>,
+    agent_strategy: Option<AgentStrategyProviderDeclaration>,
+    datasource: Option<DatasourceProviderDeclaration>,
+    trigger: Option<TriggerProviderDeclaration>,
 }
 
-/// Parses `manifest.yaml`. Provider declarations given inline are kept as JSON values; the
-/// `plugins.*` files are loaded afterwards by the provider loader.
+/// Parses `manifest.yaml`, inline provider declarations stored in their JSON form (no nested
+/// files loaded, no defaults filled).
+#[cfg(test)]
 pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<PluginDeclaration, PackageError> {
+    let (mut decl, inline) = parse_manifest_typed(bytes)?;
+    inline.store_into(&mut decl);
+    Ok(decl)
+}
+
+/// Parses `manifest.yaml`; provider declarations given inline are returned typed (the
+/// `plugins.*` files are loaded afterwards by the provider loader).
+pub(crate) fn parse_manifest_typed(
+    bytes: &[u8],
+) -> Result<(PluginDeclaration, Providers), PackageError> {
     let y: ManifestYaml = if bytes.iter().all(u8::is_ascii_whitespace) {
         ManifestYaml::default()
     } else {
@@ -110,7 +125,15 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<PluginDeclaration, PackageE
     let plugins = y.plugins.unwrap_or_default();
     let meta = y.meta.unwrap_or_default();
     let runner = meta.runner.unwrap_or_default();
-    Ok(PluginDeclaration {
+    let inline = Providers {
+        endpoint: y.endpoint,
+        model: y.model,
+        tool: y.tool,
+        agent_strategy: y.agent_strategy,
+        datasource: y.datasource,
+        trigger: y.trigger,
+    };
+    let decl = PluginDeclaration {
         version: y.version.unwrap_or_default(),
         kind: y.kind.unwrap_or_default(),
         author: y.author.unwrap_or_default(),
@@ -146,13 +169,9 @@ pub(crate) fn parse_manifest(bytes: &[u8]) -> Result<PluginDeclaration, PackageE
         privacy: y.privacy,
         repo: y.repo,
         verified: false,
-        tool: y.tool,
-        model: y.model,
-        endpoint: y.endpoint,
-        agent_strategy: y.agent_strategy,
-        datasource: y.datasource,
-        trigger: y.trigger,
-    })
+        ..Default::default()
+    };
+    Ok((decl, inline))
 }
 
 /// Go's zero `time.Time` as JSON.

@@ -1,19 +1,9 @@
-//! YAML → JSON: provider files are decoded straight into `serde_json::Value` (map order kept via
-//! `preserve_order`; non-string scalar keys become their text).
+//! YAML safety checks run before any manifest or provider file is decoded (alias expansion and
+//! nesting depth).
 
 use std::cell::Cell;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, Visitor};
-use serde_json::Value;
-
-/// Parses YAML text into a JSON value; `None` input (empty document) becomes `null`.
-pub(crate) fn to_json(bytes: &[u8]) -> Result<Value, serde_norway::Error> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Null);
-    }
-    check_aliasing(bytes)?;
-    serde_norway::from_slice::<Value>(bytes)
-}
 
 /// Go yaml.v3's wording for an alias bomb.
 const EXCESSIVE_ALIASING: &str = "yaml: document contains excessive aliasing";

@@ -278,7 +278,8 @@ fn uncompressed_size_limit() {
     let err = decode(&fixture(), &opts).expect_err("too large");
     assert_eq!(
         err.to_string(),
-        "plugin package size is too large, please ensure the uncompressed size is less than 1000 bytes"
+        "plugin package size is too large, please ensure the uncompressed size is less than 1000 \
+         bytes (raise MAX_PLUGIN_PACKAGE_SIZE to allow larger packages)"
     );
 }
 
