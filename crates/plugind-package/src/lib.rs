@@ -47,5 +47,5 @@ pub use readme::readmes;
 pub use sign::{
     authorized_verification, sign, verification_with, verify_with, AUTHORIZED_CATEGORIES,
 };
-pub use strict::validate_declaration;
 pub use signature::{official_public_key, parse_public_key_pem, Verification, VERIFICATION_FILE};
+pub use strict::validate_declaration;

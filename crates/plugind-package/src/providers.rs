@@ -29,7 +29,11 @@ pub(crate) fn parse_yaml<T: DeserializeOwned + Default>(
     Ok(serde_norway::from_slice::<Option<T>>(bytes)?.unwrap_or_default())
 }
 
-fn read(archive: &mut Archive<'_>, path: &str, kind: &'static str) -> Result<Vec<u8>, PackageError> {
+fn read(
+    archive: &mut Archive<'_>,
+    path: &str,
+    kind: &'static str,
+) -> Result<Vec<u8>, PackageError> {
     archive
         .read_name(path)
         .ok()

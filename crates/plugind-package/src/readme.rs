@@ -9,9 +9,8 @@ use crate::archive::Archive;
 use crate::error::PackageError;
 
 #[allow(clippy::expect_used)]
-static README_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^README_([a-z]{2}_[A-Za-z]{2,})\.md$").expect("static regex")
-});
+static README_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^README_([a-z]{2}_[A-Za-z]{2,})\.md$").expect("static regex"));
 
 /// The readmes of a package by language: `README.md` is `en_US` (required: `en_US readme not
 /// found`), every `readme/README_<lang>.md` directly in `readme/` is `<lang>`. Contents are read
@@ -24,7 +23,10 @@ pub fn readmes(bytes: &[u8]) -> Result<BTreeMap<String, String>, PackageError> {
         .flatten()
         .ok_or(PackageError::ReadmeNotFound)?;
     let mut out = BTreeMap::new();
-    out.insert("en_US".to_owned(), String::from_utf8_lossy(&en).into_owned());
+    out.insert(
+        "en_US".to_owned(),
+        String::from_utf8_lossy(&en).into_owned(),
+    );
     for name in archive.names() {
         let Some(file) = name.strip_prefix("readme/") else {
             continue;

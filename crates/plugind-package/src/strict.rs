@@ -95,7 +95,10 @@ fn scope_ok(allowed: Option<&[&str]>, scope: &str) -> bool {
     let Some(allowed) = allowed else {
         return false;
     };
-    scope.split('&').map(str::trim).any(|s| allowed.contains(&s))
+    scope
+        .split('&')
+        .map(str::trim)
+        .any(|s| allowed.contains(&s))
 }
 
 fn scopes_for(kind: &str) -> Option<&'static [&'static str]> {
@@ -240,10 +243,20 @@ impl Validator {
             self.fail(&f("Meta.Arch"), "required");
         }
         for (i, a) in m.arch.iter().enumerate() {
-            self.one_of(&f(&format!("Meta.Arch[{i}]")), a, &["amd64", "arm64"], "is_available_arch");
+            self.one_of(
+                &f(&format!("Meta.Arch[{i}]")),
+                a,
+                &["amd64", "arm64"],
+                "is_available_arch",
+            );
         }
         let r = &m.runner;
-        self.required_one_of(&f("Meta.Runner.Language"), &r.language, &["python"], "is_available_language");
+        self.required_one_of(
+            &f("Meta.Runner.Language"),
+            &r.language,
+            &["python"],
+            "is_available_language",
+        );
         if self.required(&f("Meta.Runner.Version"), &r.version) {
             self.max(&f("Meta.Runner.Version"), &r.version, 128);
         }
@@ -293,7 +306,12 @@ impl Validator {
         if !c.name.is_empty() {
             self.lt(&format!("{ns}.Name"), &c.name, 1024);
         }
-        self.required_one_of(&format!("{ns}.Type"), &c.kind, &CONFIG_TYPES, "credential_type");
+        self.required_one_of(
+            &format!("{ns}.Type"),
+            &c.kind,
+            &CONFIG_TYPES,
+            "credential_type",
+        );
         if let Some(scope) = &c.scope {
             if !scope_ok(scopes_for(&c.kind), scope) {
                 self.fail(&format!("{ns}.Scope"), "is_scope");
@@ -328,7 +346,10 @@ impl Validator {
 
     fn oauth(&mut self, ns: &str, o: &Option<OAuthSchema>) {
         if let Some(o) = o {
-            self.configs(&format!("{ns}.ClientSchema"), o.client_schema.as_deref().unwrap_or_default());
+            self.configs(
+                &format!("{ns}.ClientSchema"),
+                o.client_schema.as_deref().unwrap_or_default(),
+            );
             self.configs(
                 &format!("{ns}.CredentialsSchema"),
                 o.credentials_schema.as_deref().unwrap_or_default(),
@@ -388,7 +409,14 @@ impl Validator {
         self.tags(&format!("{ns}.Tags"), &i.tags);
     }
 
-    fn small_identity(&mut self, ns: &str, author: &str, name: &str, label: &I18nObject, name_tag: Option<&str>) {
+    fn small_identity(
+        &mut self,
+        ns: &str,
+        author: &str,
+        name: &str,
+        label: &I18nObject,
+        name_tag: Option<&str>,
+    ) {
         self.required(&format!("{ns}.Author"), author);
         let nns = format!("{ns}.Name");
         if self.required(&nns, name) {
@@ -402,13 +430,23 @@ impl Validator {
     }
 
     fn tool(&mut self, ns: &str, t: &ToolProviderDeclaration) {
-        self.provider_identity(&format!("{ns}.Identity"), &t.identity, "tool_provider_identity_name");
+        self.provider_identity(
+            &format!("{ns}.Identity"),
+            &t.identity,
+            "tool_provider_identity_name",
+        );
         self.configs(&format!("{ns}.CredentialsSchema"), &t.credentials_schema);
         self.oauth(&format!("{ns}.OAuthSchema"), &t.oauth_schema);
         for (i, tool) in t.tools.iter().enumerate() {
             let tns = format!("{ns}.Tools[{i}]");
             let id = &tool.identity;
-            self.small_identity(&format!("{tns}.Identity"), &id.author, &id.name, &id.label, Some("tool_identity_name"));
+            self.small_identity(
+                &format!("{tns}.Identity"),
+                &id.author,
+                &id.name,
+                &id.label,
+                Some("tool_identity_name"),
+            );
             self.i18n(&format!("{tns}.Description.Human"), &tool.description.human);
             self.required(&format!("{tns}.Description.LLM"), &tool.description.llm);
             for (j, p) in tool.parameters.iter().flatten().enumerate() {
@@ -416,9 +454,19 @@ impl Validator {
                 self.name_1023(&pns, &p.name);
                 self.i18n(&format!("{pns}.Label"), &p.label);
                 self.i18n(&format!("{pns}.HumanDescription"), &p.human_description);
-                self.required_one_of(&format!("{pns}.Type"), &p.kind, &TOOL_PARAMETER_TYPES, "tool_parameter_type");
+                self.required_one_of(
+                    &format!("{pns}.Type"),
+                    &p.kind,
+                    &TOOL_PARAMETER_TYPES,
+                    "tool_parameter_type",
+                );
                 self.scope(&pns, &p.scope, scopes_for(&p.kind));
-                self.required_one_of(&format!("{pns}.Form"), &p.form, &TOOL_PARAMETER_FORMS, "tool_parameter_form");
+                self.required_one_of(
+                    &format!("{pns}.Form"),
+                    &p.form,
+                    &TOOL_PARAMETER_FORMS,
+                    "tool_parameter_form",
+                );
                 self.auto_generate(&format!("{pns}.AutoGenerate"), &p.auto_generate);
                 self.options(&format!("{pns}.Options"), &p.options);
             }
@@ -431,7 +479,12 @@ impl Validator {
             self.lt(&var, &s.variable, 256);
         }
         self.i18n(&format!("{ns}.Label"), &s.label);
-        self.required_one_of(&format!("{ns}.Type"), &s.kind, &MODEL_FORM_TYPES, "model_provider_form_type");
+        self.required_one_of(
+            &format!("{ns}.Type"),
+            &s.kind,
+            &MODEL_FORM_TYPES,
+            "model_provider_form_type",
+        );
         if let Some(d) = &s.default {
             self.lt(&format!("{ns}.Default"), d, 256);
         }
@@ -493,7 +546,12 @@ impl Validator {
             self.i18n(&format!("{ns}.Help.URL"), &h.url);
         }
         for (field, list, allowed, tag) in [
-            ("SupportedModelTypes", &m.supported_model_types, &MODEL_TYPES[..], "model_type"),
+            (
+                "SupportedModelTypes",
+                &m.supported_model_types,
+                &MODEL_TYPES[..],
+                "model_type",
+            ),
             (
                 "ConfigurateMethods",
                 &m.configurate_methods,
@@ -519,7 +577,10 @@ impl Validator {
             );
         }
         if let Some(s) = &m.model_credential_schema {
-            self.i18n(&format!("{ns}.ModelCredentialSchema.Model.Label"), &s.model.label);
+            self.i18n(
+                &format!("{ns}.ModelCredentialSchema.Model.Label"),
+                &s.model.label,
+            );
             self.opt_i18n(
                 &format!("{ns}.ModelCredentialSchema.Model.Placeholder"),
                 &s.model.placeholder,
@@ -532,11 +593,19 @@ impl Validator {
     }
 
     fn endpoint(&mut self, ns: &str, e: &EndpointProviderDeclaration) {
-        self.configs(&format!("{ns}.Settings"), e.settings.as_deref().unwrap_or_default());
+        self.configs(
+            &format!("{ns}.Settings"),
+            e.settings.as_deref().unwrap_or_default(),
+        );
         for (i, ep) in e.endpoints.iter().flatten().enumerate() {
             let ens = format!("{ns}.Endpoints[{i}]");
             self.required(&format!("{ens}.Path"), &ep.path);
-            self.required_one_of(&format!("{ens}.Method"), &ep.method, &ENDPOINT_METHODS, "is_available_endpoint_method");
+            self.required_one_of(
+                &format!("{ens}.Method"),
+                &ep.method,
+                &ENDPOINT_METHODS,
+                "is_available_endpoint_method",
+            );
         }
     }
 
@@ -601,7 +670,13 @@ impl Validator {
         for (i, ds) in d.datasources.iter().enumerate() {
             let dns = format!("{ns}.Datasources[{i}]");
             let id = &ds.identity;
-            self.small_identity(&format!("{dns}.Identity"), &id.author, &id.name, &id.label, None);
+            self.small_identity(
+                &format!("{dns}.Identity"),
+                &id.author,
+                &id.name,
+                &id.label,
+                None,
+            );
             match &ds.parameters {
                 None => self.fail(&format!("{dns}.Parameters"), "required"),
                 Some(params) => {
@@ -633,7 +708,12 @@ impl Validator {
             let pns = format!("{ns}[{j}]");
             self.required(&format!("{pns}.Name"), &p.name);
             self.i18n(&format!("{pns}.Label"), &p.label);
-            self.required_one_of(&format!("{pns}.Type"), &p.kind, &EVENT_PARAMETER_TYPES, "event_parameter_type");
+            self.required_one_of(
+                &format!("{pns}.Type"),
+                &p.kind,
+                &EVENT_PARAMETER_TYPES,
+                "event_parameter_type",
+            );
             self.auto_generate(&format!("{pns}.AutoGenerate"), &p.auto_generate);
             for (k, o) in p.options.iter().flatten().enumerate() {
                 let ons = format!("{pns}.Options[{k}]");
@@ -647,7 +727,11 @@ impl Validator {
     }
 
     fn trigger(&mut self, ns: &str, t: &TriggerProviderDeclaration) {
-        self.provider_identity(&format!("{ns}.Identity"), &t.identity, "tool_provider_identity_name");
+        self.provider_identity(
+            &format!("{ns}.Identity"),
+            &t.identity,
+            "tool_provider_identity_name",
+        );
         if let Some(c) = &t.subscription_constructor {
             let cns = format!("{ns}.SubscriptionConstructor");
             self.event_parameters(&format!("{cns}.Parameters"), &c.parameters);
@@ -657,8 +741,17 @@ impl Validator {
         for (i, e) in t.events.iter().enumerate() {
             let ens = format!("{ns}.Events[{i}]");
             let id = &e.identity;
-            self.small_identity(&format!("{ens}.Identity"), &id.author, &id.name, &id.label, Some("event_identity_name"));
-            self.event_parameters(&format!("{ens}.Parameters"), e.parameters.as_deref().unwrap_or_default());
+            self.small_identity(
+                &format!("{ens}.Identity"),
+                &id.author,
+                &id.name,
+                &id.label,
+                Some("event_identity_name"),
+            );
+            self.event_parameters(
+                &format!("{ens}.Parameters"),
+                e.parameters.as_deref().unwrap_or_default(),
+            );
             self.i18n(&format!("{ens}.Description"), &e.description);
         }
     }

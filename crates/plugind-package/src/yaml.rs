@@ -17,7 +17,11 @@ pub(crate) fn check_aliasing(bytes: &[u8]) -> Result<(), serde_norway::Error> {
     if !bytes.contains(&b'*') {
         return Ok(());
     }
-    let budget = Cell::new((bytes.len() as u64).saturating_mul(16).saturating_add(1 << 20));
+    let budget = Cell::new(
+        (bytes.len() as u64)
+            .saturating_mul(16)
+            .saturating_add(1 << 20),
+    );
     let exceeded = Cell::new(false);
     let seed = Measure {
         budget: &budget,
@@ -59,7 +63,12 @@ pub(crate) fn short(msg: String) -> String {
     if msg.len() <= MAX {
         return msg;
     }
-    let cut = |at: usize| (0..=at).rev().find(|&i| msg.is_char_boundary(i)).unwrap_or(0);
+    let cut = |at: usize| {
+        (0..=at)
+            .rev()
+            .find(|&i| msg.is_char_boundary(i))
+            .unwrap_or(0)
+    };
     let head = cut(MAX / 2);
     let tail = (msg.len() - MAX / 4..msg.len())
         .find(|&i| msg.is_char_boundary(i))

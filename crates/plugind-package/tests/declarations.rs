@@ -18,8 +18,8 @@ fn tests_dir() -> PathBuf {
 
 fn decode_fixture(kind: &str) -> (Vec<u8>, Package) {
     let bytes = pack_dir(&tests_dir().join("fixtures").join(kind)).expect("pack");
-    let pkg = decode(&bytes, &DecodeOptions::default())
-        .unwrap_or_else(|e| panic!("decode {kind}: {e}"));
+    let pkg =
+        decode(&bytes, &DecodeOptions::default()).unwrap_or_else(|e| panic!("decode {kind}: {e}"));
     (bytes, pkg)
 }
 
@@ -59,7 +59,10 @@ fn golden(kind: &str) -> PluginDeclaration {
     let back: PluginDeclaration = serde_json::from_str(&json).expect("json back");
     assert_eq!(back, pkg.declaration);
     if let Err(errors) = validate_declaration(&pkg.declaration) {
-        panic!("{kind} fixture fails strict validation:\n{}", errors.join("\n"));
+        panic!(
+            "{kind} fixture fails strict validation:\n{}",
+            errors.join("\n")
+        );
     }
     pkg.declaration
 }
@@ -123,10 +126,12 @@ fn manifest(plugins: &str) -> String {
     )
 }
 
-const TOOL_PROVIDER: &str = "identity: {author: tester, name: x, label: {en_US: X}, icon: icon.svg}\ntools: []\n";
+const TOOL_PROVIDER: &str =
+    "identity: {author: tester, name: x, label: {en_US: X}, icon: icon.svg}\ntools: []\n";
 const MODEL_PROVIDER: &str = "provider: x\nlabel: {en_US: X}\nsupported_model_types: [llm]\nconfigurate_methods: [predefined-model]\n";
 const ENDPOINT_PROVIDER: &str = "endpoints: []\n";
-const AGENT_PROVIDER: &str = "identity: {author: tester, name: x, label: {en_US: X}, icon: icon.svg}\nstrategies: []\n";
+const AGENT_PROVIDER: &str =
+    "identity: {author: tester, name: x, label: {en_US: X}, icon: icon.svg}\nstrategies: []\n";
 const DATASOURCE_PROVIDER: &str = "identity: {author: tester, name: x, label: {en_US: X}, icon: icon.svg}\nprovider_type: website_crawl\ndatasources: []\n";
 const TRIGGER_PROVIDER: &str = "identity: {author: tester, name: x, label: {en_US: X}, icon: icon.svg}\nsubscription_schema: []\nevents: []\n";
 
@@ -147,7 +152,8 @@ fn package_with(kinds: &[&str]) -> Vec<u8> {
         files.push((path, content.to_owned()));
     }
     let manifest = manifest(&lists.join(", "));
-    let mut entries: Vec<(&str, &str)> = vec![("manifest.yaml", &manifest), ("_assets/icon.svg", "<svg/>")];
+    let mut entries: Vec<(&str, &str)> =
+        vec![("manifest.yaml", &manifest), ("_assets/icon.svg", "<svg/>")];
     entries.extend(files.iter().map(|(p, c)| (p.as_str(), c.as_str())));
     zip_of(&entries)
 }
@@ -176,7 +182,11 @@ fn category_exclusivity_messages() {
         );
     }
     // The legal combination, and each kind alone, with its category.
-    let pkg = decode(&package_with(&["tool", "endpoint"]), &DecodeOptions::default()).expect("tool+endpoint");
+    let pkg = decode(
+        &package_with(&["tool", "endpoint"]),
+        &DecodeOptions::default(),
+    )
+    .expect("tool+endpoint");
     assert_eq!(pkg.declaration.category(), PluginCategory::Tool);
     for (kind, category) in [
         ("tool", PluginCategory::Tool),
@@ -215,15 +225,24 @@ fn readmes_by_language() {
     assert_eq!(r["zh_Hans"], "# 网页搜索\n");
     // No README.md → upstream's message.
     let (bytes, _) = decode_fixture("extension");
-    assert_eq!(readmes(&bytes).expect_err("no readme").to_string(), "en_US readme not found");
+    assert_eq!(
+        readmes(&bytes).expect_err("no readme").to_string(),
+        "en_US readme not found"
+    );
 }
 
 #[test]
 fn nested_file_errors_name_the_file() {
     let manifest = manifest("tools: [provider/tool.yaml]");
     let provider = "identity: {author: tester, name: x, label: {en_US: X}, icon: icon.svg}\ntools: [tools/missing.yaml]\n";
-    let bytes = zip_of(&[("manifest.yaml", &manifest), ("provider/tool.yaml", provider)]);
-    assert_eq!(decode_err(&bytes), "failed to read tool file: tools/missing.yaml");
+    let bytes = zip_of(&[
+        ("manifest.yaml", &manifest),
+        ("provider/tool.yaml", provider),
+    ]);
+    assert_eq!(
+        decode_err(&bytes),
+        "failed to read tool file: tools/missing.yaml"
+    );
 
     let provider = "identity: {author: tester, name: x, label: {en_US: X}, icon: icon.svg}\ntools: [tools/bad.yaml]\n";
     let bytes = zip_of(&[
@@ -231,21 +250,39 @@ fn nested_file_errors_name_the_file() {
         ("provider/tool.yaml", provider),
         ("tools/bad.yaml", "identity: [not, a, mapping]\n"),
     ]);
-    assert_eq!(decode_err(&bytes), "failed to unmarshal tool file: tools/bad.yaml");
+    assert_eq!(
+        decode_err(&bytes),
+        "failed to unmarshal tool file: tools/bad.yaml"
+    );
 
     let manifest = manifest_models();
     let bytes = zip_of(&[
         ("manifest.yaml", &manifest),
-        ("provider/m.yaml", "provider: m\nmodels:\n  llm:\n    position: models/llm/_position.yaml\n"),
+        (
+            "provider/m.yaml",
+            "provider: m\nmodels:\n  llm:\n    position: models/llm/_position.yaml\n",
+        ),
     ]);
-    assert_eq!(decode_err(&bytes), "failed to read llm position file: models/llm/_position.yaml");
+    assert_eq!(
+        decode_err(&bytes),
+        "failed to read llm position file: models/llm/_position.yaml"
+    );
 
     let bytes = zip_of(&[
         ("manifest.yaml", &manifest),
-        ("provider/m.yaml", "provider: m\nmodels:\n  llm:\n    predefined: ['models/*.yaml']\n"),
-        ("models/a.yaml", "model: a\nparameter_rules:\n  - name: t\n    use_template: nope\n"),
+        (
+            "provider/m.yaml",
+            "provider: m\nmodels:\n  llm:\n    predefined: ['models/*.yaml']\n",
+        ),
+        (
+            "models/a.yaml",
+            "model: a\nparameter_rules:\n  - name: t\n    use_template: nope\n",
+        ),
     ]);
-    assert_eq!(decode_err(&bytes), "failed to unmarshal model file: models/a.yaml");
+    assert_eq!(
+        decode_err(&bytes),
+        "failed to unmarshal model file: models/a.yaml"
+    );
 }
 
 fn manifest_models() -> String {
@@ -255,7 +292,8 @@ fn manifest_models() -> String {
 #[test]
 fn lenient_upload_path_accepts_what_strict_validation_rejects() {
     // Bad tag, bad parameter type, missing en_US label: all accepted on upload…
-    let manifest = manifest("tools: [provider/tool.yaml]").replace("label: {en_US: X}\n", "label: {zh_Hans: X}\n")
+    let manifest = manifest("tools: [provider/tool.yaml]")
+        .replace("label: {en_US: X}\n", "label: {zh_Hans: X}\n")
         + "tags: [search, not-a-tag]\n";
     let provider = concat!(
         "identity: {author: tester, name: x, label: {en_US: X}, icon: icon.svg}\n",

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use plugind_package::{checksum, decode, extract_to, pack_dir, read_file, DecodeOptions, PackageError};
+use plugind_package::{
+    checksum, decode, extract_to, pack_dir, read_file, DecodeOptions, PackageError,
+};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -50,7 +52,8 @@ label: {en_US: Echo}\ndescription: {en_US: Echoes text}\ntags: [utilities]\ncrea
 resource: {memory: 1048576, permission: {tool: {enabled: true}}}\nplugins: {tools: [provider/x.yaml]}\n\
 meta: {version: 0.0.1, arch: [amd64], runner: {language: python, version: '3.12', entrypoint: main}}\n";
 
-const TOOL_PROVIDER: &str = "identity: {author: tester, name: x, label: {en_US: X}, icon: icon.svg}\n\
+const TOOL_PROVIDER: &str =
+    "identity: {author: tester, name: x, label: {en_US: X}, icon: icon.svg}\n\
 credentials_for_provider:\n  api_key: {type: secret-input, required: true, label: {en_US: Key}}\n\
 tools: [tools/x.yaml]\nextra: {python: {source: provider/x.py}}\n";
 
@@ -197,18 +200,23 @@ fn check_message(err: &PackageError, names: &[String]) -> Result<(), TestCaseErr
     let mut names: Vec<&String> = names.iter().filter(|n| !n.is_empty()).collect();
     names.sort_by_key(|n| std::cmp::Reverse(n.len()));
     for n in names {
-        stripped = stripped.replace(&format!("{n:?}"), "<name>").replace(n.as_str(), "<name>");
+        stripped = stripped
+            .replace(&format!("{n:?}"), "<name>")
+            .replace(n.as_str(), "<name>");
     }
     for mark in DEBUG_MARKS {
-        prop_assert!(!stripped.contains(mark), "Debug dump in message {msg:?} ({err:?})");
+        prop_assert!(
+            !stripped.contains(mark),
+            "Debug dump in message {msg:?} ({err:?})"
+        );
     }
-    prop_assert!(!stripped.contains("panicked"), "panic text in message {msg:?}");
+    prop_assert!(
+        !stripped.contains("panicked"),
+        "panic text in message {msg:?}"
+    );
     prop_assert!(stripped.len() <= 2048, "{} byte message", msg.len());
     // One purpose: at most the `errors.Join`-style two lines of the category check.
-    prop_assert!(
-        stripped.lines().count() <= 2,
-        "multi-line message {msg:?}"
-    );
+    prop_assert!(stripped.lines().count() <= 2, "multi-line message {msg:?}");
     Ok(())
 }
 
@@ -224,14 +232,21 @@ fn no_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, TestCaseError> {
 }
 
 /// Decode-side properties. Returns whether `decode` succeeded.
-fn check_decode(bytes: &[u8], opts: &DecodeOptions, names: &[String]) -> Result<bool, TestCaseError> {
+fn check_decode(
+    bytes: &[u8],
+    opts: &DecodeOptions,
+    names: &[String],
+) -> Result<bool, TestCaseError> {
     let started = Instant::now();
     let decoded = no_panic("decode", || decode(bytes, opts))?;
     let ok = match &decoded {
         Ok(pkg) => {
             prop_assert_eq!(pkg.checksum.len(), 64);
             let total: usize = pkg.assets.values().map(Vec::len).sum();
-            prop_assert!(total as u64 <= opts.max_uncompressed_size, "assets exceed the limit");
+            prop_assert!(
+                total as u64 <= opts.max_uncompressed_size,
+                "assets exceed the limit"
+            );
             true
         }
         Err(e) => {
@@ -286,7 +301,9 @@ const DST_DEPTH: [&str; 6] = ["l1", "l2", "l3", "l4", "l5", "work"];
 /// Extraction properties: nothing outside the destination, nothing left behind on error.
 fn check_extract(bytes: &[u8], names: &[String]) -> Result<(), TestCaseError> {
     let root = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let work = DST_DEPTH.iter().fold(root.path().to_path_buf(), |p, d| p.join(d));
+    let work = DST_DEPTH
+        .iter()
+        .fold(root.path().to_path_buf(), |p, d| p.join(d));
     std::fs::create_dir_all(&work).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let dst = work.join("plugin");
     let dst_rel = dst.strip_prefix(root.path()).expect("inside").to_path_buf();
@@ -322,7 +339,10 @@ fn check_extract(bytes: &[u8], names: &[String]) -> Result<(), TestCaseError> {
             check_message(&e, names)?;
             prop_assert!(!dst.exists(), "destination left behind after {e}");
             let leftovers = listing(&work);
-            prop_assert!(leftovers.is_empty(), "temp files left behind: {leftovers:?}");
+            prop_assert!(
+                leftovers.is_empty(),
+                "temp files left behind: {leftovers:?}"
+            );
         }
     }
     Ok(())
@@ -338,7 +358,11 @@ const MEMORY_BOUND: u64 = 192 << 20;
 fn vm_kb(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(key))?;
-    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb * 1024)
 }
 
 /// Resets the peak-RSS counter; returns the current RSS.
@@ -437,7 +461,18 @@ const SPECIAL_NAMES: &[&str] = &[
 
 fn entry_name() -> impl Strategy<Value = String> {
     let segments = prop::collection::vec(
-        prop::sample::select(&["..", ".", "", "a", "b", "_assets", "provider", "manifest.yaml"][..]),
+        prop::sample::select(
+            &[
+                "..",
+                ".",
+                "",
+                "a",
+                "b",
+                "_assets",
+                "provider",
+                "manifest.yaml",
+            ][..],
+        ),
         1..7,
     )
     .prop_map(|s| s.join("/"));
@@ -540,7 +575,10 @@ const MANIFEST_FIELDS: [(&str, &str); 12] = [
 ];
 
 const PROVIDER_FIELDS: [(&str, &str); 4] = [
-    ("identity", "{author: tester, name: x, label: {en_US: X}, icon: icon.svg}"),
+    (
+        "identity",
+        "{author: tester, name: x, label: {en_US: X}, icon: icon.svg}",
+    ),
     (
         "credentials_for_provider",
         "{api_key: {type: secret-input, required: true, label: {en_US: Key}}}",
@@ -590,7 +628,10 @@ fn random_package() -> impl Strategy<Value = (Vec<Entry>, Option<Vec<u8>>)> {
     (
         prop::option::weighted(0.8, yaml_doc(&MANIFEST_FIELDS)),
         prop::option::weighted(0.7, yaml_doc(&PROVIDER_FIELDS)),
-        prop::option::weighted(0.7, prop_oneof![Just(TOOL_FILE.to_owned()), "[ -~\n]{0,80}"]),
+        prop::option::weighted(
+            0.7,
+            prop_oneof![Just(TOOL_FILE.to_owned()), "[ -~\n]{0,80}"],
+        ),
         any::<bool>(),
         prop_oneof![Just(Vec::new()), prop::collection::vec(entry(), 1..7)],
         prop::option::weighted(0.2, prop::collection::vec(any::<u8>(), 0..64)),
@@ -779,7 +820,10 @@ fn build_bomb(b: &Bomb) -> (Vec<u8>, DecodeOptions, bool) {
             declared,
             keep_crc,
         } => {
-            let mut entries: Vec<Entry> = tool_entries().into_iter().filter(|e| e.name != *name).collect();
+            let mut entries: Vec<Entry> = tool_entries()
+                .into_iter()
+                .filter(|e| e.name != *name)
+                .collect();
             entries.push(Entry::file(name, vec![b'a'; *actual]));
             let index = entries.len() - 1;
             let mut zip = build_zip(&entries, None);
@@ -793,7 +837,10 @@ fn build_bomb(b: &Bomb) -> (Vec<u8>, DecodeOptions, bool) {
             let mut entries = tool_entries();
             let mut total: u64 = entries.iter().map(|e| e.content.len() as u64).sum();
             for (i, size) in sizes.iter().enumerate() {
-                entries.push(Entry::file(&format!("_assets/zeros{i}.bin"), vec![0u8; *size]));
+                entries.push(Entry::file(
+                    &format!("_assets/zeros{i}.bin"),
+                    vec![0u8; *size],
+                ));
                 total += *size as u64;
             }
             let opts = DecodeOptions {
@@ -815,9 +862,14 @@ fn fuzz_zip_bombs() {
     let _serial = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
     run("zip_bombs", bomb(), |b| {
         let (zip, opts, must_fail) = build_bomb(&b);
-        let names: Vec<String> = ["manifest.yaml", "_assets/icon.svg", "provider/x.yaml", "main.py"]
-            .map(str::to_owned)
-            .to_vec();
+        let names: Vec<String> = [
+            "manifest.yaml",
+            "_assets/icon.svg",
+            "provider/x.yaml",
+            "main.py",
+        ]
+        .map(str::to_owned)
+        .to_vec();
         let ok = bounded(|| check_decode(&zip, &opts, &names))?;
         prop_assert!(!(ok && must_fail), "bomb {b:?} decoded");
         if let Bomb::Compressible { .. } = b {
@@ -868,9 +920,17 @@ fn large_zip_bomb_is_refused_within_bounded_memory() {
 #[derive(Clone, Debug)]
 enum YamlBomb {
     /// Nested anchors, each level `width` aliases of the previous one.
-    Laughs { levels: usize, width: usize, key: &'static str },
+    Laughs {
+        levels: usize,
+        width: usize,
+        key: &'static str,
+    },
     /// One big scalar referenced `count` times.
-    ScalarAliases { size: usize, count: usize, key: &'static str },
+    ScalarAliases {
+        size: usize,
+        count: usize,
+        key: &'static str,
+    },
     /// `depth` levels of flow or block nesting.
     Deep { depth: usize, style: u8 },
     /// One huge scalar.
@@ -887,14 +947,19 @@ enum Place {
 }
 
 fn yaml_bomb() -> impl Strategy<Value = YamlBomb> {
-    let key = prop::sample::select(&["tool", "tags", "label", "unknown_key", "identity", "tools"][..]);
+    let key =
+        prop::sample::select(&["tool", "tags", "label", "unknown_key", "identity", "tools"][..]);
     prop_oneof![
-        (1usize..12, 2usize..12, key.clone())
-            .prop_map(|(levels, width, key)| YamlBomb::Laughs { levels, width, key }),
+        (1usize..12, 2usize..12, key.clone()).prop_map(|(levels, width, key)| YamlBomb::Laughs {
+            levels,
+            width,
+            key
+        }),
         (1usize..(64 << 10), 1usize..16384, key)
             .prop_map(|(size, count, key)| YamlBomb::ScalarAliases { size, count, key }),
         (1usize..20_000, 0u8..4).prop_map(|(depth, style)| YamlBomb::Deep { depth, style }),
-        (1usize..(8 << 20), any::<bool>()).prop_map(|(size, quoted)| YamlBomb::HugeScalar { size, quoted }),
+        (1usize..(8 << 20), any::<bool>())
+            .prop_map(|(size, quoted)| YamlBomb::HugeScalar { size, quoted }),
         (1usize..(64 << 10), 1usize..16384)
             .prop_map(|(size, count)| YamlBomb::FileReferences { size, count }),
     ]
@@ -978,7 +1043,9 @@ fn yaml_bomb_zip(b: &YamlBomb, place: Place) -> Vec<u8> {
             } else {
                 content = doc.clone().into_bytes();
                 if target == "provider/x.yaml" && !doc.starts_with("identity") {
-                    content.extend_from_slice(b"identity: {author: tester, name: x, label: {en_US: X}}\n");
+                    content.extend_from_slice(
+                        b"identity: {author: tester, name: x, label: {en_US: X}}\n",
+                    );
                 }
             }
             e.content = content;
@@ -991,7 +1058,11 @@ fn yaml_bomb_zip(b: &YamlBomb, place: Place) -> Vec<u8> {
 #[test]
 fn fuzz_yaml_bombs() {
     let _serial = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
-    let place = prop_oneof![Just(Place::Manifest), Just(Place::Provider), Just(Place::Tool)];
+    let place = prop_oneof![
+        Just(Place::Manifest),
+        Just(Place::Provider),
+        Just(Place::Tool)
+    ];
     run("yaml_bombs", (yaml_bomb(), place), |(b, place)| {
         let zip = yaml_bomb_zip(&b, place);
         let ok = bounded(|| check_decode(&zip, &DecodeOptions::default(), &[]))?;
@@ -1027,8 +1098,14 @@ fn yaml_scalar_alias_bomb_is_refused() {
 fn deep_nesting_and_huge_scalars_fail_fast_with_short_messages() {
     let _serial = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
     let deep = [
-        YamlBomb::Deep { depth: 200_000, style: 0 },
-        YamlBomb::Deep { depth: 200_000, style: 1 },
+        YamlBomb::Deep {
+            depth: 200_000,
+            style: 0,
+        },
+        YamlBomb::Deep {
+            depth: 200_000,
+            style: 1,
+        },
     ]
     .map(|b| (format!("{b:?}"), yaml_bomb_zip(&b, Place::Manifest)));
     let huge = {
@@ -1038,14 +1115,24 @@ fn deep_nesting_and_huge_scalars_fail_fast_with_short_messages() {
         );
         let mut entries = tool_entries();
         entries[0] = Entry::file("manifest.yaml", manifest);
-        ("8 MiB string as resource.memory".to_owned(), build_zip(&entries, None))
+        (
+            "8 MiB string as resource.memory".to_owned(),
+            build_zip(&entries, None),
+        )
     };
     for (b, zip) in deep.into_iter().chain([huge]) {
         let started = Instant::now();
         let err = decode(&zip, &DecodeOptions::default()).expect_err("bomb decoded");
-        assert!(started.elapsed() < Duration::from_secs(10), "{b} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{b} took {:?}",
+            started.elapsed()
+        );
         let msg = err.to_string();
-        assert!(msg.starts_with("failed to unmarshal manifest.yaml: ") && msg.len() < 1024, "{msg}");
+        assert!(
+            msg.starts_with("failed to unmarshal manifest.yaml: ") && msg.len() < 1024,
+            "{msg}"
+        );
         eprintln!("{b}: {msg}");
     }
 }

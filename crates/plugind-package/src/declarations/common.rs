@@ -245,7 +245,9 @@ impl<'de> Deserialize<'de> for ConfigList {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ConfigList, A::Error> {
                 let mut out = Vec::new();
                 while let Some(key) = map.next_key::<String>()? {
-                    if let OnlyMap(Some(mut config)) = map.next_value::<OnlyMap<ProviderConfig>>()? {
+                    if let OnlyMap(Some(mut config)) =
+                        map.next_value::<OnlyMap<ProviderConfig>>()?
+                    {
                         config.name = key;
                         out.push(config);
                     }

@@ -42,11 +42,9 @@ pub use tool::{
     ToolProviderIdentity, TOOL_PARAMETER_FORMS, TOOL_PARAMETER_TYPES,
 };
 pub use trigger::{
-    EventDeclaration, EventIdentity, EventParameter, EventParameterOption,
-    SubscriptionConstructor, TriggerProviderDeclaration, TriggerProviderIdentity,
-    EVENT_PARAMETER_TYPES,
+    EventDeclaration, EventIdentity, EventParameter, EventParameterOption, SubscriptionConstructor,
+    TriggerProviderDeclaration, TriggerProviderIdentity, EVENT_PARAMETER_TYPES,
 };
-
 
 /// The six provider declarations of a plugin, typed.
 #[derive(Clone, Debug, Default, PartialEq)]

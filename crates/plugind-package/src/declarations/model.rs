@@ -119,52 +119,49 @@ fn template(name: &str) -> Option<RuleTemplate> {
     })
 }
 
-// Help texts of the templates: data Dify shows to users, identical to upstream's.
+// Help texts of the templates, in our own words. Only `en_US` is given: Dify falls back to it for
+// the other languages.
 const HELP_TEMPERATURE: [&str; 4] = [
-    "Controls randomness. Lower temperature results in less random completions. As the temperature approaches zero, the model will become deterministic and repetitive. Higher temperature results in more random completions.",
-    "温度控制随机性。较低的温度会导致较少的随机完成。随着温度接近零，模型将变得确定性和重复性。较高的温度会导致更多的随机完成。",
-    "温度はランダム性を制御します。温度が低いほどランダムな完成が少なくなります。温度がゼロに近づくと、モデルは決定論的で繰り返しになります。温度が高いほどランダムな完成が多くなります。",
-    "A temperatura controla a aleatoriedade. Menores temperaturas resultam em menos conclusões aleatórias. À medida que a temperatura se aproxima de zero, o modelo se tornará determinístico e repetitivo. Temperaturas mais altas resultam em mais conclusões aleatórias.",
+    "How random the output is: lower values give more focused, repeatable answers, higher values more varied ones.",
+    "", "", "",
 ];
 const HELP_TOP_P: [&str; 4] = [
-    "Controls diversity via nucleus sampling: 0.5 means half of all likelihood-weighted options are considered.",
-    "通过核心采样控制多样性：0.5表示考虑了一半的所有可能性加权选项。",
-    "核サンプリングを通じて多様性を制御します：0.5は、すべての可能性加权オプションの半分を考慮します。",
-    "Controla a diversidade via amostragem de núcleo: 0.5 significa que metade das opções com maior probabilidade são consideradas.",
+    "Nucleus sampling: only the most likely tokens whose probabilities add up to this value are considered.",
+    "", "", "",
 ];
 const HELP_TOP_K: [&str; 4] = [
-    "Limits the number of tokens to consider for each step by keeping only the k most likely tokens.",
-    "通过只保留每一步中最可能的 k 个标记来限制要考虑的标记数量。",
+    "Only the k most likely tokens are considered at each step.",
+    "",
     "",
     "",
 ];
 const HELP_PRESENCE: [&str; 4] = [
-    "Applies a penalty to the log-probability of tokens already in the text.",
-    "对文本中已有的标记的对数概率施加惩罚。",
-    "テキストに既に存在するトークンの対数確率にペナルティを適用します。",
-    "Aplica uma penalidade à probabilidade logarítmica de tokens já presentes no texto.",
+    "Penalises tokens that have already appeared, encouraging new topics.",
+    "",
+    "",
+    "",
 ];
 const HELP_FREQUENCY: [&str; 4] = [
-    "Applies a penalty to the log-probability of tokens that appear in the text.",
-    "对文本中出现的标记的对数概率施加惩罚。",
-    "テキストに出現するトークンの対数確率にペナルティを適用します。",
-    "Aplica uma penalidade à probabilidade logarítmica de tokens que aparecem no texto.",
+    "Penalises tokens in proportion to how often they have appeared, reducing repetition.",
+    "",
+    "",
+    "",
 ];
 const HELP_MAX_TOKENS: [&str; 4] = [
-    "Specifies the upper limit on the length of generated results. If the generated results are truncated, you can increase this parameter.",
-    "指定生成结果长度的上限。如果生成结果截断，可以调大该参数。",
-    "生成結果の長さの上限を指定します。生成結果が切り捨てられた場合は、このパラメータを大きくすることができます。",
-    "Especifica o limite superior para o comprimento dos resultados gerados. Se os resultados gerados forem truncados, você pode aumentar este parâmetro.",
+    "The most tokens the model may generate; raise it if answers are cut off.",
+    "",
+    "",
+    "",
 ];
 const HELP_RESPONSE_FORMAT: [&str; 4] = [
-    "Set a response format, ensure the output from llm is a valid code block as possible, such as JSON, XML, etc.",
-    "设置一个返回格式，确保llm的输出尽可能是有效的代码块，如JSON、XML等",
-    "応答形式を設定します。llmの出力が可能な限り有効なコードブロックであることを確認します。",
-    "Defina um formato de resposta para garantir que a saída do llm seja um bloco de código válido o mais possível, como JSON, XML, etc.",
+    "Ask the model to answer in a given format, such as JSON or XML.",
+    "",
+    "",
+    "",
 ];
 const HELP_JSON_SCHEMA: [&str; 4] = [
-    "Set a response json schema will ensure LLM to adhere it.",
-    "设置返回的json schema，llm将按照它返回",
+    "A JSON schema the model's answer should follow.",
+    "",
     "",
     "",
 ];
@@ -307,7 +304,10 @@ pub(crate) fn decimal_text(s: &str) -> Option<String> {
             let (a, b) = digits.split_at(digits.len() - scale);
             (a.to_owned(), b.to_owned())
         } else {
-            ("0".to_owned(), format!("{}{digits}", "0".repeat(scale - digits.len())))
+            (
+                "0".to_owned(),
+                format!("{}{digits}", "0".repeat(scale - digits.len())),
+            )
         }
     };
     let frac_part = frac_part.trim_end_matches('0');

@@ -5,8 +5,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::common::{
-    any, any_map, go_f64, i18n, map_is_empty, nd, opt_i18n, ConfigList, Entries, OAuthSchema, OnlyMap,
-    ParameterAutoGenerate, ParameterTemplate, ProviderConfig,
+    any, any_map, go_f64, i18n, map_is_empty, nd, opt_i18n, ConfigList, Entries, OAuthSchema,
+    OnlyMap, ParameterAutoGenerate, ParameterTemplate, ProviderConfig,
 };
 
 /// Event parameter types (`event_parameter_type`).
@@ -59,7 +59,11 @@ pub struct EventParameter {
     pub required: bool,
     #[serde(default, deserialize_with = "nd", skip_serializing_if = "is_false")]
     pub multiple: bool,
-    #[serde(default, deserialize_with = "any", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "any",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default: Option<Value>,
     #[serde(
         default,
