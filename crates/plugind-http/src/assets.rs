@@ -13,13 +13,18 @@ use crate::AppState;
 
 fn octets(bytes: Vec<u8>) -> Response {
     let mut resp = Response::new(Body::from(bytes));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     resp
 }
 
 /// A missing asset is HTTP 200 with an empty body, as upstream.
-pub async fn asset(State(state): State<AppState>, Path((_tenant, id)): Path<(String, String)>) -> Response {
+pub async fn asset(
+    State(state): State<AppState>,
+    Path((_tenant, id)): Path<(String, String)>,
+) -> Response {
     match state.services.asset(&id).await {
         Ok(bytes) => octets(bytes.unwrap_or_default()),
         Err(err) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, &err),

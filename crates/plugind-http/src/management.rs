@@ -266,7 +266,11 @@ pub async fn get_tool(
     )
 }
 
-pub async fn fetch_readme(State(state): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+pub async fn fetch_readme(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
     let uid = match uid_param(q.as_deref(), &body) {
         Ok(uid) => uid,
         Err(resp) => return resp,

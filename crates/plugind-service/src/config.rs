@@ -48,7 +48,8 @@ impl UnsignedAllowed {
 
 /// Parses `PLUGIN_ALLOW_UNSIGNED`: comma-separated `author/name[@checksum]`.
 pub fn parse_unsigned_allowlist(value: &str) -> Result<Vec<UnsignedAllowed>, String> {
-    let id = regex::Regex::new(r"^[a-z0-9_-]{1,64}/[a-z0-9_-]{1,255}$").map_err(|e| e.to_string())?;
+    let id =
+        regex::Regex::new(r"^[a-z0-9_-]{1,64}/[a-z0-9_-]{1,255}$").map_err(|e| e.to_string())?;
     let sum = regex::Regex::new(r"^[a-f0-9]{32,64}$").map_err(|e| e.to_string())?;
     value
         .split(',')
@@ -75,7 +76,9 @@ mod tests {
 
     #[test]
     fn allowlist_parsing_and_matching() {
-        let list = parse_unsigned_allowlist(" acme/tool , acme/pinned@0123456789abcdef0123456789abcdef ,").expect("valid");
+        let list =
+            parse_unsigned_allowlist(" acme/tool , acme/pinned@0123456789abcdef0123456789abcdef ,")
+                .expect("valid");
         assert_eq!(list.len(), 2);
         assert!(list[0].matches("acme/tool", "anything"));
         assert!(list[1].matches("acme/pinned", "0123456789abcdef0123456789abcdef"));

@@ -249,7 +249,11 @@ impl Services {
     }
 
     /// The package bytes: the installed copy first (when asked), then the uploaded one.
-    pub(crate) async fn load_package(&self, uid: &str, installed_first: bool) -> Result<Vec<u8>, String> {
+    pub(crate) async fn load_package(
+        &self,
+        uid: &str,
+        installed_first: bool,
+    ) -> Result<Vec<u8>, String> {
         let blobs = &self.inner.blobs;
         let mut keys = vec![self.package_key(uid)];
         if installed_first {

@@ -5,7 +5,7 @@
 //! the call wrote is left behind — every write is recorded in a [`Receipt`] and undone.
 
 use plugind_entities::{DaemonError, PluginDeclaration};
-use plugind_package::{Dependency, DecodeOptions, Package, Verification};
+use plugind_package::{DecodeOptions, Dependency, Package, Verification};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -46,18 +46,29 @@ impl Services {
     }
 
     /// Decodes `bytes` off the async threads (zip + YAML + RSA is CPU work).
-    pub(crate) async fn decode_package(&self, bytes: Vec<u8>) -> Result<(Package, Vec<u8>), DaemonError> {
+    pub(crate) async fn decode_package(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<(Package, Vec<u8>), DaemonError> {
         let opts = self.decode_options();
-        tokio::task::spawn_blocking(move || plugind_package::decode(&bytes, &opts).map(|p| (p, bytes)))
-            .await
-            .map_err(|e| DaemonError::internal(format!("decoder task failed: {e}")))?
-            .map_err(|e| DaemonError::bad_request(format!("{e}\nfailed to decode package")))
+        tokio::task::spawn_blocking(move || {
+            plugind_package::decode(&bytes, &opts).map(|p| (p, bytes))
+        })
+        .await
+        .map_err(|e| DaemonError::internal(format!("decoder task failed: {e}")))?
+        .map_err(|e| DaemonError::bad_request(format!("{e}\nfailed to decode package")))
     }
 
     /// `POST …/install/upload/package`.
-    pub async fn upload_package(&self, bytes: Vec<u8>, verify_signature: bool) -> Result<DecodedPackage, DaemonError> {
+    pub async fn upload_package(
+        &self,
+        bytes: Vec<u8>,
+        verify_signature: bool,
+    ) -> Result<DecodedPackage, DaemonError> {
         if bytes.len() as u64 > self.inner.cfg.max_plugin_package_size {
-            return Err(DaemonError::bad_request("file size exceeds the maximum limit"));
+            return Err(DaemonError::bad_request(
+                "file size exceeds the maximum limit",
+            ));
         }
         let prepared = self.prepare(bytes, verify_signature, false).await?;
         let (decoded, _receipt) = self
@@ -69,9 +80,15 @@ impl Services {
 
     /// `POST …/install/upload/bundle`: every `package` dependency is checked first; only if all
     /// pass are they stored, and a failure while storing undoes the ones already stored.
-    pub async fn upload_bundle(&self, bytes: Vec<u8>, verify_signature: bool) -> Result<Vec<Value>, DaemonError> {
+    pub async fn upload_bundle(
+        &self,
+        bytes: Vec<u8>,
+        verify_signature: bool,
+    ) -> Result<Vec<Value>, DaemonError> {
         if bytes.len() as u64 > self.inner.cfg.max_bundle_package_size {
-            return Err(DaemonError::bad_request("file size exceeds the maximum limit"));
+            return Err(DaemonError::bad_request(
+                "file size exceeds the maximum limit",
+            ));
         }
         let bundle = tokio::task::spawn_blocking(move || plugind_package::decode_bundle(&bytes))
             .await
@@ -86,17 +103,28 @@ impl Services {
         for dependency in &bundle.manifest.dependencies {
             match dependency {
                 Dependency::Github(github) => {
-                    items.push(Item::Echo(json!({"type": "github", "value": github.parts()})));
+                    items.push(Item::Echo(
+                        json!({"type": "github", "value": github.parts()}),
+                    ));
                 }
                 Dependency::Marketplace(market) => {
-                    items.push(Item::Echo(json!({"type": "marketplace", "value": market.parts()})));
+                    items.push(Item::Echo(
+                        json!({"type": "marketplace", "value": market.parts()}),
+                    ));
                 }
                 Dependency::Package(package) => {
                     let bytes = bundle
                         .asset(&package.path)
-                        .ok_or_else(|| DaemonError::bad_request(format!("{} not found\nfailed to fetch package from bundle", package.path)))?
+                        .ok_or_else(|| {
+                            DaemonError::bad_request(format!(
+                                "{} not found\nfailed to fetch package from bundle",
+                                package.path
+                            ))
+                        })?
                         .to_vec();
-                    items.push(Item::Package(Box::new(self.prepare(bytes, verify_signature, true).await?)));
+                    items.push(Item::Package(Box::new(
+                        self.prepare(bytes, verify_signature, true).await?,
+                    )));
                 }
                 Dependency::Unknown(_) => {}
             }
@@ -119,7 +147,9 @@ impl Services {
                         for receipt in receipts.into_iter().rev() {
                             self.undo(receipt).await;
                         }
-                        return Err(DaemonError::internal(format!("{err}\nfailed to save package")));
+                        return Err(DaemonError::internal(format!(
+                            "{err}\nfailed to save package"
+                        )));
                     }
                 },
             }
@@ -128,14 +158,22 @@ impl Services {
     }
 
     /// Decode and every check that needs no writes (PSC §4.2 steps 2–5).
-    async fn prepare(&self, bytes: Vec<u8>, verify_signature: bool, in_bundle: bool) -> Result<Prepared, DaemonError> {
+    async fn prepare(
+        &self,
+        bytes: Vec<u8>,
+        verify_signature: bool,
+        in_bundle: bool,
+    ) -> Result<Prepared, DaemonError> {
         let (package, bytes) = self.decode_package(bytes).await?;
         if package.uid.is_remote_like() {
             return Err(DaemonError::bad_request("cannot set author to an UUID"));
         }
         self.check_signature_policy(&package, verify_signature)?;
         // Upstream enforces the Langgenius rule for packages inside bundles only.
-        if in_bundle && self.inner.cfg.enforce_langgenius_signatures && claims_langgenius_unsigned(&package) {
+        if in_bundle
+            && self.inner.cfg.enforce_langgenius_signatures
+            && claims_langgenius_unsigned(&package)
+        {
             return Err(DaemonError::bad_request(UNAUTHORIZED_LANGGENIUS));
         }
         Ok(Prepared { package, bytes })
@@ -143,12 +181,22 @@ impl Services {
 
     /// Signature policy (PSC §2.5): when verification is enforced, an unverified package is
     /// refused unless `PLUGIN_ALLOW_UNSIGNED` names it.
-    pub(crate) fn check_signature_policy(&self, package: &Package, verify_signature: bool) -> Result<(), DaemonError> {
+    pub(crate) fn check_signature_policy(
+        &self,
+        package: &Package,
+        verify_signature: bool,
+    ) -> Result<(), DaemonError> {
         if package.verified || !(self.inner.cfg.force_verifying_signature || verify_signature) {
             return Ok(());
         }
         let plugin_id = package.uid.plugin_id();
-        if self.inner.cfg.unsigned_allowlist.iter().any(|a| a.matches(plugin_id, &package.checksum)) {
+        if self
+            .inner
+            .cfg
+            .unsigned_allowlist
+            .iter()
+            .any(|a| a.matches(plugin_id, &package.checksum))
+        {
             tracing::info!(uid = %package.uid, "accepting an unsigned package: allowed by PLUGIN_ALLOW_UNSIGNED");
             return Ok(());
         }
@@ -159,7 +207,8 @@ impl Services {
     async fn persist(&self, prepared: Prepared) -> Result<(DecodedPackage, Receipt), String> {
         let Prepared { mut package, bytes } = prepared;
         let uid = package.uid.to_string();
-        let assets = plugind_package::remap_icons(&mut package.declaration, &package.assets).map_err(|e| e.to_string())?;
+        let assets = plugind_package::remap_icons(&mut package.declaration, &package.assets)
+            .map_err(|e| e.to_string())?;
         let blobs = &self.inner.blobs;
         let package_key = self.package_key(&uid);
         let mut receipt = Receipt {
@@ -176,7 +225,10 @@ impl Services {
                     receipt.assets.push(key);
                 }
             }
-            blobs.save(&receipt.package_key, bytes).await.map_err(|e| e.to_string())?;
+            blobs
+                .save(&receipt.package_key, bytes)
+                .await
+                .map_err(|e| e.to_string())?;
             let declaration = &package.declaration;
             if self
                 .inner
@@ -199,7 +251,14 @@ impl Services {
             Ok(Some(stored)) => stored,
             _ => package.declaration,
         };
-        Ok((DecodedPackage { manifest, unique_identifier: uid, verification: package.verification }, receipt))
+        Ok((
+            DecodedPackage {
+                manifest,
+                unique_identifier: uid,
+                verification: package.verification,
+            },
+            receipt,
+        ))
     }
 
     async fn undo(&self, receipt: Receipt) {
@@ -244,5 +303,8 @@ impl Services {
 /// `lower(author) == "langgenius"` without an official (`langgenius`) verification (PSC §2.5).
 fn claims_langgenius_unsigned(package: &Package) -> bool {
     package.declaration.author.to_lowercase() == "langgenius"
-        && package.verification.as_ref().is_none_or(|v| v.authorized_category != "langgenius")
+        && package
+            .verification
+            .as_ref()
+            .is_none_or(|v| v.authorized_category != "langgenius")
 }

@@ -179,8 +179,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             installed_path: config.plugin_installed_path.clone(),
             media_cache_path: config.plugin_media_cache_path.clone(),
             platform: config.platform.clone(),
-            unsigned_allowlist: plugind_service::parse_unsigned_allowlist(&config.plugin_allow_unsigned)
-                .map_err(anyhow::Error::msg)?,
+            unsigned_allowlist: plugind_service::parse_unsigned_allowlist(
+                &config.plugin_allow_unsigned,
+            )
+            .map_err(anyhow::Error::msg)?,
         },
         db,
         blobs,

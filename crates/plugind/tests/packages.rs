@@ -3,24 +3,36 @@
 
 use std::path::PathBuf;
 
-use plugind_test_support::{pack_fixture, upstream_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, Variant};
+use plugind_test_support::{
+    pack_fixture, upstream_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, Variant,
+};
 use serde_json::Value;
 
 const TENANT: &str = "3c3c3c3c-1111-4222-8333-944455556666";
 
-async fn daemon_with(dir: &std::path::Path, dify: &FakeDify, env: &[(&str, &str)]) -> (Daemon, Client) {
+async fn daemon_with(
+    dir: &std::path::Path,
+    dify: &FakeDify,
+    env: &[(&str, &str)],
+) -> (Daemon, Client) {
     let opts = DaemonOptions {
         data_dir: dir.to_path_buf(),
         db: DbChoice::Sqlite,
-        extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        extra_env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     };
-    let daemon = Daemon::start(&PathBuf::from(env!("CARGO_BIN_EXE_plugind")), opts, dify).await.expect("daemon");
+    let daemon = Daemon::start(&PathBuf::from(env!("CARGO_BIN_EXE_plugind")), opts, dify)
+        .await
+        .expect("daemon");
     let client = Client::new(&daemon.base_url, &daemon.server_key);
     (daemon, client)
 }
 
 fn error_message(resp: &Value) -> String {
-    let inner: Value = serde_json::from_str(resp["message"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+    let inner: Value =
+        serde_json::from_str(resp["message"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
     inner["message"].as_str().unwrap_or("").to_owned()
 }
 
@@ -38,14 +50,23 @@ async fn unsigned_allowlist_admits_only_the_named_plugin() {
     ];
     for (allow, accepted) in cases {
         let dir = tempfile::tempdir().expect("tempdir");
-        let env = [("FORCE_VERIFYING_SIGNATURE", "true"), ("PLUGIN_ALLOW_UNSIGNED", allow.as_str())];
+        let env = [
+            ("FORCE_VERIFYING_SIGNATURE", "true"),
+            ("PLUGIN_ALLOW_UNSIGNED", allow.as_str()),
+        ];
         let (_daemon, client) = daemon_with(dir.path(), &dify, &env).await;
-        let (_, resp) = client.upload_package(TENANT, package.clone(), false).await.expect("upload");
+        let (_, resp) = client
+            .upload_package(TENANT, package.clone(), false)
+            .await
+            .expect("upload");
         if accepted {
             assert_eq!(resp["code"], 0, "allow-list {allow:?}: {resp}");
             assert_eq!(resp["data"]["manifest"]["verified"], false);
         } else {
-            assert!(error_message(&resp).contains("bad signature"), "allow-list {allow:?}: {resp}");
+            assert!(
+                error_message(&resp).contains("bad signature"),
+                "allow-list {allow:?}: {resp}"
+            );
         }
     }
 }
@@ -55,13 +76,28 @@ async fn readme_assets_and_extract_asset() {
     let dify = FakeDify::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (daemon, client) = daemon_with(dir.path(), &dify, &[]).await;
-    let bytes = std::fs::read(upstream_fixture("langgenius-agent_0.0.14.difypkg")).expect("fixture");
-    let (_, resp) = client.upload_package(TENANT, bytes.clone(), false).await.expect("upload");
-    let uid = resp["data"]["unique_identifier"].as_str().expect("uid").to_owned();
-    let icon_id = resp["data"]["manifest"]["icon"].as_str().expect("icon").to_owned();
-    assert!(icon_id.ends_with(".svg") && icon_id.len() == 64 + 4, "icon remapped to an asset id: {icon_id}");
+    let bytes =
+        std::fs::read(upstream_fixture("langgenius-agent_0.0.14.difypkg")).expect("fixture");
+    let (_, resp) = client
+        .upload_package(TENANT, bytes.clone(), false)
+        .await
+        .expect("upload");
+    let uid = resp["data"]["unique_identifier"]
+        .as_str()
+        .expect("uid")
+        .to_owned();
+    let icon_id = resp["data"]["manifest"]["icon"]
+        .as_str()
+        .expect("icon")
+        .to_owned();
+    assert!(
+        icon_id.ends_with(".svg") && icon_id.len() == 64 + 4,
+        "icon remapped to an asset id: {icon_id}"
+    );
 
-    let readme_md = String::from_utf8(plugind_package::read_file(&bytes, "README.md").expect("readme")).expect("utf8");
+    let readme_md =
+        String::from_utf8(plugind_package::read_file(&bytes, "README.md").expect("readme"))
+            .expect("utf8");
     for language in ["en_US", "ja_JP", ""] {
         let (_, resp) = client
             .get(&format!("/plugin/{TENANT}/management/fetch/readme?plugin_unique_identifier={uid}&language={language}"))
@@ -79,15 +115,30 @@ async fn readme_assets_and_extract_asset() {
         let url = format!("{}{}", daemon.base_url, path);
         let key = daemon.server_key.clone();
         async move {
-            let resp = http.get(url).header("X-Api-Key", key).send().await.expect("get");
+            let resp = http
+                .get(url)
+                .header("X-Api-Key", key)
+                .send()
+                .await
+                .expect("get");
             let status = resp.status().as_u16();
             (status, resp.bytes().await.expect("body").to_vec())
         }
     };
-    assert_eq!(get(format!("/plugin/{TENANT}/asset/{icon_id}")).await, (200, icon.clone()));
-    assert_eq!(get(format!("/plugin/{TENANT}/asset/{}.svg", "0".repeat(64))).await, (200, Vec::new()));
-    let extract = format!("/plugin/{TENANT}/extract-asset/?plugin_unique_identifier={uid}&file_path=icon.svg");
+    assert_eq!(
+        get(format!("/plugin/{TENANT}/asset/{icon_id}")).await,
+        (200, icon.clone())
+    );
+    assert_eq!(
+        get(format!("/plugin/{TENANT}/asset/{}.svg", "0".repeat(64))).await,
+        (200, Vec::new())
+    );
+    let extract = format!(
+        "/plugin/{TENANT}/extract-asset/?plugin_unique_identifier={uid}&file_path=icon.svg"
+    );
     assert_eq!(get(extract).await, (200, icon));
-    let missing = format!("/plugin/{TENANT}/extract-asset/?plugin_unique_identifier={uid}&file_path=nope.png");
+    let missing = format!(
+        "/plugin/{TENANT}/extract-asset/?plugin_unique_identifier={uid}&file_path=nope.png"
+    );
     assert_eq!(get(missing).await, (200, Vec::new()));
 }

@@ -21,8 +21,14 @@ impl Db {
 
     /// Stores the readmes of `uid` in one transaction, unless some are already stored (a
     /// concurrent first fetch) — then nothing is written.
-    pub async fn insert_readmes(&self, uid: &str, readmes: &[(String, String)]) -> Result<(), StoreError> {
-        let check = self.sql("SELECT COUNT(*) AS n FROM plugin_readme_records WHERE plugin_unique_identifier = $1");
+    pub async fn insert_readmes(
+        &self,
+        uid: &str,
+        readmes: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let check = self.sql(
+            "SELECT COUNT(*) AS n FROM plugin_readme_records WHERE plugin_unique_identifier = $1",
+        );
         let insert = self.sql(
             "INSERT INTO plugin_readme_records (id, created_at, updated_at, plugin_unique_identifier, language, content) \
              VALUES ($1::uuid, $2, $3, $4, $5, $6)",

@@ -118,10 +118,20 @@ fn generated_requirements(dir: &Path, bytes: &[u8]) -> anyhow::Result<Option<Vec
         if no_dev {
             cmd.args(["--no-group", "dev"]);
         }
-        cmd.args(["--no-emit-project", "--no-hashes", "--no-header", "--no-annotate"])
-            .current_dir(dir)
-            .output()
-            .with_context(|| format!("cannot run {} (set UV_PATH or put uv on PATH)", uv.display()))
+        cmd.args([
+            "--no-emit-project",
+            "--no-hashes",
+            "--no-header",
+            "--no-annotate",
+        ])
+        .current_dir(dir)
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {} (set UV_PATH or put uv on PATH)",
+                uv.display()
+            )
+        })
     };
     let mut out = export(true)?;
     // Newer uv refuses `--no-group dev` when the project defines no `dev` group: nothing to
