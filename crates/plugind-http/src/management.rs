@@ -2,7 +2,7 @@
 //! only validation failures are HTTP 400.
 
 use axum::body::Bytes;
-use axum::extract::{Multipart, Path, RawQuery, State};
+use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::response::Response;
 use plugind_entities::DaemonError;
 use plugind_service::binding::{paging, required_error, str_field};
@@ -17,14 +17,10 @@ pub async fn upload_package(
     Path(tenant_id): Path<String>,
     multipart: Multipart,
 ) -> Response {
-    if tenant_id.is_empty() {
-        return reply::service::<()>(Err(DaemonError::bad_request("tenant ID is required")));
+    match read_upload(&tenant_id, multipart, "dify_pkg").await {
+        Ok((file, verify)) => reply::service(state.services.upload_package(file, verify).await),
+        Err(err) => reply::service::<()>(Err(err)),
     }
-    let (file, verify_signature) = match read_upload(multipart, "dify_pkg").await {
-        Ok(parts) => parts,
-        Err(err) => return reply::service::<()>(Err(err)),
-    };
-    reply::service(state.services.upload_package(file, verify_signature).await)
 }
 
 pub async fn upload_bundle(
@@ -32,18 +28,21 @@ pub async fn upload_bundle(
     Path(tenant_id): Path<String>,
     multipart: Multipart,
 ) -> Response {
-    if tenant_id.is_empty() {
-        return reply::service::<()>(Err(DaemonError::bad_request("tenant ID is required")));
+    match read_upload(&tenant_id, multipart, "dify_bundle").await {
+        Ok((file, verify)) => reply::service(state.services.upload_bundle(file, verify).await),
+        Err(err) => reply::service::<()>(Err(err)),
     }
-    let (file, verify_signature) = match read_upload(multipart, "dify_bundle").await {
-        Ok(parts) => parts,
-        Err(err) => return reply::service::<()>(Err(err)),
-    };
-    reply::service(state.services.upload_bundle(file, verify_signature).await)
 }
 
 /// Reads the file field `name` and the `verify_signature` field of an upload form.
-async fn read_upload(mut multipart: Multipart, name: &str) -> Result<(Vec<u8>, bool), DaemonError> {
+async fn read_upload(
+    tenant_id: &str,
+    mut multipart: Multipart,
+    name: &str,
+) -> Result<(Vec<u8>, bool), DaemonError> {
+    if tenant_id.is_empty() {
+        return Err(DaemonError::bad_request("tenant ID is required"));
+    }
     let mut file = None;
     let mut verify = false;
     loop {
@@ -146,53 +145,46 @@ pub async fn delete_task_entry(
     )
 }
 
-/// The `plugin_unique_identifier` of a GET: from the query, or (older Dify) a JSON body.
-fn uid_param(query: Option<&str>, body: &Bytes) -> Result<String, Response> {
-    let from_query = str_field(&query_object(query), "plugin_unique_identifier").to_owned();
-    let uid = if from_query.is_empty() {
-        json_body(body)
-            .map(|v| str_field(&v, "plugin_unique_identifier").to_owned())
-            .unwrap_or_default()
-    } else {
-        from_query
-    };
-    if uid.is_empty() {
-        return Err(reply::bad_request(required_error("PluginUniqueIdentifier")));
+/// The `plugin_unique_identifier` of a GET: from the query, or (older Dify, http-api §7.8) a JSON
+/// body. Missing → HTTP 400.
+pub struct UidParam(pub String);
+
+impl FromRequest<AppState> for UidParam {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let query = query_object(request.uri().query());
+        let from_query = str_field(&query, "plugin_unique_identifier").to_owned();
+        let uid = if from_query.is_empty() {
+            let body = Bytes::from_request(request, state)
+                .await
+                .unwrap_or_default();
+            json_body(&body)
+                .map(|v| str_field(&v, "plugin_unique_identifier").to_owned())
+                .unwrap_or_default()
+        } else {
+            from_query
+        };
+        if uid.is_empty() {
+            return Err(reply::bad_request(required_error("PluginUniqueIdentifier")));
+        }
+        Ok(UidParam(uid))
     }
-    Ok(uid)
 }
 
 pub async fn decode_from_identifier(
     State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Bytes,
+    UidParam(uid): UidParam,
 ) -> Response {
-    match uid_param(q.as_deref(), &body) {
-        Ok(uid) => reply::service(state.services.decode_from_identifier(&uid).await),
-        Err(resp) => resp,
-    }
+    reply::service(state.services.decode_from_identifier(&uid).await)
 }
 
-pub async fn fetch_manifest(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    match uid_param(q.as_deref(), &body) {
-        Ok(uid) => reply::service(state.services.fetch_manifest(&uid).await),
-        Err(resp) => resp,
-    }
+pub async fn fetch_manifest(State(state): State<AppState>, UidParam(uid): UidParam) -> Response {
+    reply::service(state.services.fetch_manifest(&uid).await)
 }
 
-pub async fn fetch_identifier(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    match uid_param(q.as_deref(), &body) {
-        Ok(uid) => reply::service(state.services.plugin_exists(&uid).await),
-        Err(resp) => resp,
-    }
+pub async fn fetch_identifier(State(state): State<AppState>, UidParam(uid): UidParam) -> Response {
+    reply::service(state.services.plugin_exists(&uid).await)
 }
 
 pub async fn uninstall(
@@ -269,12 +261,8 @@ pub async fn get_tool(
 pub async fn fetch_readme(
     State(state): State<AppState>,
     RawQuery(q): RawQuery,
-    body: Bytes,
+    UidParam(uid): UidParam,
 ) -> Response {
-    let uid = match uid_param(q.as_deref(), &body) {
-        Ok(uid) => uid,
-        Err(resp) => return resp,
-    };
     let query = query_object(q.as_deref());
     let language = str_field(&query, "language");
     reply::service(state.services.fetch_readme(&uid, language).await)

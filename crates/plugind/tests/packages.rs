@@ -108,6 +108,26 @@ async fn readme_assets_and_extract_asset() {
         assert_eq!(resp["data"]["content"], readme_md.as_str());
     }
 
+    // decode/from_identifier: newer Dify sends a query parameter, older Dify a JSON body on a GET.
+    let (_, decoded) = client
+        .get(&format!("/plugin/{TENANT}/management/decode/from_identifier?plugin_unique_identifier={uid}"))
+        .await
+        .expect("decode");
+    assert_eq!(decoded["data"]["unique_identifier"], uid.as_str(), "{decoded}");
+    assert_eq!(decoded["data"]["verification"]["authorized_category"], "langgenius");
+    let old_style: Value = reqwest::Client::new()
+        .get(format!("{}/plugin/{TENANT}/management/decode/from_identifier", daemon.base_url))
+        .header("X-Api-Key", &daemon.server_key)
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({"plugin_unique_identifier": uid}).to_string())
+        .send()
+        .await
+        .expect("decode")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(old_style["data"]["unique_identifier"], uid.as_str(), "{old_style}");
+
     let icon = plugind_package::read_file(&bytes, "_assets/icon.svg").expect("icon");
     let http = reqwest::Client::new();
     let get = |path: String| {
