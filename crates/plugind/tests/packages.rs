@@ -110,13 +110,25 @@ async fn readme_assets_and_extract_asset() {
 
     // decode/from_identifier: newer Dify sends a query parameter, older Dify a JSON body on a GET.
     let (_, decoded) = client
-        .get(&format!("/plugin/{TENANT}/management/decode/from_identifier?plugin_unique_identifier={uid}"))
+        .get(&format!(
+            "/plugin/{TENANT}/management/decode/from_identifier?plugin_unique_identifier={uid}"
+        ))
         .await
         .expect("decode");
-    assert_eq!(decoded["data"]["unique_identifier"], uid.as_str(), "{decoded}");
-    assert_eq!(decoded["data"]["verification"]["authorized_category"], "langgenius");
+    assert_eq!(
+        decoded["data"]["unique_identifier"],
+        uid.as_str(),
+        "{decoded}"
+    );
+    assert_eq!(
+        decoded["data"]["verification"]["authorized_category"],
+        "langgenius"
+    );
     let old_style: Value = reqwest::Client::new()
-        .get(format!("{}/plugin/{TENANT}/management/decode/from_identifier", daemon.base_url))
+        .get(format!(
+            "{}/plugin/{TENANT}/management/decode/from_identifier",
+            daemon.base_url
+        ))
         .header("X-Api-Key", &daemon.server_key)
         .header("Content-Type", "application/json")
         .body(serde_json::json!({"plugin_unique_identifier": uid}).to_string())
@@ -126,7 +138,11 @@ async fn readme_assets_and_extract_asset() {
         .json()
         .await
         .expect("json");
-    assert_eq!(old_style["data"]["unique_identifier"], uid.as_str(), "{old_style}");
+    assert_eq!(
+        old_style["data"]["unique_identifier"],
+        uid.as_str(),
+        "{old_style}"
+    );
 
     let icon = plugind_package::read_file(&bytes, "_assets/icon.svg").expect("icon");
     let http = reqwest::Client::new();
@@ -161,4 +177,110 @@ async fn readme_assets_and_extract_asset() {
         "/plugin/{TENANT}/extract-asset/?plugin_unique_identifier={uid}&file_path=nope.png"
     );
     assert_eq!(get(missing).await, (200, Vec::new()));
+}
+
+/// A package signed with a third-party key: refused by default, accepted once the key is
+/// configured (with its self-asserted category reported back); and inside a bundle, a package
+/// claiming to be Langgenius's but signed only as `community` is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn third_party_signatures_and_category_claims() {
+    let dify = FakeDify::start().await;
+    let (private, public) = plugind_package::generate_key_pair(2048).expect("keys");
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key_path = keys.path().join("third_party.public.pem");
+    // A trailing CRLF must not matter.
+    let pem = plugind_package::public_key_to_pem(&public)
+        .expect("pem")
+        .replace('\n', "\r\n");
+    std::fs::write(&key_path, pem).expect("write key");
+    let community = plugind_package::authorized_verification("community").expect("category");
+    let signed = plugind_package::sign(
+        &pack_fixture(Variant::Latest),
+        &private,
+        Some(&community),
+        1_700_000_000,
+    )
+    .expect("sign");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_daemon, client) =
+        daemon_with(dir.path(), &dify, &[("FORCE_VERIFYING_SIGNATURE", "true")]).await;
+    let (_, resp) = client
+        .upload_package(TENANT, signed.clone(), false)
+        .await
+        .expect("upload");
+    assert!(
+        error_message(&resp).contains("bad signature"),
+        "unknown key is refused: {resp}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = key_path.to_string_lossy().into_owned();
+    let env = [
+        ("FORCE_VERIFYING_SIGNATURE", "true"),
+        ("THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED", "true"),
+        (
+            "THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS",
+            key.as_str(),
+        ),
+    ];
+    let (daemon, client) = daemon_with(dir.path(), &dify, &env).await;
+    let (_, resp) = client
+        .upload_package(TENANT, signed, false)
+        .await
+        .expect("upload");
+    assert_eq!(resp["code"], 0, "{resp}");
+    assert_eq!(resp["data"]["manifest"]["verified"], true);
+    assert_eq!(
+        resp["data"]["verification"]["authorized_category"],
+        "community"
+    );
+
+    // Re-authored as langgenius, signed only as community, shipped in a bundle: refused.
+    let src = tempfile::tempdir().expect("tempdir");
+    plugind_test_support::assemble_fixture(Variant::Latest, src.path());
+    let manifest = src.path().join("manifest.yaml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    std::fs::write(
+        &manifest,
+        text.replace("author: plugind", "author: langgenius"),
+    )
+    .expect("write");
+    let claimed = plugind_package::sign(
+        &plugind_package::pack_dir(src.path()).expect("pack"),
+        &private,
+        Some(&community),
+        1_700_000_000,
+    )
+    .expect("sign");
+    let mut bundle = plugind_package::Bundle::new(
+        plugind_package::BundleManifest::new("b", "someone", "d").expect("manifest"),
+    );
+    bundle.append_package(claimed).expect("append");
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "dify_bundle",
+            reqwest::multipart::Part::bytes(
+                plugind_package::encode_bundle(&bundle).expect("encode"),
+            )
+            .file_name("b.difybndl"),
+        )
+        .text("verify_signature", "true");
+    let resp: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/plugin/{TENANT}/management/install/upload/bundle",
+            daemon.base_url
+        ))
+        .header("X-Api-Key", &daemon.server_key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        error_message(&resp).contains("claims to be from Langgenius"),
+        "{resp}"
+    );
 }
