@@ -6,6 +6,7 @@
 //! - [`auth`]: the `X-Api-Key` check on `/plugin/*`.
 //! - [`health`], [`management`], [`dispatch`], [`assets`]: one module per upstream route group.
 //! - [`body`]: lenient request-body and query decoding.
+//! - [`metrics`]: `GET /metrics/` and per-request Prometheus metrics.
 //!
 //! **API boundary:** request/response shapes live here and in `plugind-entities`; services never
 //! see axum types.
@@ -16,6 +17,7 @@ pub mod body;
 pub mod dispatch;
 pub mod health;
 pub mod management;
+pub mod metrics;
 pub mod reply;
 pub mod router;
 

@@ -10,10 +10,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use plugind_service::Services;
 
-use crate::{assets, auth, dispatch, health, management, reply};
+use crate::{assets, auth, dispatch, health, management, metrics, reply};
 
 /// Settings of the HTTP edge.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpConfig {
     /// `SERVER_KEY`.
     pub server_key: String,
@@ -23,6 +23,8 @@ pub struct HttpConfig {
     pub max_plugin_package_size: u64,
     /// `MAX_BUNDLE_PACKAGE_SIZE`: the same for bundle uploads.
     pub max_bundle_package_size: u64,
+    /// `PROMETHEUS_ENABLED`: the recorder's handle serves `GET /metrics/`.
+    pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// `ROUTINE_POOL_SIZE`, reported by `/health/check`.
     pub routine_pool_size: i64,
 }
@@ -95,15 +97,22 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
             auth::require_api_key,
         ));
 
-    Router::new()
+    let metrics_enabled = state.http.prometheus.is_some();
+    let mut app = Router::new()
         .route("/health/check", get(health::check))
         .nest("/plugin/{tenant_id}", plugin)
-        .fallback(|| async { reply::route_not_found() })
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ))
-        .with_state(state)
+        .fallback(|| async { reply::route_not_found() });
+    if metrics_enabled {
+        // `route_layer` puts the recorder on every route registered so far (not the fallback).
+        app = app
+            .route_layer(middleware::from_fn(metrics::record))
+            .route("/metrics/", get(metrics::render));
+    }
+    app.layer(middleware::from_fn_with_state(
+        state.clone(),
+        count_requests,
+    ))
+    .with_state(state)
 }
 
 /// Counts in-flight requests for `/health/check`.

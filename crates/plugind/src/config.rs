@@ -137,6 +137,9 @@ pub struct Config {
     #[arg(long, env = "PLUGIN_LOCAL_LAUNCHING_CONCURRENT", default_value_t = 2)]
     pub plugin_local_launching_concurrent: usize,
 
+    #[arg(long, env = "PROMETHEUS_ENABLED", default_value = "true", value_parser = go_bool)]
+    pub prometheus_enabled: bool,
+
     #[arg(long, env = "LOG_LEVEL", default_value = "INFO")]
     pub log_level: String,
 }

@@ -197,6 +197,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
         "starting installed plugins in the background"
     );
 
+    let prometheus = if config.prometheus_enabled {
+        Some(
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .context("Prometheus recorder")?,
+        )
+    } else {
+        None
+    };
     let app = plugind_http::router(
         services.clone(),
         plugind_http::HttpConfig {
@@ -204,6 +213,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             platform: config.platform.clone(),
             max_plugin_package_size: config.max_plugin_package_size,
             max_bundle_package_size: config.max_bundle_package_size,
+            prometheus,
             routine_pool_size: config.routine_pool_size,
         },
     );

@@ -210,6 +210,19 @@ async fn bad_input_is_refused_cleanly() {
         json!({"code": "not_found", "message": "route not found"})
     );
 
+    // Prometheus metrics, labelled by route pattern (not by raw path, which would explode).
+    let metrics = reqwest::get(format!("{}/metrics/", daemon.base_url))
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status().as_u16(), 200);
+    let text = metrics.text().await.expect("text");
+    assert!(
+        text.contains("plugin_http_requests_total")
+            && text.contains(r#"endpoint="/plugin/{tenant_id}/management/list""#)
+            && text.contains(r#"status="401""#),
+        "{text}"
+    );
+
     // Installing an identifier that was never uploaded is refused and creates no task.
     let never = plugind_package_uid(&pack_fixture(Variant::Latest));
     let (_, resp) = client

@@ -1,0 +1,41 @@
+//! Prometheus metrics (http-api §4.2): `GET /metrics/` and the request counters upstream exports
+//! (`plugin_http_requests_total`, `plugin_http_request_duration_seconds`).
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+
+/// Records one request: method, route pattern (not the raw path) and status.
+pub async fn record(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("plugin_http_requests_total", "method" => method.clone(), "endpoint" => endpoint.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("plugin_http_request_duration_seconds", "method" => method, "endpoint" => endpoint)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics/`: the text exposition format.
+pub async fn render(State(state): State<AppState>) -> Response {
+    let Some(handle) = state.http.prometheus.as_ref() else {
+        return crate::reply::route_not_found();
+    };
+    let mut response = handle.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
