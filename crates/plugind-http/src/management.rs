@@ -267,3 +267,45 @@ pub async fn fetch_readme(
     let language = str_field(&query, "language");
     reply::service(state.services.fetch_readme(&uid, language).await)
 }
+
+/// A JSON body's string-array field, or a 400 naming it when absent.
+fn string_list(body: &Value, key: &str, field: &str) -> Result<Vec<String>, Response> {
+    match body.get(key).and_then(Value::as_array) {
+        Some(items) => Ok(items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()),
+        None => Err(reply::bad_request(required_error(field))),
+    }
+}
+
+pub async fn fetch_installations(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let ids = match json_body(&body).and_then(|b| string_list(&b, "plugin_ids", "PluginIDs")) {
+        Ok(ids) => ids,
+        Err(resp) => return resp,
+    };
+    reply::service(
+        state
+            .services
+            .installations_by_plugin_ids(&tenant_id, &ids)
+            .await,
+    )
+}
+
+pub async fn missing_installations(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let uids = match json_body(&body)
+        .and_then(|b| string_list(&b, "plugin_unique_identifiers", "PluginUniqueIdentifiers"))
+    {
+        Ok(uids) => uids,
+        Err(resp) => return resp,
+    };
+    reply::service(state.services.missing_plugins(&tenant_id, &uids).await)
+}

@@ -84,6 +84,14 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
         .route("/fetch/readme", get(management::fetch_readme))
         .route("/uninstall", post(management::uninstall))
         .route("/list", get(management::list_plugins))
+        .route(
+            "/installation/fetch/batch",
+            post(management::fetch_installations),
+        )
+        .route(
+            "/installation/missing",
+            post(management::missing_installations),
+        )
         .route("/tools", get(management::list_tools))
         .route("/tool", get(management::get_tool));
 

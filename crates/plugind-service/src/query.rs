@@ -49,6 +49,32 @@ pub struct ToolProviderEntity {
     pub declaration: Value,
 }
 
+/// An entry of `POST …/installation/fetch/batch`; field order is upstream's.
+#[derive(Debug, Serialize)]
+pub struct InstallationWithDeclaration {
+    pub id: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub tenant_id: String,
+    pub plugin_id: String,
+    pub plugin_unique_identifier: String,
+    pub runtime_type: String,
+    pub endpoints_setups: i64,
+    pub endpoints_active: i64,
+    pub source: String,
+    pub meta: Value,
+    pub version: String,
+    pub checksum: String,
+    pub declaration: PluginDeclaration,
+}
+
+/// An entry of `POST …/installation/missing`.
+#[derive(Debug, Serialize)]
+pub struct MissingPlugin {
+    pub plugin_unique_identifier: String,
+    pub current_identifier: String,
+}
+
 fn internal(err: impl std::fmt::Display) -> DaemonError {
     DaemonError::internal(err.to_string())
 }
@@ -215,6 +241,77 @@ impl Services {
             .await
             .map_err(internal)?
             .ok_or_else(|| DaemonError::bad_request("plugin not found"))
+    }
+
+    /// `POST …/installation/fetch/batch`: the tenant's installations of these plugin ids.
+    pub async fn installations_by_plugin_ids(
+        &self,
+        tenant_id: &str,
+        plugin_ids: &[String],
+    ) -> Result<Vec<InstallationWithDeclaration>, DaemonError> {
+        let mut out = Vec::new();
+        for plugin_id in plugin_ids.iter().take(256) {
+            let Some(i) = self
+                .inner
+                .db
+                .get_installation(tenant_id, plugin_id)
+                .await
+                .map_err(internal)?
+            else {
+                continue;
+            };
+            let uid = PluginUniqueIdentifier::parse(&i.plugin_unique_identifier)
+                .map_err(|e| DaemonError::bad_request(e.to_string()))?;
+            let declaration = self.declaration(uid.as_str()).await?;
+            out.push(InstallationWithDeclaration {
+                version: uid.version().to_owned(),
+                checksum: uid.checksum().to_owned(),
+                id: i.id,
+                created_at: i.created_at,
+                updated_at: i.updated_at,
+                tenant_id: i.tenant_id,
+                plugin_id: i.plugin_id,
+                plugin_unique_identifier: i.plugin_unique_identifier,
+                runtime_type: i.runtime_type,
+                endpoints_setups: i.endpoints_setups,
+                endpoints_active: i.endpoints_active,
+                source: i.source,
+                meta: i.meta,
+                declaration,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `POST …/installation/missing`: identifiers the tenant lacks, or has in another version.
+    pub async fn missing_plugins(
+        &self,
+        tenant_id: &str,
+        uids: &[String],
+    ) -> Result<Vec<MissingPlugin>, DaemonError> {
+        let mut out = Vec::new();
+        for raw in uids {
+            let uid = PluginUniqueIdentifier::parse(raw)
+                .map_err(|e| DaemonError::bad_request(e.to_string()))?;
+            let installed = self
+                .inner
+                .db
+                .get_installation(tenant_id, uid.plugin_id())
+                .await
+                .map_err(internal)?;
+            match installed {
+                None => out.push(MissingPlugin {
+                    plugin_unique_identifier: raw.clone(),
+                    current_identifier: String::new(),
+                }),
+                Some(i) if i.plugin_unique_identifier != *raw => out.push(MissingPlugin {
+                    plugin_unique_identifier: raw.clone(),
+                    current_identifier: i.plugin_unique_identifier,
+                }),
+                Some(_) => {}
+            }
+        }
+        Ok(out)
     }
 
     /// Liveness of the state the daemon depends on, for `/health/check`.

@@ -170,6 +170,35 @@ async fn full_flow(db: DbChoice, variant: Variant) {
         .expect("tool");
     assert_eq!(data(&tool)["plugin_id"], ECHO_PLUGIN_ID);
 
+    // Installations by plugin id, and missing dependencies, as Dify asks for them.
+    let (_, batch) = client
+        .post_json(
+            &format!("/plugin/{TENANT}/management/installation/fetch/batch"),
+            json!({"plugin_ids": [ECHO_PLUGIN_ID, "nobody/nothing"]}),
+        )
+        .await
+        .expect("batch");
+    let batch = data(&batch).as_array().expect("array").clone();
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0]["plugin_unique_identifier"], uid.as_str());
+    assert_eq!(batch[0]["version"], "0.0.1");
+    assert_eq!(
+        batch[0]["checksum"],
+        uid.rsplit_once('@').map(|(_, c)| c).unwrap_or("")
+    );
+    let other_version = uid.replace(":0.0.1@", ":0.0.2@");
+    let (_, missing) = client
+        .post_json(
+            &format!("/plugin/{TENANT}/management/installation/missing"),
+            json!({"plugin_unique_identifiers": [uid, other_version]}),
+        )
+        .await
+        .expect("missing");
+    assert_eq!(
+        data(&missing),
+        &json!([{"plugin_unique_identifier": other_version, "current_identifier": uid}])
+    );
+
     // Invoke: text, json and blob chunks in one stream, in order.
     let (status, events) = invoke(&client, "hello <&>", "all").await;
     assert_eq!(status, 200);
