@@ -19,17 +19,17 @@ pub enum PackageError {
     #[error("failed to parse created_at: {0}")]
     CreatedAt(String),
     /// A provider (or nested tool/strategy/model/...) file listed by the manifest is missing.
-    #[error("failed to read {kind} file: {path}")]
+    #[error("failed to read {kind} file: {}", short(path))]
     ReadPluginFile { kind: &'static str, path: String },
-    #[error("failed to unmarshal plugin file: {0}")]
+    #[error("failed to unmarshal plugin file: {}", short(.0))]
     UnmarshalPluginFile(String),
     /// A nested file (tool, endpoint, agent strategy, datasource, event, model) does not parse.
-    #[error("failed to unmarshal {kind} file: {path}")]
+    #[error("failed to unmarshal {kind} file: {}", short(path))]
     UnmarshalFile { kind: &'static str, path: String },
     /// A model position file named by a provider is missing.
-    #[error("failed to read {kind} position file: {path}")]
+    #[error("failed to read {kind} position file: {}", short(path))]
     ReadPositionFile { kind: &'static str, path: String },
-    #[error("failed to unmarshal {kind} position file: {path}")]
+    #[error("failed to unmarshal {kind} position file: {}", short(path))]
     UnmarshalPositionFile { kind: &'static str, path: String },
     /// `README.md` is missing (only when readmes are asked for).
     #[error("en_US readme not found")]
@@ -116,4 +116,18 @@ impl From<zip::result::ZipError> for PackageError {
         };
         Self::Archive(text.replace("zip", "difypkg").replace("Zip", "difypkg"))
     }
+}
+
+/// A path taken from package YAML, cut to 256 bytes for error texts (a package can name an
+/// arbitrarily long path; the error must stay readable).
+fn short(path: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 256;
+    if path.len() <= MAX {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut end = MAX;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}... ({} bytes)", &path[..end], path.len()))
 }
