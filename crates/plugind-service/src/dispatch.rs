@@ -441,12 +441,19 @@ fn plugin_data(action: &Action, user_id: &str, data: Value) -> Value {
     Value::Object(out)
 }
 
-fn check_chunk(action: &Action, chunk: Value) -> Result<Value, DaemonError> {
+fn check_chunk(action: &Action, mut chunk: Value) -> Result<Value, DaemonError> {
     if action.tool_messages {
         let kind = chunk.get("type").and_then(Value::as_str).unwrap_or("");
         if !TOOL_MESSAGE_TYPES.contains(&kind) {
             let inner = json!({"error_type": "unmarshal_error", "message": format!("unmarshal json failed: invalid tool message type {kind:?}")});
             return Err(DaemonError::invoke(inner.to_string()));
+        }
+    }
+    // Upstream always sends LLM chunks with an empty `prompt_messages` (older Dify requires the
+    // key; newer Dify re-attaches the prompt itself), whatever the plugin put there.
+    if action.action == "invoke_llm" {
+        if let Value::Object(fields) = &mut chunk {
+            fields.insert("prompt_messages".into(), Value::Array(Vec::new()));
         }
     }
     Ok(chunk)
@@ -496,5 +503,52 @@ async fn answer_unsupported_invoke(session: &plugind_runtime::Session, request: 
             tracing::warn!(error = %err, "could not answer a backwards invocation");
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llm_chunks_carry_empty_prompt_messages() {
+        let llm = find_action("llm/invoke").expect("action");
+        let chunk =
+            json!({"model": "m", "delta": {"index": 0}, "prompt_messages": [{"role": "user"}]});
+        let out = check_chunk(llm, chunk).expect("valid");
+        assert_eq!(out["prompt_messages"], json!([]));
+        let tool = find_action("tool/invoke").expect("action");
+        assert!(check_chunk(tool, json!({"type": "nonsense"})).is_err());
+        assert!(check_chunk(tool, json!({"type": "text", "message": {"text": "x"}})).is_ok());
+    }
+
+    #[test]
+    fn plugin_errors_are_re_encoded_with_sorted_keys() {
+        let err = plugin_error(
+            &json!({"message": "quota", "error_type": "InvokeRateLimitError", "args": {"z": 1, "description": "quota"}}),
+        );
+        assert_eq!(err.error_type, ErrorType::PluginInvoke);
+        assert_eq!(
+            err.message,
+            r#"{"args":{"description":"quota","z":1},"error_type":"InvokeRateLimitError","message":"quota"}"#
+        );
+    }
+
+    #[test]
+    fn plugin_data_starts_with_user_type_action_and_drops_empty_credential_type() {
+        let tool = find_action("tool/invoke").expect("action");
+        let data = plugin_data(
+            tool,
+            "u",
+            json!({"provider": "p", "credential_type": "", "type": "evil"}),
+        );
+        let keys: Vec<&str> = data
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["user_id", "type", "action", "provider"]);
+        assert_eq!(data["type"], "tool");
     }
 }
