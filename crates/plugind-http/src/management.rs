@@ -2,7 +2,8 @@
 //! only validation failures are HTTP 400.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
 use axum::response::Response;
 use plugind_entities::DaemonError;
 use plugind_service::binding::{paging, required_error, str_field};
@@ -94,6 +95,18 @@ pub async fn install_from_identifiers(
     )
 }
 
+/// `page` and `page_size` from the query (`1 <= page_size <= 256`), or HTTP 400.
+pub struct Paging(pub i64, pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Paging {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
+        let (page, size) = page_of(&query_object(parts.uri.query()), 256)?;
+        Ok(Paging(page, size))
+    }
+}
+
 /// Parses `page`/`page_size` from the query, or answers 400.
 fn page_of(query: &Value, max: i64) -> Result<(i64, i64), Response> {
     paging(query, max).map_err(reply::bad_request)
@@ -102,12 +115,8 @@ fn page_of(query: &Value, max: i64) -> Result<(i64, i64), Response> {
 pub async fn list_tasks(
     State(state): State<AppState>,
     Path(tenant_id): Path<String>,
-    RawQuery(q): RawQuery,
+    Paging(page, size): Paging,
 ) -> Response {
-    let (page, size) = match page_of(&query_object(q.as_deref()), 256) {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
     reply::service(state.services.list_tasks(&tenant_id, page, size).await)
 }
 
@@ -208,24 +217,16 @@ pub async fn uninstall(
 pub async fn list_plugins(
     State(state): State<AppState>,
     Path(tenant_id): Path<String>,
-    RawQuery(q): RawQuery,
+    Paging(page, size): Paging,
 ) -> Response {
-    let (page, size) = match page_of(&query_object(q.as_deref()), 256) {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
     reply::service(state.services.list_plugins(&tenant_id, page, size).await)
 }
 
 pub async fn list_tools(
     State(state): State<AppState>,
     Path(tenant_id): Path<String>,
-    RawQuery(q): RawQuery,
+    Paging(page, size): Paging,
 ) -> Response {
-    let (page, size) = match page_of(&query_object(q.as_deref()), 256) {
-        Ok(p) => p,
-        Err(resp) => return resp,
-    };
     reply::service(
         state
             .services

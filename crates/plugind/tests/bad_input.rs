@@ -202,6 +202,19 @@ async fn bad_input_is_refused_cleanly() {
         "{resp}"
     );
 
+    // Paging out of bounds: validation, HTTP 400.
+    for query in ["page=0&page_size=10", "page=1&page_size=257", ""] {
+        let (status, resp) = client
+            .get(&format!("/plugin/{TENANT}/management/list?{query}"))
+            .await
+            .expect("get");
+        assert_eq!(status, 400, "{query}: {resp}");
+        assert_eq!(
+            inner_error(&resp)["error_type"],
+            "PluginDaemonBadRequestError"
+        );
+    }
+
     // Unknown route: upstream's string-coded 404.
     let (status, resp) = client.get("/no/such/route").await.expect("get");
     assert_eq!(status, 404);
