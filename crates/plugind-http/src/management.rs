@@ -310,3 +310,53 @@ pub async fn missing_installations(
     };
     reply::service(state.services.missing_plugins(&tenant_id, &uids).await)
 }
+
+pub async fn installation_ids(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let query = query_object(q.as_deref());
+    let category = str_field(&query, "category");
+    if category.is_empty() {
+        return reply::bad_request(required_error("FetchPluginInstallationIDsRequest.Category"));
+    }
+    reply::service(
+        state
+            .services
+            .installed_plugin_ids(&tenant_id, category)
+            .await,
+    )
+}
+
+pub async fn list_category(
+    State(state): State<AppState>,
+    Path((tenant_id, category)): Path<(String, String)>,
+    Paging(page, page_size): Paging,
+    RawQuery(q): RawQuery,
+) -> Response {
+    // `tags` repeats, so read the raw pairs instead of the last-wins object.
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+    let value = |key: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let filter = plugind_service::query::CategoryFilter {
+        category,
+        page,
+        page_size,
+        query: value("query"),
+        tags: pairs
+            .iter()
+            .filter(|(k, _)| k == "tags")
+            .map(|(_, v)| v.clone())
+            .collect(),
+        language: value("language"),
+    };
+    reply::service(state.services.list_category(&tenant_id, &filter).await)
+}

@@ -84,6 +84,8 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
         .route("/fetch/readme", get(management::fetch_readme))
         .route("/uninstall", post(management::uninstall))
         .route("/list", get(management::list_plugins))
+        .route("/installation/ids", get(management::installation_ids))
+        .route("/{category}/list", get(management::list_category))
         .route(
             "/installation/fetch/batch",
             post(management::fetch_installations),

@@ -1,8 +1,8 @@
 //! Read-only listings: installations, install tasks, tool providers (http-api §4.5).
 
 use plugind_entities::{
-    DaemonError, InstallTask, PluginDeclaration, PluginInstallation, PluginUniqueIdentifier,
-    ProviderInstallation,
+    DaemonError, InstallTask, PluginCategory, PluginDeclaration, PluginInstallation,
+    PluginUniqueIdentifier, ProviderInstallation,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -66,6 +66,17 @@ pub struct InstallationWithDeclaration {
     pub version: String,
     pub checksum: String,
     pub declaration: PluginDeclaration,
+}
+
+/// Inputs of `GET …/{category}/list`.
+#[derive(Debug, Default)]
+pub struct CategoryFilter {
+    pub category: String,
+    pub page: i64,
+    pub page_size: i64,
+    pub query: String,
+    pub tags: Vec<String>,
+    pub language: String,
 }
 
 /// An entry of `POST …/installation/missing`.
@@ -312,6 +323,94 @@ impl Services {
             }
         }
         Ok(out)
+    }
+
+    /// Every installation of the tenant with its declaration, newest first.
+    async fn all_installations(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<(PluginInstallation, PluginDeclaration)>, DaemonError> {
+        let (installations, _) = self
+            .inner
+            .db
+            .list_installations(tenant_id, 1, i64::from(i32::MAX))
+            .await
+            .map_err(internal)?;
+        let mut out = Vec::with_capacity(installations.len());
+        for installation in installations {
+            let declaration = self
+                .declaration(&installation.plugin_unique_identifier)
+                .await?;
+            out.push((installation, declaration));
+        }
+        Ok(out)
+    }
+
+    /// `GET …/installation/ids`: plugin ids of one category, newest first, de-duplicated.
+    pub async fn installed_plugin_ids(
+        &self,
+        tenant_id: &str,
+        category: &str,
+    ) -> Result<Value, DaemonError> {
+        let category = PluginCategory::parse(category)
+            .ok_or_else(|| DaemonError::bad_request(format!("invalid category: {category}")))?;
+        let mut ids: Vec<String> = Vec::new();
+        for (installation, declaration) in self.all_installations(tenant_id).await? {
+            if declaration.category() == category && !ids.contains(&installation.plugin_id) {
+                ids.push(installation.plugin_id);
+            }
+        }
+        Ok(serde_json::json!({ "plugin_ids": ids }))
+    }
+
+    /// `GET …/{category}/list`: filtered by category, tags and a case-insensitive query over
+    /// plugin id, name, label and description (in `language`, falling back to `en_US`).
+    pub async fn list_category(
+        &self,
+        tenant_id: &str,
+        filter: &CategoryFilter,
+    ) -> Result<Value, DaemonError> {
+        let category = PluginCategory::parse(&filter.category).ok_or_else(|| {
+            DaemonError::bad_request(format!("invalid category: {}", filter.category))
+        })?;
+        let needle = filter.query.to_lowercase();
+        let localized = |text: &plugind_entities::I18nObject| {
+            let value = match filter.language.as_str() {
+                "zh_Hans" => &text.zh_hans,
+                "ja_JP" => &text.ja_jp,
+                "pt_BR" => &text.pt_br,
+                _ => &text.en_us,
+            };
+            if value.is_empty() {
+                text.en_us.to_lowercase()
+            } else {
+                value.to_lowercase()
+            }
+        };
+        let matches = self.all_installations(tenant_id).await?.into_iter().filter(
+            |(installation, declaration)| {
+                declaration.category() == category
+                    && (filter.tags.is_empty()
+                        || declaration.tags.iter().any(|t| filter.tags.contains(t)))
+                    && (needle.is_empty()
+                        || installation.plugin_id.to_lowercase().contains(&needle)
+                        || declaration.name.to_lowercase().contains(&needle)
+                        || localized(&declaration.label).contains(&needle)
+                        || localized(&declaration.description).contains(&needle))
+            },
+        );
+        let skip = usize::try_from((filter.page - 1) * filter.page_size).unwrap_or(0);
+        let take = usize::try_from(filter.page_size).unwrap_or(0);
+        let mut page: Vec<PluginEntity> = Vec::new();
+        let mut has_more = false;
+        for (installation, declaration) in matches.skip(skip) {
+            if page.len() == take {
+                has_more = true;
+                break;
+            }
+            page.push(entity(installation, declaration));
+        }
+        Ok(serde_json::json!({ "list": page, "has_more": has_more }))
     }
 
     /// Liveness of the state the daemon depends on, for `/health/check`.

@@ -170,6 +170,38 @@ async fn full_flow(db: DbChoice, variant: Variant) {
         .expect("tool");
     assert_eq!(data(&tool)["plugin_id"], ECHO_PLUGIN_ID);
 
+    // Newer consumers: plugin ids per category, and the filtered per-category list.
+    let (_, ids) = client
+        .get(&format!(
+            "/plugin/{TENANT}/management/installation/ids?category=tool"
+        ))
+        .await
+        .expect("ids");
+    assert_eq!(data(&ids), &json!({"plugin_ids": [ECHO_PLUGIN_ID]}));
+    let (_, ids) = client
+        .get(&format!(
+            "/plugin/{TENANT}/management/installation/ids?category=model"
+        ))
+        .await
+        .expect("ids");
+    assert_eq!(data(&ids), &json!({"plugin_ids": []}));
+    for (path, expected) in [
+        ("tool/list?page=1&page_size=10&query=ECHO", 1),
+        ("tool/list?page=1&page_size=10&query=zzz", 0),
+        ("model/list?page=1&page_size=10", 0),
+    ] {
+        let (_, list) = client
+            .get(&format!("/plugin/{TENANT}/management/{path}"))
+            .await
+            .expect("category list");
+        assert_eq!(
+            data(&list)["list"].as_array().map(Vec::len),
+            Some(expected),
+            "{path}: {list}"
+        );
+        assert_eq!(data(&list)["has_more"], false);
+    }
+
     // Installations by plugin id, and missing dependencies, as Dify asks for them.
     let (_, batch) = client
         .post_json(
