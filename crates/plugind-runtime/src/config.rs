@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use plugind_io::DEFAULT_MAX_LINE_BYTES;
 
+/// Default of [`RuntimeConfig::session_buffer_bytes`]: 64 MiB.
+pub const DEFAULT_SESSION_BUFFER_BYTES: usize = 64 * 1024 * 1024;
+
 /// Everything the local runtime needs to build environments and run plugins.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -34,6 +37,9 @@ pub struct RuntimeConfig {
     pub launch_concurrency: usize,
     /// How long a new process may take to send its first heartbeat.
     pub first_heartbeat_timeout: Duration,
+    /// `PLUGIN_SESSION_BUFFER_SIZE` (ours): bytes of a plugin's answer that may wait for a slow
+    /// caller before the daemon ends that session (other sessions keep flowing).
+    pub session_buffer_bytes: usize,
 }
 
 /// Less common knobs, kept apart so that [`RuntimeConfig`] stays a plain list of upstream
@@ -85,6 +91,7 @@ impl RuntimeConfig {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             launch_concurrency: 2,
             first_heartbeat_timeout: Duration::from_secs(120),
+            session_buffer_bytes: DEFAULT_SESSION_BUFFER_BYTES,
         }
     }
 }

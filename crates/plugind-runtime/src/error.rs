@@ -1,55 +1,6 @@
-//! Errors of the runtime: launch failures (which step, how long each step took) and invoke
-//! failures (what a caller of a session sees).
+//! Invoke failures: what a caller of a session sees. Launch failures are in
+//! [`steps`](crate::steps), with the steps they time.
 
-use std::fmt;
-use std::time::Duration;
-
-/// The steps of a launch, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Step {
-    Extract,
-    Interpreter,
-    Venv,
-    Dependencies,
-    Launch,
-}
-
-impl Step {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Extract => "extract",
-            Step::Interpreter => "interpreter",
-            Step::Venv => "venv",
-            Step::Dependencies => "dependencies",
-            Step::Launch => "launch",
-        }
-    }
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Formats step timings as `extract 0.01s, venv 1.20s`.
-pub fn format_steps(steps: &[(Step, Duration)]) -> String {
-    steps
-        .iter()
-        .map(|(s, d)| format!("{s} {:.2}s", d.as_secs_f64()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A launch that failed at `step`; `steps` are the timings of every step attempted, the failed
-/// one included.
-#[derive(Clone, Debug, thiserror::Error)]
-#[error("{step} failed: {message} ({})", format_steps(.steps))]
-pub struct LaunchError {
-    pub step: Step,
-    pub message: String,
-    pub steps: Vec<(Step, Duration)>,
-}
 
 /// Why a session could not be opened or written to.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +8,9 @@ pub enum InvokeError {
     /// The plugin is not running (stopped, never launched, or still restarting after the wait).
     #[error("plugin runtime not found")]
     NotFound,
+    /// The plugin's launch failed; holds why.
+    #[error("plugin runtime not running: {0}")]
+    NotRunning(String),
     /// Writing to the plugin's stdin failed; holds the IO error text.
     #[error("{0}\nfailed to write request")]
     Write(String),
@@ -69,7 +23,10 @@ pub enum InvokeError {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::steps::{LaunchError, Step};
 
     #[test]
     fn display_texts() {

@@ -1,23 +1,44 @@
 //! Runtimes: where plugin code runs, and how the daemon talks to it.
 //!
-//! # Layout
+//! # Layout (data flows top to bottom)
 //!
-//! * [`config`]: settings ([`RuntimeConfig`], upstream names) and rarer knobs ([`RuntimeTuning`]).
-//! * [`registry`]: [`Runtimes`] (uid → running plugin), the launch pipeline, [`PluginHandle`].
-//! * [`session`]: [`Session`], one request and its answers.
-//! * [`error`]: [`LaunchError`] (which step failed, with timings) and [`InvokeError`].
-//! * `local`: the stdio runtime: environment build, processes, instances, supervision.
+//! * [`registry`]: [`Runtimes`] (uid → running plugin of any kind), the launch entry points,
+//!   readiness, and [`PluginHandle`], the one handle callers get.
+//! * `runtime`: the trait every runtime kind implements for the registry.
+//! * `local`: the stdio runtime: launch pipeline, environment build, processes, instances,
+//!   supervision.
+//! * `connection`, `router`, `writer`: one connection to a plugin, whatever the transport: the
+//!   session router (id → byte-bounded queue) and the cloneable line writer.
+//! * [`session`] and [`message`]: [`Session`] (one request and its answers), [`Responder`]
+//!   (answers backwards invocations from any task), [`SessionRequest`], [`SessionEvent`].
+//! * [`lifecycle`]: typed [`LifecycleEvent`]s, the status board and its subscribers (logging,
+//!   metrics).
+//! * [`config`], [`steps`] (launch steps, [`LaunchError`], [`LaunchReport`]), [`error`]
+//!   ([`InvokeError`]).
 //!
-//! **Architecture invariant:** plugin processes never see the daemon's environment beyond an
-//! allow-list, and nothing a plugin writes can panic the daemon or end the stdout reader.
+//! **Architecture invariants:** nothing outside this crate knows which runtime kind serves a
+//! plugin; plugin processes never see the daemon's environment beyond an allow-list; nothing a
+//! plugin writes can panic the daemon, end a reader, or make one session wait for another.
 
 pub mod config;
+mod connection;
 pub mod error;
+pub mod lifecycle;
 mod local;
+pub mod message;
 pub mod registry;
+mod router;
+mod runtime;
 pub mod session;
+pub mod steps;
+mod writer;
 
 pub use config::{RuntimeConfig, RuntimeTuning};
-pub use error::{InvokeError, LaunchError, Step};
-pub use registry::{LaunchReport, PluginHandle, Runtimes};
-pub use session::{Session, SessionEvent, SessionRequest};
+pub use error::InvokeError;
+pub use lifecycle::{
+    Lifecycle, LifecycleEvent, LifecycleKind, PluginStatus, RuntimeKind, RuntimeState,
+};
+pub use message::{SessionEvent, SessionRequest};
+pub use registry::{PluginHandle, Readiness, Runtimes};
+pub use session::{Responder, Session};
+pub use steps::{LaunchError, LaunchReport, Step};

@@ -1,42 +1,71 @@
-//! The registry of running plugins (uid → plugin) and the launch pipeline that fills it:
-//! extract → interpreter → venv → dependencies → launch, each step timed.
+//! The registry of plugins of any runtime kind (uid → slot), the launch entry points that fill
+//! it, readiness, and [`PluginHandle`], the one handle callers use.
+//!
+//! A plugin gets a slot as soon as it is scheduled or starts launching, so a request for a plugin
+//! that is still starting waits for it (bounded by the caller's deadline) instead of failing with
+//! "plugin runtime not found". The slot ends `Running`, `Failed` (with the reason) or `Gone`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use plugind_entities::{PluginDeclaration, PluginUniqueIdentifier};
-use plugind_io::InStreamEvent;
 use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::config::{RuntimeConfig, RuntimeTuning};
-use crate::error::{InvokeError, LaunchError, Step};
-use crate::local::env::{self, PythonChoice};
-use crate::local::instance::RegisterError;
-use crate::local::{extract_if_needed, supervisor, LocalPlugin};
-use crate::session::{Session, SessionRequest};
+use crate::connection::OpenError;
+use crate::error::InvokeError;
+use crate::lifecycle::{self, Lifecycle, LifecycleKind, PluginStatus, RuntimeKind};
+use crate::local::launch::{self, LaunchContext, Launched};
+use crate::local::supervisor;
+use crate::message::SessionRequest;
+use crate::runtime::PluginRuntime;
+use crate::session::Session;
+use crate::steps::{LaunchError, LaunchReport, Step, StepTimer};
 
-/// What a successful launch did and how long each step took.
-#[derive(Clone, Debug)]
-pub struct LaunchReport {
-    /// Steps actually run; an already running plugin reports none, a reused venv has no
-    /// interpreter/venv/dependencies entries.
-    pub steps: Vec<(Step, Duration)>,
-    /// Which Python runs the plugin and how it was chosen.
-    pub interpreter: String,
+#[derive(Clone)]
+enum SlotState {
+    /// Scheduled or launching.
+    Starting,
+    Running(Arc<dyn PluginRuntime>),
+    /// The launch failed; holds why.
+    Failed(String),
+    /// Stopped and removed from the registry.
+    Gone,
+}
+
+struct Slot {
+    state: watch::Sender<SlotState>,
+}
+
+impl Slot {
+    fn new() -> Arc<Slot> {
+        Arc::new(Slot {
+            state: watch::channel(SlotState::Starting).0,
+        })
+    }
+
+    fn get(&self) -> SlotState {
+        self.state.borrow().clone()
+    }
 }
 
 struct Entry {
-    plugin: Arc<LocalPlugin>,
-    supervisor: JoinHandle<()>,
+    slot: Arc<Slot>,
+    kind: RuntimeKind,
+    /// The runtime's background task (a local plugin's supervisor); dropping the entry aborts it,
+    /// which kills whatever it owns.
+    task: Option<AbortOnDropHandle<()>>,
+    interpreter: String,
 }
 
 struct Inner {
     cfg: Arc<RuntimeConfig>,
     tuning: Arc<RuntimeTuning>,
+    lifecycle: Lifecycle,
     plugins: Mutex<HashMap<PluginUniqueIdentifier, Entry>>,
     /// Serialises launches and stops of one uid.
     uid_locks: Mutex<HashMap<PluginUniqueIdentifier, Arc<tokio::sync::Mutex<()>>>>,
@@ -44,7 +73,7 @@ struct Inner {
     launch_slots: Semaphore,
 }
 
-/// All local plugins of this daemon. Cheap to clone.
+/// All plugins of this daemon. Cheap to clone.
 #[derive(Clone)]
 pub struct Runtimes {
     inner: Arc<Inner>,
@@ -54,35 +83,41 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Times steps and turns a failing one into a [`LaunchError`].
-#[derive(Default)]
-struct StepTimer {
-    done: Vec<(Step, Duration)>,
+/// Whether every known plugin has settled: running, or failed for a reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Plugins still scheduled or launching.
+    pub starting: Vec<PluginUniqueIdentifier>,
+    /// Plugins whose launch failed, with the reason.
+    pub failed: Vec<(PluginUniqueIdentifier, String)>,
+    pub running: usize,
 }
 
-impl StepTimer {
-    async fn run<T>(
-        &mut self,
-        step: Step,
-        fut: impl std::future::Future<Output = Result<T, String>>,
-    ) -> Result<T, LaunchError> {
-        let started = Instant::now();
-        let result = fut.await;
-        self.done.push((step, started.elapsed()));
-        result.map_err(|message| LaunchError {
-            step,
-            message,
-            steps: self.done.clone(),
-        })
+/// Marks the slot failed if a launch is dropped before it finished (an install deadline, a
+/// cancelled request): a slot never stays `Starting` with nobody launching it.
+struct StartGuard<'a> {
+    runtimes: &'a Runtimes,
+    uid: &'a PluginUniqueIdentifier,
+    armed: bool,
+}
+
+impl StartGuard<'_> {
+    fn fail(mut self, reason: String) {
+        self.armed = false;
+        self.runtimes.mark_failed(self.uid, reason);
     }
 
-    /// A step that fails before doing anything.
-    fn fail(&mut self, step: Step, message: String) -> LaunchError {
-        self.done.push((step, Duration::ZERO));
-        LaunchError {
-            step,
-            message,
-            steps: self.done.clone(),
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for StartGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.runtimes
+                .mark_failed(self.uid, "the launch was abandoned before it finished".into());
         }
     }
 }
@@ -92,15 +127,23 @@ impl Runtimes {
         Self::with_tuning(cfg, RuntimeTuning::default())
     }
 
+    /// Builds the registry; inside a Tokio runtime it also starts the lifecycle logger and the
+    /// metrics recorder as subscribers.
     pub fn with_tuning(cfg: RuntimeConfig, tuning: RuntimeTuning) -> Self {
         if std::process::id() == 1 {
             tracing::warn!("plugind runs as PID 1: the Python SDK exits when its parent is PID 1; run under an init such as tini");
         }
         let slots = cfg.launch_concurrency.max(1);
+        let lifecycle = Lifecycle::default();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(lifecycle::log_events(lifecycle.subscribe()));
+            handle.spawn(lifecycle::record_metrics(lifecycle.subscribe()));
+        }
         Runtimes {
             inner: Arc::new(Inner {
                 cfg: Arc::new(cfg),
                 tuning: Arc::new(tuning),
+                lifecycle,
                 plugins: Mutex::new(HashMap::new()),
                 uid_locks: Mutex::new(HashMap::new()),
                 launch_slots: Semaphore::new(slots),
@@ -110,6 +153,11 @@ impl Runtimes {
 
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.cfg
+    }
+
+    /// The lifecycle hub: subscribe to events, read statuses.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.inner.lifecycle
     }
 
     /// `<working_path>/<uid.working_dir_name()>`.
@@ -124,13 +172,79 @@ impl Runtimes {
             .clone()
     }
 
-    fn running_plugin(&self, uid: &PluginUniqueIdentifier) -> Option<Arc<LocalPlugin>> {
-        lock(&self.inner.plugins).get(uid).map(|e| e.plugin.clone())
+    fn emit(&self, uid: &PluginUniqueIdentifier, kind: RuntimeKind, event: LifecycleKind) {
+        self.inner.lifecycle.emit(uid, kind, event);
+    }
+
+    fn slot_state(&self, uid: &PluginUniqueIdentifier) -> Option<SlotState> {
+        lock(&self.inner.plugins).get(uid).map(|e| e.slot.get())
+    }
+
+    fn running_report(&self, uid: &PluginUniqueIdentifier) -> Option<LaunchReport> {
+        let plugins = lock(&self.inner.plugins);
+        let entry = plugins.get(uid)?;
+        matches!(entry.slot.get(), SlotState::Running(_)).then(|| LaunchReport {
+            steps: Vec::new(),
+            interpreter: entry.interpreter.clone(),
+        })
+    }
+
+    /// Announces that `uid` will be launched soon (start-up restore): requests for it wait
+    /// instead of failing, and readiness counts it as starting. No-op if it is known already.
+    pub fn schedule(&self, uid: &PluginUniqueIdentifier) {
+        let inserted = {
+            let mut plugins = lock(&self.inner.plugins);
+            match plugins.get(uid).map(|e| e.slot.get()) {
+                Some(SlotState::Starting | SlotState::Running(_)) => false,
+                Some(SlotState::Failed(_) | SlotState::Gone) | None => {
+                    plugins.insert(uid.clone(), Self::starting_entry(RuntimeKind::Local));
+                    true
+                }
+            }
+        };
+        if inserted {
+            self.emit(uid, RuntimeKind::Local, LifecycleKind::PluginPending);
+        }
+    }
+
+    fn starting_entry(kind: RuntimeKind) -> Entry {
+        Entry {
+            slot: Slot::new(),
+            kind,
+            task: None,
+            interpreter: String::new(),
+        }
+    }
+
+    /// Puts `uid` in the `Starting` state (keeping the slot that waiters already hold).
+    fn mark_starting(&self, uid: &PluginUniqueIdentifier) {
+        {
+            let mut plugins = lock(&self.inner.plugins);
+            let entry = plugins
+                .entry(uid.clone())
+                .or_insert_with(|| Self::starting_entry(RuntimeKind::Local));
+            if !matches!(entry.slot.get(), SlotState::Starting) {
+                *entry = Self::starting_entry(RuntimeKind::Local);
+            }
+        }
+        self.emit(uid, RuntimeKind::Local, LifecycleKind::PluginStarting);
+    }
+
+    fn mark_failed(&self, uid: &PluginUniqueIdentifier, reason: String) {
+        if let Some(entry) = lock(&self.inner.plugins).get(uid) {
+            entry.slot.state.send_replace(SlotState::Failed(reason.clone()));
+        }
+        self.emit(
+            uid,
+            RuntimeKind::Local,
+            LifecycleKind::PluginStartFailed { reason },
+        );
     }
 
     /// Extracts the package into the working dir if absent, builds the venv if not valid, starts
     /// `python -m <entrypoint>` and resolves at its first heartbeat. Idempotent (already running
-    /// → `Ok` at once, with no steps); concurrent launches of one uid are serialised.
+    /// → `Ok` at once, with no steps); concurrent launches of one uid are serialised. Dropping
+    /// the future mid-way kills whatever it started and marks the plugin failed.
     pub async fn launch(
         &self,
         uid: &PluginUniqueIdentifier,
@@ -138,122 +252,61 @@ impl Runtimes {
         decl: &PluginDeclaration,
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<LaunchReport, LaunchError> {
-        if let Some(plugin) = self.running_plugin(uid) {
-            return Ok(LaunchReport {
-                steps: Vec::new(),
-                interpreter: plugin.interpreter.clone(),
-            });
+        if let Some(report) = self.running_report(uid) {
+            return Ok(report);
         }
         let uid_lock = self.uid_lock(uid);
         let _serial = uid_lock.lock().await;
-        if let Some(plugin) = self.running_plugin(uid) {
-            return Ok(LaunchReport {
-                steps: Vec::new(),
-                interpreter: plugin.interpreter.clone(),
-            });
+        if let Some(report) = self.running_report(uid) {
+            return Ok(report);
         }
-        let mut timer = StepTimer::default();
-        let _slot = self
-            .inner
-            .launch_slots
-            .acquire()
-            .await
-            .map_err(|e| LaunchError {
-                step: Step::Extract,
-                message: format!("launch slots closed: {e}"),
-                steps: Vec::new(),
-            })?;
-        let wd = self.working_dir(uid);
-
-        progress(format!("preparing {}", wd.display()));
-        let extracted = timer
-            .run(Step::Extract, extract_if_needed(package, &wd))
-            .await?;
-        if extracted {
-            progress("package extracted".into());
-        }
-        let language = decl.meta.runner.language.trim();
-        if !language.is_empty() && !language.eq_ignore_ascii_case("python") {
-            return Err(timer.fail(
-                Step::Interpreter,
-                format!("unsupported language: {language}"),
-            ));
-        }
-
-        let interpreter = if env::venv_is_valid(&wd) {
-            let venv = wd.join(env::VENV_DIR);
-            let version = env::venv_version(&venv).unwrap_or_else(|| "?".into());
-            let described = format!("Python {version} from the existing venv {}", venv.display());
-            tracing::info!(plugin = %uid, "reusing {described}");
-            progress(format!("reusing {described}"));
-            described
-        } else {
-            self.build_environment(uid, &wd, decl, &mut timer, progress)
-                .await?
+        self.mark_starting(uid);
+        let guard = StartGuard {
+            runtimes: self,
+            uid,
+            armed: true,
         };
-
-        progress("starting the plugin process".into());
-        let plugin = Arc::new(LocalPlugin {
-            uid: uid.clone(),
-            wd: wd.clone(),
-            entrypoint: entrypoint(decl),
-            cfg: self.inner.cfg.clone(),
-            tuning: self.inner.tuning.clone(),
-            current: watch::channel(None).0,
-            cancel: CancellationToken::new(),
-            interpreter: interpreter.clone(),
-            last_exit: Mutex::new(None),
-        });
-        let instance = timer.run(Step::Launch, plugin.start_instance()).await?;
-        tracing::info!(plugin = %uid, pid = instance.pid(), steps = %crate::error::format_steps(&timer.done), "plugin launched");
-        progress(format!("plugin ready (pid {})", instance.pid()));
-        plugin.current.send_replace(Some(instance.clone()));
-        let supervisor = tokio::spawn(supervisor::supervise(plugin.clone(), instance));
-        lock(&self.inner.plugins).insert(uid.clone(), Entry { plugin, supervisor });
-        Ok(LaunchReport {
-            steps: timer.done,
-            interpreter,
-        })
-    }
-
-    /// Interpreter → venv → dependencies, publishing `.venv` only on success.
-    async fn build_environment(
-        &self,
-        uid: &PluginUniqueIdentifier,
-        wd: &Path,
-        decl: &PluginDeclaration,
-        timer: &mut StepTimer,
-        progress: &(dyn Fn(String) + Send + Sync),
-    ) -> Result<String, LaunchError> {
-        let cfg = &self.inner.cfg;
-        let want = match decl.meta.runner.version.trim() {
-            "" => env::DEFAULT_PYTHON_VERSION.to_owned(),
-            v => v.to_owned(),
+        let _slot = match self.inner.launch_slots.acquire().await {
+            Ok(permit) => permit,
+            Err(e) => {
+                let err = StepTimer::default().fail(Step::Extract, format!("launch slots closed: {e}"));
+                guard.fail(err.to_string());
+                return Err(err);
+            }
         };
-        let (uv, python): (PathBuf, PythonChoice) = timer
-            .run(Step::Interpreter, async {
-                let uv = env::find_uv(cfg).await?;
-                let python = env::find_python(cfg, &uv, &want).await?;
-                Ok((uv, python))
-            })
-            .await?;
-        let described = python.describe();
-        tracing::info!(plugin = %uid, uv = %uv.display(), "building the venv with {described}");
-        progress(format!("using {described}"));
-        let building = timer
-            .run(Step::Venv, env::create_venv(cfg, &uv, wd, &python.path))
-            .await?;
-        let installed = timer
-            .run(Step::Dependencies, async {
-                env::install_dependencies(cfg, &uv, wd, &building, progress).await?;
-                env::publish_venv(wd, &building).await
-            })
-            .await;
-        if installed.is_err() {
-            env::discard(&building);
+        let ctx = LaunchContext {
+            cfg: &self.inner.cfg,
+            tuning: &self.inner.tuning,
+            lifecycle: &self.inner.lifecycle,
+            progress,
+        };
+        match launch::launch(&ctx, uid, self.working_dir(uid), package, decl).await {
+            Ok(Launched {
+                runtime,
+                first,
+                report,
+            }) => {
+                let task = tokio::spawn(supervisor::supervise(runtime.clone(), first));
+                let runtime: Arc<dyn PluginRuntime> = runtime;
+                {
+                    let mut plugins = lock(&self.inner.plugins);
+                    let entry = plugins
+                        .entry(uid.clone())
+                        .or_insert_with(|| Self::starting_entry(RuntimeKind::Local));
+                    entry.task = Some(AbortOnDropHandle::new(task));
+                    entry.interpreter = report.interpreter.clone();
+                    entry.slot.state.send_replace(SlotState::Running(runtime));
+                }
+                guard.disarm();
+                self.emit(uid, RuntimeKind::Local, LifecycleKind::ScaleUp { replicas: 1 });
+                self.emit(uid, RuntimeKind::Local, LifecycleKind::PluginReady);
+                Ok(report)
+            }
+            Err(err) => {
+                guard.fail(err.to_string());
+                Err(err)
+            }
         }
-        installed?;
-        Ok(described)
     }
 
     /// Builds a fresh venv for a stopped plugin next to the current one and swaps it in only if
@@ -267,173 +320,208 @@ impl Runtimes {
         let uid_lock = self.uid_lock(uid);
         let _serial = uid_lock.lock().await;
         let mut timer = StepTimer::default();
-        if self.running_plugin(uid).is_some() {
-            return Err(LaunchError {
-                step: Step::Venv,
-                message: "plugin is running; stop it first".into(),
-                steps: Vec::new(),
-            });
+        if matches!(self.slot_state(uid), Some(SlotState::Running(_))) {
+            return Err(timer.fail(Step::Venv, "plugin is running; stop it first".into()));
         }
         let wd = self.working_dir(uid);
         if !wd.is_dir() {
-            return Err(LaunchError {
-                step: Step::Extract,
-                message: format!("{} does not exist", wd.display()),
-                steps: Vec::new(),
-            });
+            return Err(timer.fail(Step::Extract, format!("{} does not exist", wd.display())));
         }
-        let interpreter = self
-            .build_environment(uid, &wd, decl, &mut timer, progress)
-            .await?;
+        let interpreter = launch::build_environment(
+            &self.inner.cfg,
+            uid,
+            &wd,
+            decl,
+            &mut timer,
+            progress,
+        )
+        .await?;
         Ok(LaunchReport {
             steps: timer.done,
             interpreter,
         })
     }
 
+    /// A handle on a plugin that runs or is starting; `None` if it is unknown, stopped or failed.
     pub fn get(&self, uid: &PluginUniqueIdentifier) -> Option<PluginHandle> {
-        self.running_plugin(uid)
-            .map(|plugin| PluginHandle { plugin })
+        let plugins = lock(&self.inner.plugins);
+        let entry = plugins.get(uid)?;
+        match entry.slot.get() {
+            SlotState::Starting | SlotState::Running(_) => Some(PluginHandle {
+                uid: uid.clone(),
+                slot: entry.slot.clone(),
+            }),
+            SlotState::Failed(_) | SlotState::Gone => None,
+        }
     }
 
-    /// Stops supervision, kills the process group and waits for the exit; sessions in flight
-    /// receive `Closed`.
+    /// Why the plugin's launch failed, if it did.
+    pub fn failure(&self, uid: &PluginUniqueIdentifier) -> Option<String> {
+        match self.slot_state(uid)? {
+            SlotState::Failed(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// Stops the runtime (its instances are killed, sessions in flight receive `Closed`) and
+    /// waits until everything it ran is gone; the plugin leaves the registry.
     pub async fn stop(&self, uid: &PluginUniqueIdentifier) {
         let uid_lock = self.uid_lock(uid);
         let _serial = uid_lock.lock().await;
-        let entry = lock(&self.inner.plugins).remove(uid);
-        if let Some(entry) = entry {
-            entry.plugin.cancel.cancel();
-            if let Err(e) = entry.supervisor.await {
-                tracing::warn!(plugin = %uid, error = %e, "plugin supervisor ended abnormally");
-            }
-            // A restart may have been mid-spawn: make sure nothing is left serving.
-            if let Some(instance) = entry.plugin.current.send_replace(None) {
-                instance.kill_and_wait("plugin stopped").await;
-            }
-            tracing::info!(plugin = %uid, "plugin stopped");
+        let Some(entry) = lock(&self.inner.plugins).remove(uid) else {
+            return;
+        };
+        let kind = entry.kind;
+        self.emit(uid, kind, LifecycleKind::PluginStopping);
+        if let SlotState::Running(runtime) = entry.slot.get() {
+            runtime.request_stop();
         }
+        if let Some(task) = entry.task {
+            if let Err(e) = task.await {
+                tracing::warn!(plugin = %uid, error = %e, "plugin runtime task ended abnormally");
+            }
+            self.emit(uid, kind, LifecycleKind::StopSchedule);
+        }
+        entry.slot.state.send_replace(SlotState::Gone);
+        self.emit(uid, kind, LifecycleKind::Close);
+        self.emit(uid, kind, LifecycleKind::PluginStopped);
     }
 
     /// Stops every plugin.
     pub async fn shutdown(&self) {
-        let uids = self.running();
+        let uids: Vec<_> = lock(&self.inner.plugins).keys().cloned().collect();
         futures::future::join_all(uids.iter().map(|uid| self.stop(uid))).await;
     }
 
+    /// Plugins serving requests.
     pub fn running(&self) -> Vec<PluginUniqueIdentifier> {
-        let mut uids: Vec<_> = lock(&self.inner.plugins).keys().cloned().collect();
+        let mut uids: Vec<_> = lock(&self.inner.plugins)
+            .iter()
+            .filter(|(_, e)| matches!(e.slot.get(), SlotState::Running(_)))
+            .map(|(uid, _)| uid.clone())
+            .collect();
         uids.sort();
         uids
     }
-}
 
-fn entrypoint(decl: &PluginDeclaration) -> String {
-    match decl.meta.runner.entrypoint.trim() {
-        "" => "main".to_owned(),
-        e => e.to_owned(),
+    /// Ready when no plugin is still scheduled or launching.
+    pub fn readiness(&self) -> Readiness {
+        let mut starting = Vec::new();
+        let mut failed = Vec::new();
+        let mut running = 0;
+        for (uid, entry) in lock(&self.inner.plugins).iter() {
+            match entry.slot.get() {
+                SlotState::Starting => starting.push(uid.clone()),
+                SlotState::Running(_) => running += 1,
+                SlotState::Failed(reason) => failed.push((uid.clone(), reason)),
+                SlotState::Gone => {}
+            }
+        }
+        starting.sort();
+        failed.sort();
+        Readiness {
+            ready: starting.is_empty(),
+            starting,
+            failed,
+            running,
+        }
+    }
+
+    /// The status of one plugin, with its sessions in flight.
+    pub fn status(&self, uid: &PluginUniqueIdentifier) -> Option<PluginStatus> {
+        let mut status = self.inner.lifecycle.status(uid)?;
+        status.sessions = self.get(uid).map_or(0, |h| h.session_count());
+        Some(status)
+    }
+
+    /// Every plugin's status, sorted by identifier.
+    pub fn statuses(&self) -> Vec<PluginStatus> {
+        let mut all = self.inner.lifecycle.statuses();
+        for status in &mut all {
+            status.sessions = self
+                .get(&status.plugin_unique_identifier)
+                .map_or(0, |h| h.session_count());
+        }
+        all
     }
 }
 
-/// A running plugin as seen by callers. Cheap to clone; stays usable across restarts.
+/// A plugin as callers see it, whatever runs it. Cheap to clone; stays usable across restarts.
 #[derive(Clone)]
 pub struct PluginHandle {
-    plugin: Arc<LocalPlugin>,
+    uid: PluginUniqueIdentifier,
+    slot: Arc<Slot>,
 }
 
 impl PluginHandle {
     pub fn uid(&self) -> &PluginUniqueIdentifier {
-        &self.plugin.uid
+        &self.uid
     }
 
-    /// Pid of the current instance; `None` while restarting or after a stop.
+    fn runtime(&self) -> Option<Arc<dyn PluginRuntime>> {
+        match self.slot.get() {
+            SlotState::Running(runtime) => Some(runtime),
+            _ => None,
+        }
+    }
+
+    /// Which kind of runtime serves the plugin; `None` while starting or after a stop.
+    pub fn kind(&self) -> Option<RuntimeKind> {
+        self.runtime().map(|r| r.kind())
+    }
+
+    /// Pid of the current instance; `None` while starting, restarting, or after a stop.
     pub fn pid(&self) -> Option<u32> {
-        self.plugin.current.borrow().as_ref().map(|i| i.pid())
+        self.runtime().and_then(|r| r.pid())
     }
 
     /// True when an instance is serving requests.
     pub fn is_ready(&self) -> bool {
-        !self.plugin.cancel.is_cancelled()
-            && self
-                .plugin
-                .current
-                .borrow()
-                .as_ref()
-                .is_some_and(|i| i.is_ready())
+        self.runtime().is_some_and(|r| r.is_ready())
     }
 
-    /// Sessions registered on the current instance.
+    /// Sessions in flight.
     pub fn session_count(&self) -> usize {
-        self.plugin
-            .current
-            .borrow()
-            .as_ref()
-            .map_or(0, |i| i.session_count())
+        self.runtime().map_or(0, |r| r.sessions())
     }
 
-    /// The stderr tail of the current instance.
-    pub fn stderr_tail(&self) -> String {
-        self.plugin
-            .current
-            .borrow()
-            .as_ref()
-            .map(|i| i.stderr_tail())
-            .unwrap_or_default()
+    /// Waits while the plugin is starting (the caller bounds this wait), then returns its runtime.
+    async fn wait_running(&self) -> Result<Arc<dyn PluginRuntime>, InvokeError> {
+        let mut rx = self.slot.state.subscribe();
+        let state = match rx.wait_for(|s| !matches!(s, SlotState::Starting)).await {
+            Ok(state) => state.clone(),
+            Err(_) => SlotState::Gone,
+        };
+        match state {
+            SlotState::Running(runtime) => Ok(runtime),
+            SlotState::Failed(reason) => Err(InvokeError::NotRunning(reason)),
+            SlotState::Starting | SlotState::Gone => Err(InvokeError::NotFound),
+        }
     }
 
-    /// Registers the listener, then writes the request line. While the plugin restarts this
-    /// waits (up to ~6 s) for the new instance, then fails with `plugin runtime not found`.
+    /// Registers the listener, then writes the request line. While the plugin is starting this
+    /// waits for it; while it restarts, up to the runtime's wait (~6 s) for the new instance.
     pub async fn open_session(&self, req: SessionRequest) -> Result<Session, InvokeError> {
-        let line = req
-            .message(InStreamEvent::Request, req.data.clone())
-            .to_line()
-            .map_err(|e| InvokeError::Encode(e.to_string()))?;
-        let deadline = tokio::time::Instant::now() + self.plugin.tuning.session_wait;
-        let mut current = self.plugin.current.subscribe();
+        let runtime = self.wait_running().await?;
+        let line = req.request_line()?;
+        let request = Arc::new(req);
+        let deadline = Instant::now() + runtime.connection_wait();
         loop {
-            if self.plugin.cancel.is_cancelled() {
-                return Err(InvokeError::NotFound);
-            }
-            // The watch guard must not live across an await (it is not Send): clone out of it.
-            let waited = tokio::time::timeout_at(
-                deadline,
-                current.wait_for(|i| i.as_ref().is_some_and(|i| i.is_ready())),
-            )
-            .await
-            .map(|r| r.map(|guard| guard.as_ref().cloned()));
-            let instance = match waited {
-                Ok(Ok(instance)) => match instance {
-                    Some(instance) => instance,
-                    None => continue,
-                },
-                Ok(Err(_)) | Err(_) => {
-                    let last_exit = lock(&self.plugin.last_exit).clone().unwrap_or_default();
-                    tracing::warn!(plugin = %self.plugin.uid, last_exit = %last_exit, "no instance to serve the session");
-                    return Err(InvokeError::NotFound);
+            let conn = runtime.connection(deadline).await?;
+            match conn.open(request.clone(), &line).await {
+                Ok(session) => return Ok(session),
+                Err(OpenError::Duplicate) => {
+                    return Err(InvokeError::DuplicateSession(request.session_id.clone()))
                 }
-            };
-            let rx = match instance.register(&req.session_id) {
-                Ok(rx) => rx,
-                Err(RegisterError::Duplicate) => {
-                    return Err(InvokeError::DuplicateSession(req.session_id.clone()))
-                }
-                Err(RegisterError::Closed) => {
-                    // The instance is dying; the supervisor will clear `current` in a moment.
+                Err(OpenError::Closed) => {
+                    // The connection is dying; the runtime replaces it in a moment.
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
                 }
-            };
-            let session = Session::new(req.clone(), rx, instance.clone());
-            match instance.write_line(&line).await {
-                Ok(()) => return Ok(session),
-                Err(e) => {
-                    drop(session);
+                Err(OpenError::Write(e)) => {
                     let dead_pipe =
-                        matches!(e.kind(), std::io::ErrorKind::BrokenPipe) || !instance.is_ready();
-                    if dead_pipe
-                        && tokio::time::Instant::now() + Duration::from_millis(300) < deadline
-                    {
-                        tracing::warn!(plugin = %self.plugin.uid, error = %e, "write to a dying instance failed; retrying");
+                        matches!(e.kind(), std::io::ErrorKind::BrokenPipe) || !runtime.is_ready();
+                    if dead_pipe && Instant::now() + Duration::from_millis(300) < deadline {
+                        tracing::warn!(plugin = %self.uid, error = %e, "write to a dying instance failed; retrying");
                         tokio::time::sleep(Duration::from_millis(300)).await;
                         continue;
                     }
@@ -465,6 +553,7 @@ mod tests {
         assert_send(&runtimes.shutdown());
         assert_send(&handle.open_session(SessionRequest::default()));
         assert_send(&session.send_backwards_response(serde_json::Value::Null));
+        assert_send(&session.responder().send(serde_json::Value::Null));
         assert_send(&session.next());
     }
 
@@ -473,5 +562,70 @@ mod tests {
         fn assert_sync<T: Send + Sync + Clone>() {}
         assert_sync::<Runtimes>();
         assert_sync::<PluginHandle>();
+        assert_sync::<crate::Responder>();
+    }
+
+    fn uid() -> PluginUniqueIdentifier {
+        PluginUniqueIdentifier::parse(
+            "acme/echo:0.0.1@0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        )
+        .expect("uid")
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_plugin_makes_callers_wait_and_a_failure_releases_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtimes = Runtimes::new(RuntimeConfig::new(dir.path()));
+        let uid = uid();
+        runtimes.schedule(&uid);
+        assert!(!runtimes.readiness().ready);
+        let handle = runtimes.get(&uid).expect("a starting plugin has a handle");
+        let waiting = tokio::spawn(async move {
+            handle
+                .open_session(SessionRequest::default())
+                .await
+                .err()
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "the caller waits while the plugin starts");
+        // An empty package in an empty working dir fails at once, at the extract step.
+        let err = runtimes
+            .launch(&uid, &[], &PluginDeclaration::default(), &|_| {})
+            .await
+            .expect_err("nothing to extract");
+        assert_eq!(err.step, Step::Extract);
+        match waiting.await.expect("join") {
+            Some(InvokeError::NotRunning(reason)) => assert!(reason.contains("extract"), "{reason}"),
+            other => panic!("expected NotRunning, got {other:?}"),
+        }
+        let readiness = runtimes.readiness();
+        assert!(readiness.ready, "a failed plugin is settled");
+        assert_eq!(readiness.failed.len(), 1);
+        assert!(runtimes.get(&uid).is_none());
+        let status = runtimes.status(&uid).expect("status");
+        assert_eq!(status.status, crate::RuntimeState::Stopped);
+        assert!(status.last_error.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_launch_marks_the_plugin_failed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtimes = Runtimes::new(RuntimeConfig {
+            launch_concurrency: 1,
+            ..RuntimeConfig::new(dir.path())
+        });
+        let uid = uid();
+        // Hold the only launch slot so the launch below blocks, then drop it.
+        let permit = runtimes.inner.launch_slots.acquire().await.expect("permit");
+        let decl = PluginDeclaration::default();
+        let launch = runtimes.launch(&uid, &[], &decl, &|_| {});
+        assert!(tokio::time::timeout(Duration::from_millis(50), launch)
+            .await
+            .is_err());
+        drop(permit);
+        assert!(runtimes.readiness().ready);
+        assert!(runtimes
+            .failure(&uid)
+            .is_some_and(|r| r.contains("abandoned")));
     }
 }

@@ -256,17 +256,31 @@ pub(crate) async fn find_python(
     Err(format!("no Python {want} found: {}", tried.join("; ")))
 }
 
-/// Deletes half-built venvs and moved-aside old ones from earlier attempts.
-pub(crate) fn remove_leftovers(wd: &Path) {
-    let Ok(entries) = std::fs::read_dir(wd) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(BUILDING_PREFIX) || name.starts_with(OLD_PREFIX) {
-            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
-                tracing::warn!(path = %entry.path().display(), error = %e, "failed to remove leftover venv");
+/// Deletes half-built venvs and moved-aside old ones from earlier attempts, on a blocking
+/// thread (a venv holds thousands of files).
+pub(crate) async fn remove_leftovers(wd: &Path) {
+    let wd = wd.to_owned();
+    let removed = tokio::task::spawn_blocking(move || {
+        let Ok(entries) = std::fs::read_dir(&wd) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(BUILDING_PREFIX) || name.starts_with(OLD_PREFIX) {
+                remove_tree(&entry.path(), "leftover venv");
             }
+        }
+    })
+    .await;
+    if let Err(e) = removed {
+        tracing::warn!(error = %e, "removing leftover venvs failed");
+    }
+}
+
+fn remove_tree(path: &Path, what: &str) {
+    if path.symlink_metadata().is_ok() {
+        if let Err(e) = std::fs::remove_dir_all(path) {
+            tracing::warn!(path = %path.display(), error = %e, "failed to remove {what}");
         }
     }
 }
@@ -282,7 +296,7 @@ pub(crate) async fn create_venv(
     wd: &Path,
     python: &Path,
 ) -> Result<PathBuf, String> {
-    remove_leftovers(wd);
+    remove_leftovers(wd).await;
     let building = wd.join(format!("{BUILDING_PREFIX}{}", random_suffix()));
     let args: Vec<&OsStr> = vec![
         "venv".as_ref(),
@@ -294,25 +308,24 @@ pub(crate) async fn create_venv(
     match run_uv(uv, &args, wd, &env, cfg.env_init_timeout, "uv").await {
         Ok(_) if venv_python(&building).is_file() => Ok(building),
         Ok(_) => {
-            discard(&building);
+            discard(&building).await;
             Err(format!(
                 "uv venv succeeded but {} is missing",
                 venv_python(&building).display()
             ))
         }
         Err(failure) => {
-            discard(&building);
+            discard(&building).await;
             Err(format!("failed to create virtual environment: {failure}"))
         }
     }
 }
 
-/// Removes a half-built venv.
-pub(crate) fn discard(building: &Path) {
-    if building.exists() {
-        if let Err(e) = std::fs::remove_dir_all(building) {
-            tracing::warn!(path = %building.display(), error = %e, "failed to remove half-built venv");
-        }
+/// Removes a half-built or moved-aside venv, on a blocking thread.
+pub(crate) async fn discard(building: &Path) {
+    let path = building.to_owned();
+    if let Err(e) = tokio::task::spawn_blocking(move || remove_tree(&path, "half-built venv")).await {
+        tracing::warn!(error = %e, "removing a venv failed");
     }
 }
 
@@ -440,7 +453,7 @@ pub(crate) async fn publish_venv(wd: &Path, building: &Path) -> Result<(), Strin
         return Err(format!("failed to move the new venv into place: {e}"));
     }
     if had_old {
-        discard(&old);
+        discard(&old).await;
     }
     let python = venv_python(&venv);
     let code = "import sys; print(sys.prefix)";
@@ -625,6 +638,39 @@ pub(crate) async fn run_uv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Deleting a venv (thousands of files) must not run on the async thread: on a
+    /// current-thread runtime the first poll of `discard` returns `Pending` while a blocking
+    /// thread does the work.
+    #[test]
+    fn venv_removal_runs_off_the_async_thread() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let venv = dir.path().join(".venv.old-test");
+        for i in 0..50 {
+            let sub = venv.join(format!("d{i}"));
+            std::fs::create_dir_all(&sub).expect("mkdir");
+            for j in 0..40 {
+                std::fs::write(sub.join(format!("f{j}")), b"x").expect("write");
+            }
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut removal = std::pin::pin!(discard(&venv));
+            let first = futures::poll!(removal.as_mut());
+            assert!(first.is_pending(), "removal ran to completion on the async thread");
+            removal.await;
+        });
+        assert!(!venv.exists());
+        rt.block_on(async {
+            std::fs::create_dir_all(dir.path().join(".venv.building-x/a")).expect("mkdir");
+            let mut leftovers = std::pin::pin!(remove_leftovers(dir.path()));
+            assert!(futures::poll!(leftovers.as_mut()).is_pending());
+            leftovers.await;
+        });
+        assert!(!dir.path().join(".venv.building-x").exists());
+    }
 
     #[test]
     fn versions_match_by_components() {

@@ -1,31 +1,41 @@
-//! One running plugin process: its reader tasks, its session table and its stdin writer.
+//! One running plugin process: its connection (session router + stdin writer), its reader tasks
+//! and the guard that owns it.
 //!
-//! Three tasks per instance: the stdout reader routes events, the stderr reader logs lines and
-//! keeps a rolling tail, and the waiter owns the child, enforces liveness and, when the process
-//! is gone, closes every registered session with the exit status and the stderr tail.
+//! Three tasks per instance: the stdout reader routes session messages through the
+//! [`SessionRouter`], the stderr reader caps, rate-limits and reports lines, and the waiter owns
+//! the child, enforces liveness and, when the process is gone, closes every session with the exit
+//! status and the stderr tail. The process itself belongs to an [`InstanceOwner`]: dropping the
+//! owner (a cancelled launch, an aborted supervisor) kills the process group, so no code path
+//! leaves a plugin running outside the registry.
 
-use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use plugind_io::{
-    EventKind, FrameError, LineReader, LogData, LogLevel, PluginEvent, SessionMessage,
-    SessionMessageType,
-};
+use futures::future::BoxFuture;
+use plugind_entities::PluginUniqueIdentifier;
+use plugind_io::{EventKind, FrameError, LineReader, LogData, PluginEvent, SessionMessage, SessionMessageType};
 use regex::Regex;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::process::{describe_status, kill_group, Spawned};
-use crate::session::SessionEvent;
+use crate::connection::Connection;
+use crate::lifecycle::{cut, Lifecycle, LifecycleKind, RuntimeKind};
+use crate::router::SessionRouter;
+use crate::message::SessionEvent;
+use crate::writer::LineWriter;
 
 /// Bytes of stderr kept for failure messages.
 const STDERR_TAIL_BYTES: usize = 2048;
+/// A stderr line longer than this is cut (the cut is said).
+pub(crate) const STDERR_MAX_LINE_BYTES: usize = 4096;
+/// stderr lines reported per second; the rest are counted and the count is reported.
+const STDERR_LINES_PER_SECOND: u32 = 50;
 /// A write to stdin that makes no progress for this long fails.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -33,12 +43,14 @@ static SESSION_ID_RE: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r#""session_id"\s*:\s*"([^"]{1,128})""#).ok());
 
 /// Knobs an instance needs from the runtime configuration.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct InstanceOptions {
-    /// The plugin unique identifier, for logs.
-    pub plugin: String,
+    pub uid: PluginUniqueIdentifier,
+    pub lifecycle: Lifecycle,
     pub max_line_bytes: usize,
     pub liveness_timeout: Duration,
+    /// Bytes a session may have waiting before it is cut off.
+    pub session_buffer_bytes: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,35 +61,119 @@ pub(crate) enum InstanceState {
     Exited(String),
 }
 
-type SessionTable = HashMap<String, mpsc::UnboundedSender<SessionEvent>>;
-
-pub(crate) enum RegisterError {
-    /// The instance is shutting down or gone.
-    Closed,
-    Duplicate,
-}
-
-pub(crate) struct Instance {
-    plugin: String,
-    pid: u32,
-    stdin: tokio::sync::Mutex<Option<ChildStdin>>,
-    /// `None` once the instance closed its sessions; registration then fails.
-    sessions: Mutex<Option<SessionTable>>,
-    state: watch::Sender<InstanceState>,
-    last_active: Mutex<Instant>,
-    stderr_tail: Mutex<String>,
-    kill: CancellationToken,
-    /// Why the daemon killed the process, if it did.
-    kill_reason: Mutex<Option<String>>,
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Asks the waiter to kill the process group; the first reason given wins.
+#[derive(Clone, Default)]
+struct Killer {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<String>>>,
+}
+
+impl Killer {
+    fn kill(&self, reason: &str) {
+        lock(&self.reason).get_or_insert_with(|| reason.to_owned());
+        self.token.cancel();
+    }
+
+    fn reason(&self) -> Option<String> {
+        lock(&self.reason).clone()
+    }
+}
+
+/// The process's stdin as a [`LineWriter`]: one line at a time, a failed or stuck write retires
+/// the instance (a half-written line would corrupt every later request).
+struct StdinWriter {
+    stdin: tokio::sync::Mutex<Option<ChildStdin>>,
+    killer: Killer,
+}
+
+impl StdinWriter {
+    async fn write(&self, line: &[u8]) -> io::Result<()> {
+        let mut stdin = self.stdin.lock().await;
+        let pipe = stdin
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "plugin instance stopped"))?;
+        let write = async {
+            pipe.write_all(line).await?;
+            pipe.flush().await
+        };
+        let result = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "plugin did not read its stdin for 60 s",
+            )),
+        };
+        if let Err(e) = &result {
+            *stdin = None;
+            drop(stdin);
+            self.killer
+                .kill(&format!("writing to its stdin failed ({e})"));
+        }
+        result
+    }
+
+    async fn close(&self) {
+        *self.stdin.lock().await = None;
+    }
+}
+
+impl LineWriter for StdinWriter {
+    fn write_line<'a>(&'a self, line: &'a [u8]) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(self.write(line))
+    }
+}
+
+/// Counts stderr lines per second and says how many were held back.
+struct StderrLimiter {
+    window_start: Instant,
+    in_window: u32,
+    suppressed: u64,
+}
+
+impl StderrLimiter {
+    fn new() -> Self {
+        StderrLimiter {
+            window_start: Instant::now(),
+            in_window: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(n)` when the line may be reported, `n` being the lines held back before it.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.in_window = 0;
+        }
+        if self.in_window >= STDERR_LINES_PER_SECOND {
+            self.suppressed += 1;
+            return None;
+        }
+        self.in_window += 1;
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+pub(crate) struct Instance {
+    uid: PluginUniqueIdentifier,
+    lifecycle: Lifecycle,
+    pid: u32,
+    conn: Connection,
+    stdin: Arc<StdinWriter>,
+    state: watch::Sender<InstanceState>,
+    last_active: Mutex<Instant>,
+    stderr_tail: Mutex<String>,
+    killer: Killer,
+}
+
 impl Instance {
-    /// Takes over a freshly spawned process and starts its tasks.
-    pub(crate) fn start(spawned: Spawned, opts: InstanceOptions) -> Arc<Instance> {
+    /// Takes over a freshly spawned process and starts its tasks. The returned owner kills the
+    /// process group when dropped.
+    pub(crate) fn start(spawned: Spawned, opts: InstanceOptions) -> InstanceOwner {
         let Spawned {
             child,
             pid,
@@ -85,20 +181,26 @@ impl Instance {
             stdout,
             stderr,
         } = spawned;
-        let (state, _) = watch::channel(InstanceState::Starting);
-        let instance = Arc::new(Instance {
-            plugin: opts.plugin.clone(),
-            pid,
+        let killer = Killer::default();
+        let stdin = Arc::new(StdinWriter {
             stdin: tokio::sync::Mutex::new(Some(stdin)),
-            sessions: Mutex::new(Some(HashMap::new())),
-            state,
+            killer: killer.clone(),
+        });
+        let router = Arc::new(SessionRouter::new(opts.session_buffer_bytes));
+        let instance = Arc::new(Instance {
+            uid: opts.uid.clone(),
+            lifecycle: opts.lifecycle.clone(),
+            pid,
+            conn: Connection::new(router, stdin.clone()),
+            stdin,
+            state: watch::channel(InstanceState::Starting).0,
             last_active: Mutex::new(Instant::now()),
             stderr_tail: Mutex::new(String::new()),
-            kill: CancellationToken::new(),
-            kill_reason: Mutex::new(None),
+            killer,
         });
+        instance.emit(LifecycleKind::InstanceStarting { pid });
         let stdout_task = tokio::spawn(read_stdout(instance.clone(), stdout, opts.max_line_bytes));
-        let stderr_task = tokio::spawn(read_stderr(instance.clone(), stderr, opts.max_line_bytes));
+        let stderr_task = tokio::spawn(read_stderr(instance.clone(), stderr));
         tokio::spawn(wait_child(
             instance.clone(),
             child,
@@ -106,11 +208,19 @@ impl Instance {
             stderr_task,
             opts.liveness_timeout,
         ));
-        instance
+        InstanceOwner { instance }
+    }
+
+    fn emit(&self, kind: LifecycleKind) {
+        self.lifecycle.emit(&self.uid, RuntimeKind::Local, kind);
     }
 
     pub(crate) fn pid(&self) -> u32 {
         self.pid
+    }
+
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
     }
 
     pub(crate) fn state(&self) -> InstanceState {
@@ -175,84 +285,23 @@ impl Instance {
 
     /// Asks the waiter to kill the process group; the first reason given wins.
     pub(crate) fn kill(&self, reason: &str) {
-        lock(&self.kill_reason).get_or_insert_with(|| reason.to_owned());
-        self.kill.cancel();
+        self.killer.kill(reason);
     }
 
-    pub(crate) fn register(
-        &self,
-        session_id: &str,
-    ) -> Result<mpsc::UnboundedReceiver<SessionEvent>, RegisterError> {
-        let mut sessions = lock(&self.sessions);
-        let table = sessions.as_mut().ok_or(RegisterError::Closed)?;
-        if table.contains_key(session_id) {
-            return Err(RegisterError::Duplicate);
-        }
-        let (tx, rx) = mpsc::unbounded_channel();
-        table.insert(session_id.to_owned(), tx);
-        Ok(rx)
-    }
-
-    pub(crate) fn unregister(&self, session_id: &str) {
-        if let Some(table) = lock(&self.sessions).as_mut() {
-            table.remove(session_id);
-        }
-    }
-
-    /// Number of registered sessions.
+    /// Sessions in flight.
     pub(crate) fn session_count(&self) -> usize {
-        lock(&self.sessions).as_ref().map_or(0, HashMap::len)
-    }
-
-    /// Writes one complete line to stdin; concurrent writers are serialised by the stdin mutex.
-    pub(crate) async fn write_line(&self, line: &[u8]) -> io::Result<()> {
-        let mut stdin = self.stdin.lock().await;
-        let pipe = stdin
-            .as_mut()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "plugin instance stopped"))?;
-        let write = async {
-            pipe.write_all(line).await?;
-            pipe.flush().await
-        };
-        let result = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-            Ok(r) => r,
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "plugin did not read its stdin for 60 s",
-            )),
-        };
-        if let Err(e) = &result {
-            // A half-written line would corrupt every later request: this instance is done, and
-            // the supervisor replaces it.
-            *stdin = None;
-            drop(stdin);
-            self.kill(&format!("writing to its stdin failed ({e})"));
-        }
-        result
+        self.conn.router().len()
     }
 
     fn touch(&self) {
         *lock(&self.last_active) = Instant::now();
     }
 
-    fn send_to_session(&self, session_id: &str, event: SessionEvent) {
-        let sessions = lock(&self.sessions);
-        match sessions.as_ref().and_then(|t| t.get(session_id)) {
-            Some(tx) => {
-                // The receiver may be gone already; the Session's drop will unregister.
-                let _ = tx.send(event);
-            }
-            None => {
-                tracing::debug!(plugin = %self.plugin, session_id, "message for unknown session dropped")
-            }
-        }
-    }
-
     fn handle_line(&self, line: &[u8]) {
         let event = match PluginEvent::parse(line) {
             Ok(event) => event,
             Err(stray) => {
-                tracing::warn!(plugin = %self.plugin, line = %stray.excerpt, "plugin printed a non-event line to stdout; ignored");
+                tracing::warn!(plugin = %self.uid, line = %stray.excerpt, "plugin printed a non-event line to stdout; ignored");
                 return;
             }
         };
@@ -265,32 +314,42 @@ impl Instance {
                     }
                     starting
                 });
-                if first {
-                    tracing::info!(plugin = %self.plugin, pid = self.pid, "plugin instance ready (first heartbeat)");
-                }
+                let pid = self.pid;
+                self.emit(if first {
+                    LifecycleKind::InstanceReady { pid }
+                } else {
+                    LifecycleKind::Heartbeat { pid }
+                });
             }
-            EventKind::Log => log_plugin_line(&self.plugin, event.data),
-            EventKind::Session => self.route_session(event.session_id, event.data),
+            EventKind::Log => match serde_json::from_value::<LogData>(event.data) {
+                Ok(log) => self.emit(LifecycleKind::Log {
+                    pid: self.pid,
+                    level: log.level.to_ascii_lowercase(),
+                    message: log.message,
+                }),
+                Err(e) => tracing::debug!(plugin = %self.uid, error = %e, "undecodable plugin log event"),
+            },
+            EventKind::Session => self.route_session(event.session_id, event.data, line.len()),
             EventKind::Error => {
-                tracing::warn!(plugin = %self.plugin, session_id = ?event.session_id, error = %event.data, "plugin reported an error");
+                tracing::warn!(plugin = %self.uid, session_id = ?event.session_id, error = %event.data, "plugin reported an error");
             }
             EventKind::Other => {
                 if !event.event.is_empty() {
-                    tracing::debug!(plugin = %self.plugin, event = %event.event, "unknown plugin event ignored");
+                    tracing::debug!(plugin = %self.uid, event = %event.event, "unknown plugin event ignored");
                 }
             }
         }
     }
 
-    fn route_session(&self, session_id: Option<String>, data: Value) {
+    fn route_session(&self, session_id: Option<String>, data: Value, size: usize) {
         let Some(session_id) = session_id else {
-            tracing::warn!(plugin = %self.plugin, "session event without session_id dropped");
+            tracing::warn!(plugin = %self.uid, "session event without session_id dropped");
             return;
         };
         let message = match SessionMessage::from_value(data) {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(plugin = %self.plugin, session_id, error = %e, "undecodable session message dropped");
+                tracing::warn!(plugin = %self.uid, session_id, error = %e, "undecodable session message dropped");
                 return;
             }
         };
@@ -306,7 +365,9 @@ impl Instance {
                 "args": {},
             })),
         };
-        self.send_to_session(&session_id, event);
+        if !self.conn.router().route(&session_id, event, size) {
+            tracing::debug!(plugin = %self.uid, session_id, "message for an ended or unknown session dropped");
+        }
     }
 
     /// An oversized line was skipped: if it names a session, tell that session (only it fails).
@@ -317,15 +378,16 @@ impl Instance {
             .and_then(|re| re.captures(&head_text))
             .and_then(|c| c.get(1))
             .map(|m| m.as_str().to_owned());
-        tracing::warn!(plugin = %self.plugin, len, max, session_id = ?session_id, "plugin output line too long; skipped");
+        tracing::warn!(plugin = %self.uid, len, max, session_id = ?session_id, "plugin output line too long; skipped");
         if let Some(session_id) = session_id {
             let message =
                 format!("plugin output line of {len} bytes exceeds the limit of {max} bytes");
-            self.send_to_session(
+            self.conn.router().route(
                 &session_id,
                 SessionEvent::Error(
                     json!({"error_type": "PluginDaemonInnerError", "message": message, "args": {}}),
                 ),
+                0,
             );
         }
     }
@@ -343,29 +405,52 @@ impl Instance {
         }
     }
 
-    /// Closes every session with `reason` and refuses new ones.
-    fn close_sessions(&self, reason: &str) {
-        let table = lock(&self.sessions).take();
-        for (_, tx) in table.into_iter().flatten() {
-            let _ = tx.send(SessionEvent::Closed(reason.to_owned()));
+    /// One stderr line (already capped): into the tail, and reported unless rate-limited.
+    fn stderr_line(&self, line: &str, limiter: &mut StderrLimiter) {
+        self.push_stderr(line);
+        if let Some(held_back) = limiter.admit(Instant::now()) {
+            if held_back > 0 {
+                self.emit(LifecycleKind::Stderr {
+                    pid: self.pid,
+                    line: format!("[{held_back} stderr lines not reported: more than {STDERR_LINES_PER_SECOND} a second]"),
+                });
+            }
+            self.emit(LifecycleKind::Stderr {
+                pid: self.pid,
+                line: line.to_owned(),
+            });
         }
     }
 }
 
-fn log_plugin_line(plugin: &str, data: Value) {
-    let log: LogData = match serde_json::from_value(data) {
-        Ok(log) => log,
-        Err(e) => {
-            tracing::debug!(plugin, error = %e, "undecodable plugin log event");
+/// Owns a plugin process: dropping it kills the process group unless the process already ended.
+/// Cheap access to the shared [`Instance`] through `Deref`.
+pub(crate) struct InstanceOwner {
+    instance: Arc<Instance>,
+}
+
+impl InstanceOwner {
+    /// The shared instance, for lookups; it does not keep the process alive.
+    pub(crate) fn shared(&self) -> Arc<Instance> {
+        self.instance.clone()
+    }
+}
+
+impl std::ops::Deref for InstanceOwner {
+    type Target = Instance;
+    fn deref(&self) -> &Instance {
+        &self.instance
+    }
+}
+
+impl Drop for InstanceOwner {
+    fn drop(&mut self) {
+        if matches!(self.instance.state(), InstanceState::Exited(_)) {
             return;
         }
-    };
-    let message = log.message.as_str();
-    match log.level() {
-        LogLevel::Debug => tracing::debug!(plugin, "{message}"),
-        LogLevel::Info => tracing::info!(plugin, "{message}"),
-        LogLevel::Warn => tracing::warn!(plugin, "{message}"),
-        LogLevel::Error => tracing::error!(plugin, "{message}"),
+        // Kill now, synchronously: the waiter task may never run again (runtime shutting down).
+        kill_group(self.instance.pid);
+        self.instance.kill("its owner was dropped (launch cancelled or runtime stopped)");
     }
 }
 
@@ -379,7 +464,7 @@ async fn read_stdout(instance: Arc<Instance>, stdout: ChildStdout, max_line_byte
                 instance.handle_too_long(len, max, &head)
             }
             Err(FrameError::Io(e)) => {
-                tracing::warn!(plugin = %instance.plugin, error = %e, "reading plugin stdout failed");
+                tracing::warn!(plugin = %instance.uid, error = %e, "reading plugin stdout failed");
             }
         }
     }
@@ -393,18 +478,21 @@ async fn read_stdout(instance: Arc<Instance>, stdout: ChildStdout, max_line_byte
     });
 }
 
-async fn read_stderr(instance: Arc<Instance>, stderr: ChildStderr, max_line_bytes: usize) {
-    let mut reader = LineReader::with_max_line_bytes(stderr, max_line_bytes);
+async fn read_stderr(instance: Arc<Instance>, stderr: ChildStderr) {
+    let mut reader = LineReader::with_max_line_bytes(stderr, STDERR_MAX_LINE_BYTES);
+    let mut limiter = StderrLimiter::new();
     while let Some(item) = reader.next_line().await {
         instance.touch();
         match item {
-            Ok(line) => {
-                let text = String::from_utf8_lossy(&line);
-                tracing::warn!(plugin = %instance.plugin, "plugin stderr: {text}");
-                instance.push_stderr(&text);
-            }
-            Err(FrameError::TooLong { len, .. }) => {
-                instance.push_stderr(&format!("[stderr line of {len} bytes skipped]"));
+            Ok(line) => instance.stderr_line(&String::from_utf8_lossy(&line), &mut limiter),
+            Err(FrameError::TooLong { len, head, .. }) => {
+                let head = String::from_utf8_lossy(&head);
+                let line = format!(
+                    "{} … [stderr line of {len} bytes cut to {} bytes]",
+                    cut(&head, STDERR_MAX_LINE_BYTES),
+                    head.len().min(STDERR_MAX_LINE_BYTES)
+                );
+                instance.stderr_line(&line, &mut limiter);
             }
             Err(FrameError::Io(_)) => break,
         }
@@ -423,14 +511,14 @@ async fn wait_child(
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
-            _ = instance.kill.cancelled() => {
+            _ = instance.killer.token.cancelled() => {
                 kill_group(instance.pid);
                 break child.wait().await;
             }
             _ = tokio::time::sleep(check_every) => {
                 let silent = lock(&instance.last_active).elapsed();
                 if instance.is_ready() && silent > liveness_timeout {
-                    tracing::warn!(plugin = %instance.plugin, pid = instance.pid, silent_s = silent.as_secs(), "plugin instance inactive; killing it");
+                    tracing::warn!(plugin = %instance.uid, pid = instance.pid, silent_s = silent.as_secs(), "plugin instance inactive; killing it");
                     instance.kill(&format!("no output or heartbeat for {} s", silent.as_secs()));
                 }
             }
@@ -452,8 +540,8 @@ async fn wait_child(
             abort.abort();
         }
     }
-    *instance.stdin.lock().await = None;
-    let mut reason = match lock(&instance.kill_reason).clone() {
+    instance.stdin.close().await;
+    let mut reason = match instance.killer.reason() {
         Some(why) => format!("{why}; plugin process exited ({exit})"),
         None => format!("plugin process exited ({exit})"),
     };
@@ -462,7 +550,26 @@ async fn wait_child(
         reason.push_str("; stderr: ");
         reason.push_str(tail.trim_end());
     }
-    tracing::info!(plugin = %instance.plugin, pid = instance.pid, reason = %reason, "plugin instance ended");
-    instance.close_sessions(&reason);
+    instance.conn.router().close_all(&reason);
+    instance.emit(LifecycleKind::InstanceShutdown {
+        pid: instance.pid,
+        reason: reason.clone(),
+    });
     instance.state.send_replace(InstanceState::Exited(reason));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_floods_are_counted_not_reported() {
+        let mut limiter = StderrLimiter::new();
+        let start = limiter.window_start;
+        let admitted = (0..200).filter(|_| limiter.admit(start).is_some()).count();
+        assert_eq!(admitted, STDERR_LINES_PER_SECOND as usize);
+        let next_second = start + Duration::from_secs(1);
+        assert_eq!(limiter.admit(next_second), Some(200 - u64::from(STDERR_LINES_PER_SECOND)));
+        assert_eq!(limiter.admit(next_second), Some(0));
+    }
 }

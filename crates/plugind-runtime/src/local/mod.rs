@@ -2,63 +2,81 @@
 //! stdin/stdout.
 //!
 //! * [`env`] builds the Python environment (uv, interpreter choice, venv, dependencies).
+//! * [`launch`] is the launch pipeline: extract → interpreter → venv → dependencies → process.
 //! * [`process`] spawns children with an allow-listed environment and kills process groups.
-//! * [`instance`] is one running process: readers, session routing, the stdin writer.
+//! * [`instance`] is one running process: its connection, readers, and the owner that kills it.
 //! * [`supervisor`] keeps one instance alive per plugin, restarting with back-off.
 
 pub(crate) mod env;
 pub(crate) mod instance;
+pub(crate) mod launch;
 pub(crate) mod process;
 pub(crate) mod supervisor;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use futures::future::BoxFuture;
 use plugind_entities::PluginUniqueIdentifier;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{RuntimeConfig, RuntimeTuning};
-use instance::{Instance, InstanceOptions};
+use crate::connection::Connection;
+use crate::error::InvokeError;
+use crate::lifecycle::{Lifecycle, LifecycleKind, RuntimeKind};
+use crate::runtime::PluginRuntime;
+use instance::{Instance, InstanceOptions, InstanceOwner};
 
-/// One launched plugin: where it lives, how to start it, and its current instance.
-pub(crate) struct LocalPlugin {
+/// One launched local plugin: where it lives, how to start it, and its current instance.
+pub(crate) struct LocalRuntime {
     pub uid: PluginUniqueIdentifier,
     pub wd: PathBuf,
     pub entrypoint: String,
     pub cfg: Arc<RuntimeConfig>,
     pub tuning: Arc<RuntimeTuning>,
+    pub lifecycle: Lifecycle,
     /// The ready instance serving requests; `None` while (re)starting.
     pub current: watch::Sender<Option<Arc<Instance>>>,
-    /// Cancelled by `stop`: ends supervision and kills the instance.
+    /// Cancelled by a stop: ends supervision and kills the instance.
     pub cancel: CancellationToken,
-    /// How the interpreter was chosen, for reports.
-    pub interpreter: String,
     /// Why the last instance ended, for logs and errors during a restart gap.
     pub last_exit: Mutex<Option<String>>,
 }
 
-impl LocalPlugin {
+impl LocalRuntime {
+    fn emit(&self, kind: LifecycleKind) {
+        self.lifecycle.emit(&self.uid, RuntimeKind::Local, kind);
+    }
+
     /// Spawns a process and waits for its first heartbeat (or its death, or the timeout, or a
     /// stop); on failure the process is killed and the message says why, with its stderr tail.
-    pub(crate) async fn start_instance(&self) -> Result<Arc<Instance>, String> {
+    pub(crate) async fn start_instance(&self) -> Result<InstanceOwner, String> {
         let python = env::venv_python(&self.wd.join(env::VENV_DIR));
         let env = process::plugin_env(std::env::vars_os(), &self.tuning.plugin_env_passthrough);
         let args = [std::ffi::OsStr::new("-m"), self.entrypoint.as_ref()];
         let spawned = process::spawn_in_group(&python, &args, &self.wd, &env).map_err(|e| {
-            format!(
+            let message = format!(
                 "failed to start `{} -m {}`: {e}",
                 python.display(),
                 self.entrypoint
-            )
+            );
+            self.emit(LifecycleKind::InstanceLaunchFailed {
+                pid: 0,
+                reason: message.clone(),
+            });
+            message
         })?;
-        tracing::info!(plugin = %self.uid, pid = spawned.pid, "plugin process started");
         let instance = Instance::start(
             spawned,
             InstanceOptions {
-                plugin: self.uid.to_string(),
+                uid: self.uid.clone(),
+                lifecycle: self.lifecycle.clone(),
                 max_line_bytes: self.cfg.max_line_bytes,
                 liveness_timeout: self.tuning.liveness_timeout,
+                session_buffer_bytes: self.cfg.session_buffer_bytes,
             },
         );
         let ready = tokio::select! {
@@ -69,9 +87,74 @@ impl LocalPlugin {
             Ok(()) => Ok(instance),
             Err(message) => {
                 instance.kill_and_wait("start failed").await;
+                self.emit(LifecycleKind::InstanceLaunchFailed {
+                    pid: instance.pid(),
+                    reason: message.clone(),
+                });
                 Err(message)
             }
         }
+    }
+
+    fn current(&self) -> Option<Arc<Instance>> {
+        self.current.borrow().clone()
+    }
+
+    async fn ready_connection(&self, deadline: Instant) -> Result<Connection, InvokeError> {
+        let mut current = self.current.subscribe();
+        // The watch guard must not live across an await (it is not Send): clone out of it.
+        let waited = tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                found = current.wait_for(|i| i.as_ref().is_some_and(|i| i.is_ready())) => {
+                    found.ok().and_then(|guard| guard.as_ref().cloned())
+                }
+                () = self.cancel.cancelled() => None,
+            }
+        })
+        .await;
+        match waited {
+            Ok(Some(instance)) => Ok(instance.connection().clone()),
+            Ok(None) | Err(_) => {
+                let last_exit = self
+                    .last_exit
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .unwrap_or_default();
+                tracing::warn!(plugin = %self.uid, last_exit = %last_exit, "no instance to serve the session");
+                Err(InvokeError::NotFound)
+            }
+        }
+    }
+}
+
+impl PluginRuntime for LocalRuntime {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Local
+    }
+
+    fn connection(&self, deadline: Instant) -> BoxFuture<'_, Result<Connection, InvokeError>> {
+        Box::pin(self.ready_connection(deadline))
+    }
+
+    fn connection_wait(&self) -> Duration {
+        self.tuning.session_wait
+    }
+
+    fn is_ready(&self) -> bool {
+        !self.cancel.is_cancelled() && self.current().is_some_and(|i| i.is_ready())
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.current().map(|i| i.pid())
+    }
+
+    fn sessions(&self) -> usize {
+        self.current().map_or(0, |i| i.session_count())
+    }
+
+    fn request_stop(&self) {
+        self.cancel.cancel();
     }
 }
 

@@ -1,11 +1,12 @@
 //! Keeps one instance of a plugin running: when it exits, start another after an exponential
-//! back-off (0.5 s, 1 s, 2 s, … capped at 30 s; reset once an instance ran for 60 s).
+//! back-off (0.5 s, 1 s, 2 s, … capped at 30 s; reset once an instance ran for 60 s). The
+//! supervisor owns the running instance: aborting it kills the process.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::instance::Instance;
-use super::LocalPlugin;
+use super::instance::InstanceOwner;
+use super::LocalRuntime;
 use crate::config::RuntimeTuning;
 
 /// The restart delay sequence.
@@ -37,13 +38,17 @@ impl Backoff {
     }
 }
 
+fn set_last_exit(plugin: &LocalRuntime, reason: String) {
+    *plugin.last_exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+}
+
 /// Runs until the plugin is stopped, starting from the already-ready `first` instance.
-pub(crate) async fn supervise(plugin: Arc<LocalPlugin>, first: Arc<Instance>) {
+pub(crate) async fn supervise(plugin: Arc<LocalRuntime>, first: InstanceOwner) {
     let mut backoff = Backoff::new(&plugin.tuning);
     let mut instance = Some(first);
     loop {
         if let Some(running) = instance.take() {
-            plugin.current.send_replace(Some(running.clone()));
+            plugin.current.send_replace(Some(running.shared()));
             let started = Instant::now();
             let reason = tokio::select! {
                 reason = running.wait_exit() => reason,
@@ -58,7 +63,7 @@ pub(crate) async fn supervise(plugin: Arc<LocalPlugin>, first: Arc<Instance>) {
                 backoff.reset();
             }
             tracing::warn!(plugin = %plugin.uid, reason = %reason, "plugin instance exited; restarting");
-            *plugin.last_exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+            set_last_exit(&plugin, reason);
         }
         let delay = backoff.next_delay();
         tokio::select! {
@@ -66,16 +71,12 @@ pub(crate) async fn supervise(plugin: Arc<LocalPlugin>, first: Arc<Instance>) {
             _ = plugin.cancel.cancelled() => return,
         }
         match plugin.start_instance().await {
-            Ok(started) => {
-                tracing::info!(plugin = %plugin.uid, pid = started.pid(), "plugin instance restarted");
-                instance = Some(started);
-            }
+            Ok(started) => instance = Some(started),
             Err(message) => {
                 if plugin.cancel.is_cancelled() {
                     return;
                 }
-                tracing::warn!(plugin = %plugin.uid, error = %message, "plugin restart failed");
-                *plugin.last_exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
+                set_last_exit(&plugin, message);
             }
         }
     }
