@@ -1,4 +1,6 @@
-//! `GET /health/check` (http-api §4.1): always HTTP 200, keys sorted.
+//! `GET /health/check` (http-api §4.1): liveness, always HTTP 200, keys sorted. And plugind's
+//! own `GET /health/ready`: readiness, HTTP 200 only when every installed plugin runs or has
+//! failed for a reason (after a restart, until the plugins are restored, 503).
 
 use std::sync::atomic::Ordering;
 
@@ -23,4 +25,27 @@ pub async fn check(State(state): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
     });
     reply::json_response(axum::http::StatusCode::OK, body.to_string())
+}
+
+/// `GET /health/ready`: `{"ready":bool,"running":n,"starting":[uid…],"failed":[{uid,reason}…]}`,
+/// HTTP 200 when ready, 503 while plugins are still starting.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let readiness = state.services.readiness();
+    let failed: Vec<_> = readiness
+        .failed
+        .iter()
+        .map(|(uid, reason)| json!({"plugin_unique_identifier": uid, "reason": reason}))
+        .collect();
+    let body = json!({
+        "failed": failed,
+        "ready": readiness.ready,
+        "running": readiness.running,
+        "starting": readiness.starting,
+    });
+    let status = if readiness.ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    reply::json_response(status, body.to_string())
 }

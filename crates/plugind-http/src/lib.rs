@@ -5,6 +5,7 @@
 //! - [`reply`]: the `{code,message,data}` envelope and error responses.
 //! - [`auth`]: the `X-Api-Key` check on `/plugin/*`.
 //! - [`health`], [`management`], [`dispatch`], [`assets`]: one module per upstream route group.
+//! - [`runtime`]: plugind's own operator routes: runtime statuses and lifecycle events (SSE).
 //! - [`body`]: lenient request-body and query decoding.
 //! - [`metrics`]: `GET /metrics/` and per-request Prometheus metrics.
 //!
@@ -20,5 +21,6 @@ pub mod management;
 pub mod metrics;
 pub mod reply;
 pub mod router;
+pub mod runtime;
 
 pub use router::{router, AppState, HttpConfig};

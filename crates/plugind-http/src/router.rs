@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use plugind_service::Services;
 
-use crate::{assets, auth, dispatch, health, management, metrics, reply};
+use crate::{assets, auth, dispatch, health, management, metrics, reply, runtime};
 
 /// Settings of the HTTP edge.
 #[derive(Clone)]
@@ -94,6 +94,8 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
             "/installation/missing",
             post(management::missing_installations),
         )
+        .route("/runtime/status", get(runtime::status))
+        .route("/runtime/events", get(runtime::events))
         .route("/tools", get(management::list_tools))
         .route("/tool", get(management::get_tool));
 
@@ -110,6 +112,7 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
     let metrics_enabled = state.http.prometheus.is_some();
     let mut app = Router::new()
         .route("/health/check", get(health::check))
+        .route("/health/ready", get(health::ready))
         .nest("/plugin/{tenant_id}", plugin)
         .fallback(|| async { reply::route_not_found() });
     if metrics_enabled {

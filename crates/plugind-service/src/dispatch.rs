@@ -320,11 +320,13 @@ impl Services {
             return Err((400, DaemonError::bad_request(missing.join("\n"))));
         }
 
+        // A plugin that is still starting (restore at start-up) has a handle: the session waits.
         let handle = self.inner.runtimes.get(&uid).ok_or_else(|| {
-            (
-                500,
-                DaemonError::internal("failed to get plugin runtime: plugin runtime not found"),
-            )
+            let message = match self.inner.runtimes.failure(&uid) {
+                Some(reason) => format!("failed to get plugin runtime: plugin runtime not running: {reason}"),
+                None => "failed to get plugin runtime: plugin runtime not found".to_owned(),
+            };
+            (500, DaemonError::internal(message))
         })?;
 
         let request = SessionRequest {
@@ -346,15 +348,24 @@ impl Services {
 
         let stream = async_stream(move |tx| async move {
             let _guard = guard;
-            let mut session = match handle.open_session(request).await {
+            // One deadline covers waiting for a starting plugin and the whole execution.
+            let sleep = tokio::time::sleep(deadline);
+            tokio::pin!(sleep);
+            let opened = tokio::select! {
+                opened = handle.open_session(request) => opened,
+                () = &mut sleep => {
+                    let _ = tx.send(Err(DaemonError::internal("killed by timeout"))).await;
+                    return;
+                }
+                () = tx.closed() => return,
+            };
+            let mut session = match opened {
                 Ok(session) => session,
                 Err(err) => {
                     let _ = tx.send(Err(DaemonError::internal(err.to_string()))).await;
                     return;
                 }
             };
-            let sleep = tokio::time::sleep(deadline);
-            tokio::pin!(sleep);
             loop {
                 let event = tokio::select! {
                     event = session.next() => event,
@@ -378,6 +389,7 @@ impl Services {
                     Some(SessionEvent::Closed(reason)) => Err(DaemonError::internal(format!(
                         "plugin runtime exited while handling the request: {reason}"
                     ))),
+                    Some(SessionEvent::Aborted(reason)) => Err(DaemonError::internal(reason)),
                 };
                 let stop = item.is_err();
                 if tx.send(item).await.is_err() || stop {

@@ -15,6 +15,7 @@ use plugind_entities::{
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::state::internal;
 use crate::binding::{required_error, str_field};
 use crate::Services;
 
@@ -212,6 +213,9 @@ impl Services {
                 tracing::warn!(%uid, "skipping an installed plugin with an invalid identifier");
                 continue;
             };
+            // Known to the registry before anything listens: requests for it wait, and
+            // readiness counts it as starting until its launch settles.
+            self.inner.runtimes.schedule(&uid);
             let services = self.clone();
             self.inner.jobs.spawn(async move {
                 let started = Instant::now();
@@ -277,10 +281,6 @@ impl Services {
             tracing::error!(task_id, uid, error = %err, "could not update install task");
         }
     }
-}
-
-fn internal(err: impl std::fmt::Display) -> DaemonError {
-    DaemonError::internal(err.to_string())
 }
 
 /// One plugin of one install task, run in the background.

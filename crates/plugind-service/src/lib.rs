@@ -8,6 +8,7 @@
 //!   at start-up.
 //! - [`query`]: listings of installations, tasks and tool providers.
 //! - [`readme`], [`assets`]: readmes and asset files of stored packages.
+//! - [`runtime_status`]: readiness, runtime statuses and lifecycle events for operators.
 //! - [`dispatch`]: turn a Dify dispatch request into a plugin session and a stream of chunks.
 //! - [`binding`]: lenient field access on JSON bodies, the way upstream's binder behaves.
 //!
@@ -21,6 +22,7 @@ pub mod dispatch;
 pub mod install;
 pub mod query;
 pub mod readme;
+pub mod runtime_status;
 pub mod state;
 pub mod upload;
 

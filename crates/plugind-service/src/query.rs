@@ -7,6 +7,7 @@ use plugind_entities::{
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::state::internal;
 use crate::Services;
 
 /// A list entry of `GET …/management/list`; field order is upstream's.
@@ -84,10 +85,6 @@ pub struct CategoryFilter {
 pub struct MissingPlugin {
     pub plugin_unique_identifier: String,
     pub current_identifier: String,
-}
-
-fn internal(err: impl std::fmt::Display) -> DaemonError {
-    DaemonError::internal(err.to_string())
 }
 
 impl Services {

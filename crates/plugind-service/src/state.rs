@@ -7,7 +7,14 @@ use plugind_runtime::Runtimes;
 use plugind_store::{Blobs, Db};
 use tokio_util::task::TaskTracker;
 
+use plugind_entities::DaemonError;
+
 use crate::ServiceConfig;
+
+/// Any lower-layer failure as `PluginDaemonInternalServerError` with its text.
+pub(crate) fn internal(err: impl std::fmt::Display) -> DaemonError {
+    DaemonError::internal(err.to_string())
+}
 
 /// Cheap to clone; everything lives behind one `Arc`.
 #[derive(Clone)]

@@ -131,6 +131,10 @@ pub struct Config {
     /// unset value, 0, or exactly upstream's default (copied from its `.env`) means 256 MiB.
     #[arg(long, env = "PLUGIN_RUNTIME_MAX_BUFFER_SIZE")]
     pub plugin_runtime_max_buffer_size: Option<usize>,
+    /// Ours: bytes of a plugin's answer that may wait for a slow caller before that session is
+    /// ended with an error (other sessions of the plugin keep flowing). Default 64 MiB.
+    #[arg(long, env = "PLUGIN_SESSION_BUFFER_SIZE", default_value_t = plugind_runtime::config::DEFAULT_SESSION_BUFFER_BYTES)]
+    pub plugin_session_buffer_size: usize,
     /// Comma-separated extra variables handed to plugins on top of the built-in allow-list.
     #[arg(long, env = "PLUGIN_ENV_PASSTHROUGH", default_value = "")]
     pub plugin_env_passthrough: String,

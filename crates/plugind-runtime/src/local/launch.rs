@@ -89,6 +89,8 @@ pub(crate) async fn launch(
     let first = timer.run(Step::Launch, runtime.start_instance()).await?;
     tracing::info!(plugin = %uid, pid = first.pid(), steps = %format_steps(&timer.done), "plugin launched");
     progress(format!("plugin ready (pid {})", first.pid()));
+    // Serving from now on, before the supervisor task first runs.
+    runtime.current.send_replace(Some(first.shared()));
     Ok(Launched {
         runtime,
         first,

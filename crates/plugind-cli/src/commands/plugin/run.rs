@@ -380,7 +380,7 @@ async fn invoke(handle: PluginHandle, out: Out, invoke_id: String, data: Value) 
                 }
             }
             SessionEvent::End => break,
-            SessionEvent::Closed(why) => {
+            SessionEvent::Closed(why) | SessionEvent::Aborted(why) => {
                 out.send(&invoke_id, "error", json!({"error": why}));
                 break;
             }
