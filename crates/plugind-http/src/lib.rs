@@ -7,6 +7,8 @@
 //! - [`health`], [`management`], [`dispatch`], [`assets`]: one module per upstream route group.
 //! - [`body`]: lenient request-body and query decoding.
 //! - [`metrics`]: `GET /metrics/` and per-request Prometheus metrics.
+//! - [`tenant`]: the `{tenant_id}` path check for the whole `/plugin/{tenant_id}` group.
+//! - [`serve`]: the server loop (connection limit, header timeout, graceful stop).
 //!
 //! **API boundary:** request/response shapes live here and in `plugind-entities`; services never
 //! see axum types.
@@ -20,5 +22,8 @@ pub mod management;
 pub mod metrics;
 pub mod reply;
 pub mod router;
+pub mod serve;
+pub mod tenant;
 
 pub use router::{router, AppState, HttpConfig};
+pub use serve::{serve, Connections, ServeConfig};
