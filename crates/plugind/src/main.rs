@@ -249,7 +249,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let connections = plugind_http::serve(listener, app, serve_config, stop).await;
 
-    let drain = Duration::from_secs(config.shutdown_drain_timeout);
+    let drain = Duration::from_secs(config.shutdown_drain_timeout.min(YEAR_SECS));
     let deadline = tokio::time::Instant::now() + drain;
     tracing::info!(
         open_connections = connections.open(),
@@ -282,10 +282,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `0` means no limit.
+/// `0` means no limit; longer than a year is a year (deadlines must not overflow `Instant`).
 fn seconds_or_unbounded(seconds: u64) -> Option<Duration> {
-    (seconds > 0).then(|| Duration::from_secs(seconds))
+    (seconds > 0).then(|| Duration::from_secs(seconds.min(YEAR_SECS)))
 }
+
+const YEAR_SECS: u64 = 365 * 86_400;
 
 fn load_public_keys(paths: &str) -> anyhow::Result<Vec<rsa::RsaPublicKey>> {
     paths
