@@ -2,10 +2,60 @@
 //! object whose fields the services read with `plugind_service::binding`.
 
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
 use axum::response::Response;
+use plugind_entities::DaemonError;
 use serde_json::{Map, Value};
 
 use crate::reply;
+
+/// The whole request body, read within the router's limits: larger than `MAX_REQUEST_BODY_SIZE`
+/// (or the upload limits on upload routes) is HTTP 413, a body that stops arriving for
+/// `HTTP_BODY_READ_TIMEOUT` is HTTP 408, any other read failure HTTP 400; each in upstream's
+/// envelope (`-400 PluginDaemonBadRequestError`), never axum's plain-text rejection.
+pub struct BodyBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for BodyBytes {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        Bytes::from_request(request, state)
+            .await
+            .map(BodyBytes)
+            .map_err(|rejection| body_rejection(&rejection))
+    }
+}
+
+fn body_rejection(rejection: &BytesRejection) -> Response {
+    let (status, message) = match rejection {
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body is larger than the limit (MAX_REQUEST_BODY_SIZE)".to_owned(),
+        ),
+        _ if caused_by_timeout(rejection) => (
+            StatusCode::REQUEST_TIMEOUT,
+            "request body did not arrive in time (HTTP_BODY_READ_TIMEOUT)".to_owned(),
+        ),
+        other => (
+            StatusCode::BAD_REQUEST,
+            format!("failed to read the request body: {other}"),
+        ),
+    };
+    reply::error(status, &DaemonError::bad_request(message))
+}
+
+fn caused_by_timeout(rejection: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(err) = source {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
 
 /// Parses a JSON body. An empty body is `{}`; anything that is not JSON is a clear 400.
 pub fn json_body(bytes: &Bytes) -> Result<Value, Response> {

@@ -13,7 +13,7 @@ use plugind_entities::envelope::success_json;
 use plugind_entities::DaemonError;
 use plugind_service::dispatch::find_action;
 
-use crate::body::json_body;
+use crate::body::{json_body, BodyBytes};
 use crate::reply;
 use crate::AppState;
 
@@ -21,7 +21,7 @@ pub async fn dispatch(
     State(state): State<AppState>,
     Path((tenant_id, action)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Response {
     let Some(action) = find_action(&action) else {
         return reply::route_not_found();

@@ -8,6 +8,8 @@
 //! - [`runtime`]: plugind's own operator routes: runtime statuses and lifecycle events (SSE).
 //! - [`body`]: lenient request-body and query decoding.
 //! - [`metrics`]: `GET /metrics/` and per-request Prometheus metrics.
+//! - [`tenant`]: the `{tenant_id}` path check for the whole `/plugin/{tenant_id}` group.
+//! - [`serve`]: the server loop (connection limit, header timeout, graceful stop).
 //!
 //! **API boundary:** request/response shapes live here and in `plugind-entities`; services never
 //! see axum types.
@@ -22,5 +24,8 @@ pub mod metrics;
 pub mod reply;
 pub mod router;
 pub mod runtime;
+pub mod serve;
+pub mod tenant;
 
 pub use router::{router, AppState, HttpConfig};
+pub use serve::{serve, Connections, ServeConfig};

@@ -9,7 +9,7 @@ use plugind_entities::DaemonError;
 use plugind_service::binding::{paging, required_error, str_field};
 use serde_json::Value;
 
-use crate::body::{json_body, query_object};
+use crate::body::{json_body, query_object, BodyBytes};
 use crate::reply;
 use crate::AppState;
 
@@ -81,7 +81,7 @@ fn multipart_error(text: &str) -> DaemonError {
 pub async fn install_from_identifiers(
     State(state): State<AppState>,
     Path(tenant_id): Path<String>,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Response {
     let body = match json_body(&body) {
         Ok(v) => v,
@@ -199,7 +199,7 @@ pub async fn fetch_identifier(State(state): State<AppState>, UidParam(uid): UidP
 pub async fn uninstall(
     State(state): State<AppState>,
     Path(tenant_id): Path<String>,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Response {
     let body = match json_body(&body) {
         Ok(v) => v,
@@ -283,7 +283,7 @@ fn string_list(body: &Value, key: &str, field: &str) -> Result<Vec<String>, Resp
 pub async fn fetch_installations(
     State(state): State<AppState>,
     Path(tenant_id): Path<String>,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Response {
     let ids = match json_body(&body).and_then(|b| string_list(&b, "plugin_ids", "PluginIDs")) {
         Ok(ids) => ids,
@@ -300,7 +300,7 @@ pub async fn fetch_installations(
 pub async fn missing_installations(
     State(state): State<AppState>,
     Path(tenant_id): Path<String>,
-    body: Bytes,
+    BodyBytes(body): BodyBytes,
 ) -> Response {
     let uids = match json_body(&body)
         .and_then(|b| string_list(&b, "plugin_unique_identifiers", "PluginUniqueIdentifiers"))

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
@@ -10,7 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use plugind_service::Services;
 
-use crate::{assets, auth, dispatch, health, management, metrics, reply, runtime};
+use crate::{assets, auth, dispatch, health, management, metrics, reply, runtime, tenant};
 
 /// Settings of the HTTP edge.
 #[derive(Clone)]
@@ -25,8 +26,15 @@ pub struct HttpConfig {
     pub max_bundle_package_size: u64,
     /// `PROMETHEUS_ENABLED`: the recorder's handle serves `GET /metrics/`.
     pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    /// `ROUTINE_POOL_SIZE`, reported by `/health/check`.
+    /// `ROUTINE_POOL_SIZE`, reported by `/health/check` (the server loop also uses it as its
+    /// connection limit, see [`crate::serve`]).
     pub routine_pool_size: i64,
+    /// `MAX_REQUEST_BODY_SIZE`: the largest body of dispatch and every JSON route (upload routes
+    /// have their own limits above).
+    pub max_request_body_size: usize,
+    /// `HTTP_BODY_READ_TIMEOUT`: longest wait for the next bytes of a request body (`None`: no
+    /// limit).
+    pub body_read_timeout: Option<Duration>,
 }
 
 /// What every handler gets.
@@ -45,6 +53,8 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
     let bundle_limit = usize::try_from(http.max_bundle_package_size)
         .unwrap_or(usize::MAX)
         .saturating_add(1 << 20);
+    let body_limit = http.max_request_body_size;
+    let body_read_timeout = http.body_read_timeout.unwrap_or(Duration::MAX);
     let state = AppState {
         services,
         http: Arc::new(http),
@@ -104,6 +114,7 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
         .route("/dispatch/{*action}", post(dispatch::dispatch))
         .route("/asset/{id}", get(assets::asset))
         .route("/extract-asset/", get(assets::extract_asset))
+        .route_layer(middleware::from_fn(tenant::require_valid_tenant))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
@@ -124,6 +135,12 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
     app.layer(middleware::from_fn_with_state(
         state.clone(),
         count_requests,
+    ))
+    // Route-level limits (uploads) are set closer to the handler and win over this default.
+    .layer(DefaultBodyLimit::max(body_limit))
+    // Between body bytes only: responses (long SSE streams) are not timed.
+    .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        body_read_timeout,
     ))
     .with_state(state)
 }

@@ -339,6 +339,7 @@ impl Services {
             data: plugin_data(action, str_field(&body, "user_id"), data),
         };
         let deadline = self.inner.cfg.max_execution_timeout;
+        let interrupted = self.inner.interrupted.clone();
         let services = self.clone();
         services
             .inner
@@ -358,6 +359,10 @@ impl Services {
                     return;
                 }
                 () = tx.closed() => return,
+                () = interrupted.cancelled() => {
+                    let _ = tx.send(Err(DaemonError::internal("plugin daemon is shutting down"))).await;
+                    return;
+                }
             };
             let mut session = match opened {
                 Ok(session) => session,
@@ -374,6 +379,10 @@ impl Services {
                         return;
                     }
                     () = tx.closed() => return,
+                    () = interrupted.cancelled() => {
+                        let _ = tx.send(Err(DaemonError::internal("plugin daemon is shutting down"))).await;
+                        return;
+                    }
                 };
                 let item = match event {
                     Some(SessionEvent::Stream(chunk)) => match check_chunk(action, chunk) {

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::state::internal;
 use crate::binding::{required_error, str_field};
+use crate::state::SHUTDOWN_TASK_MESSAGE;
 use crate::Services;
 
 /// Reason recorded on tasks a previous daemon process left unfinished.
@@ -219,7 +220,12 @@ impl Services {
             let services = self.clone();
             self.inner.jobs.spawn(async move {
                 let started = Instant::now();
-                match services.launch_installed(&uid).await {
+                let interrupted = services.inner.interrupted.clone();
+                let launched = tokio::select! {
+                    launched = services.launch_installed(&uid) => launched,
+                    () = interrupted.cancelled() => Err("the daemon shut down first".to_owned()),
+                };
+                match launched {
                     Ok(()) => tracing::info!(%uid, elapsed = ?started.elapsed(), "installed plugin is running again"),
                     Err(err) => tracing::error!(%uid, error = %err, "installed plugin could not be started"),
                 }
@@ -298,12 +304,16 @@ impl InstallJob {
     async fn run(self) {
         let uid = self.uid.to_string();
         let timeout = self.services.inner.cfg.install_timeout;
-        let outcome = match tokio::time::timeout(timeout, self.install()).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(format!(
-                "install timed out after {}s (PLUGIN_INSTALL_TIMEOUT)",
-                timeout.as_secs()
-            )),
+        let interrupted = self.services.inner.interrupted.clone();
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(timeout, self.install()) => match outcome {
+                Ok(outcome) => outcome,
+                Err(_) => Err(format!(
+                    "install timed out after {}s (PLUGIN_INSTALL_TIMEOUT)",
+                    timeout.as_secs()
+                )),
+            },
+            () = interrupted.cancelled() => Err(SHUTDOWN_TASK_MESSAGE.to_owned()),
         };
         match outcome {
             Ok(message) => {

@@ -27,4 +27,4 @@ pub mod state;
 pub mod upload;
 
 pub use config::{parse_unsigned_allowlist, ServiceConfig, UnsignedAllowed};
-pub use state::Services;
+pub use state::{Services, SHUTDOWN_TASK_MESSAGE};

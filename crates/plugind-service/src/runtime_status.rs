@@ -74,7 +74,7 @@ impl Services {
     }
 
     /// Lifecycle events in scope from now on. A reader that falls behind skips events (it never
-    /// slows a plugin); the stream ends when the daemon shuts down.
+    /// slows a plugin); the stream ends when the daemon starts shutting down.
     pub async fn lifecycle_events(
         &self,
         tenant_id: &str,
@@ -97,6 +97,7 @@ impl Services {
             .filter(move |event| {
                 std::future::ready(scope.contains(&event.plugin_unique_identifier))
             })
+            .take_until(self.inner.interrupted.clone().cancelled_owned())
             .boxed())
     }
 }

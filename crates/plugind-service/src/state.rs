@@ -2,9 +2,12 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use plugind_runtime::Runtimes;
 use plugind_store::{Blobs, Db};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use plugind_entities::DaemonError;
@@ -15,6 +18,10 @@ use crate::ServiceConfig;
 pub(crate) fn internal(err: impl std::fmt::Display) -> DaemonError {
     DaemonError::internal(err.to_string())
 }
+
+/// Reason recorded on install tasks that were still running when the daemon shut down.
+pub const SHUTDOWN_TASK_MESSAGE: &str =
+    "failed: the daemon shut down while this install was running; retry the install";
 
 /// Cheap to clone; everything lives behind one `Arc`.
 #[derive(Clone)]
@@ -29,6 +36,9 @@ pub(crate) struct Inner {
     pub(crate) runtimes: Runtimes,
     /// Background jobs (installs, start-up launches); awaited on shutdown.
     pub(crate) jobs: TaskTracker,
+    /// Cancelled when the daemon stops waiting for work in progress: dispatch streams end with
+    /// an error event, install jobs fail their task entry (see [`Services::interrupt`]).
+    pub(crate) interrupted: CancellationToken,
     pub(crate) active_dispatch: AtomicI64,
 }
 
@@ -41,6 +51,7 @@ impl Services {
                 blobs,
                 runtimes,
                 jobs: TaskTracker::new(),
+                interrupted: CancellationToken::new(),
                 active_dispatch: AtomicI64::new(0),
             }),
         }
@@ -68,13 +79,39 @@ impl Services {
         format!("{}/{}", self.inner.cfg.installed_path, uid)
     }
 
-    /// Stops every plugin and waits for background jobs, after failing unfinished tasks.
-    pub async fn shutdown(&self) {
-        self.inner.jobs.close();
+    /// Ends work in progress at once: every open dispatch stream sends one error event
+    /// (`-500 PluginDaemonInternalServerError`) and ends, every install job fails its task entry
+    /// and returns. Used when the shutdown drain deadline has passed.
+    pub fn interrupt(&self) {
+        self.inner.interrupted.cancel();
+    }
+
+    /// Stops the daemon's work: lets background jobs (install jobs, start-up launches) finish
+    /// until `deadline`, then interrupts them and waits a little longer for them to record their
+    /// failure; fails whatever task is still unfinished; stops every plugin.
+    pub async fn shutdown(&self, deadline: Instant) {
+        /// How long interrupted jobs get to write their task entry.
+        const WRAP_UP: Duration = Duration::from_secs(3);
+        let jobs = &self.inner.jobs;
+        jobs.close();
+        if tokio::time::timeout_at(deadline, jobs.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                jobs = jobs.len(),
+                "shutdown deadline reached: interrupting background jobs"
+            );
+            self.interrupt();
+            if tokio::time::timeout(WRAP_UP, jobs.wait()).await.is_err() {
+                tracing::warn!(jobs = jobs.len(), "background jobs did not stop in time");
+            }
+        }
+        self.interrupt();
         if let Err(err) = self
             .inner
             .db
-            .fail_unfinished_tasks("An unexpected daemon shutdown occurred")
+            .fail_unfinished_tasks(SHUTDOWN_TASK_MESSAGE)
             .await
         {
             tracing::warn!(error = %err, "could not mark unfinished install tasks failed");

@@ -36,8 +36,26 @@ pub struct Config {
     pub dify_inner_api_key: Option<String>,
     #[arg(long, env = "PLATFORM", default_value = "local")]
     pub platform: String,
+    /// Connections served at once (more wait in the listen backlog); also reported by
+    /// `/health/check` as `pool_status.total`.
     #[arg(long, env = "ROUTINE_POOL_SIZE", default_value_t = 10000)]
     pub routine_pool_size: i64,
+    /// Largest request body of dispatch and the JSON routes, in bytes (uploads use
+    /// `MAX_PLUGIN_PACKAGE_SIZE`/`MAX_BUNDLE_PACKAGE_SIZE`). Upstream has no limit; 256 MiB
+    /// carries a base64 video or hex-encoded audio at Dify's largest upload sizes.
+    #[arg(long, env = "MAX_REQUEST_BODY_SIZE", default_value_t = 268_435_456)]
+    pub max_request_body_size: usize,
+    /// Seconds a client has to send a whole request head (also the idle limit between requests
+    /// of a keep-alive connection).
+    #[arg(long, env = "HTTP_HEADER_READ_TIMEOUT", default_value_t = 30)]
+    pub http_header_read_timeout: u64,
+    /// Seconds a request body may pause between bytes before the request is answered 408.
+    #[arg(long, env = "HTTP_BODY_READ_TIMEOUT", default_value_t = 60)]
+    pub http_body_read_timeout: u64,
+    /// Seconds SIGTERM/SIGINT lets in-flight requests and install jobs finish; then open
+    /// streams end with an error event, unfinished tasks are failed and plugins stopped.
+    #[arg(long, env = "SHUTDOWN_DRAIN_TIMEOUT", default_value_t = 10)]
+    pub shutdown_drain_timeout: u64,
 
     /// Where the embedded default keeps its SQLite file, storage and working directories.
     #[arg(long, env = "PLUGIND_DATA_DIR", default_value = "plugind-data")]

@@ -1,4 +1,8 @@
 //! `plugind`: parse configuration, build state, serve HTTP, shut down gracefully. No logic.
+//!
+//! Shutdown (SIGTERM/SIGINT): stop accepting; let in-flight requests and install jobs run until
+//! `SHUTDOWN_DRAIN_TIMEOUT`; then end open streams with an error event and interrupt jobs; fail
+//! unfinished tasks; stop plugins; exit.
 
 mod config;
 
@@ -7,11 +11,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use axum::serve::ListenerExt;
 use clap::Parser;
 use plugind_runtime::{RuntimeConfig, RuntimeTuning, Runtimes};
 use plugind_service::{ServiceConfig, Services};
 use plugind_store::{Blobs, Db, DbConfig};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, DbChoice};
 
@@ -216,6 +220,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
             max_bundle_package_size: config.max_bundle_package_size,
             prometheus,
             routine_pool_size: config.routine_pool_size,
+            max_request_body_size: config.max_request_body_size,
+            body_read_timeout: seconds_or_unbounded(config.http_body_read_timeout),
         },
     );
     let addr: SocketAddr = format!("{}:{}", config.server_host, config.server_port)
@@ -226,24 +232,63 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 config.server_host, config.server_port
             )
         })?;
-    // Each SSE event is its own small write: without TCP_NODELAY, Nagle + delayed ACK add ~40 ms.
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr}"))?
-        .tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "could not set TCP_NODELAY");
-            }
-        });
+        .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, "plugind listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
+        }
+    });
+    let serve_config = plugind_http::ServeConfig {
+        max_connections: usize::try_from(config.routine_pool_size.max(1)).unwrap_or(usize::MAX),
+        header_read_timeout: seconds_or_unbounded(config.http_header_read_timeout),
+    };
+    let connections = plugind_http::serve(listener, app, serve_config, stop).await;
+
+    let drain = Duration::from_secs(config.shutdown_drain_timeout.min(YEAR_SECS));
+    let deadline = tokio::time::Instant::now() + drain;
+    tracing::info!(
+        open_connections = connections.open(),
+        "shutting down: letting in-flight work finish for up to {}s (SHUTDOWN_DRAIN_TIMEOUT)",
+        drain.as_secs()
+    );
+    if tokio::time::timeout_at(deadline, connections.closed())
         .await
-        .context("HTTP server")?;
-    tracing::info!("shutting down: stopping plugins");
-    services.shutdown().await;
+        .is_err()
+    {
+        tracing::warn!(
+            open_connections = connections.open(),
+            "drain deadline reached: ending open streams"
+        );
+        services.interrupt();
+        // Enough to write the final error event of each stream.
+        if tokio::time::timeout(Duration::from_secs(2), connections.closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open_connections = connections.open(),
+                "closing connections that did not finish"
+            );
+        }
+    }
+    tracing::info!("shutting down: failing unfinished tasks and stopping plugins");
+    services.shutdown(deadline).await;
+    tracing::info!("stopped");
     Ok(())
 }
+
+/// `0` means no limit; longer than a year is a year (deadlines must not overflow `Instant`).
+fn seconds_or_unbounded(seconds: u64) -> Option<Duration> {
+    (seconds > 0).then(|| Duration::from_secs(seconds.min(YEAR_SECS)))
+}
+
+const YEAR_SECS: u64 = 365 * 86_400;
 
 fn load_public_keys(paths: &str) -> anyhow::Result<Vec<rsa::RsaPublicKey>> {
     paths

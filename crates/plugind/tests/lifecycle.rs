@@ -175,7 +175,7 @@ fn assert_in_order(events: &[Value], kinds: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn install_crash_and_uninstall_are_watchable() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let dify = FakeDify::start().await.expect("fake dify");
+    let dify = FakeDify::start().await;
     let daemon = start(dir.path(), &dify, vec![]).await;
     let client = daemon.client();
     let (events, reader) = collect_events(&daemon);
@@ -292,7 +292,7 @@ async fn installation_id(client: &Client) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slow_readers_never_stall_a_plugin() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let dify = FakeDify::start().await.expect("fake dify");
+    let dify = FakeDify::start().await;
     // 1 MiB of a session's answer may wait for its caller.
     let daemon = start(
         dir.path(),
@@ -366,7 +366,7 @@ async fn slow_readers_never_stall_a_plugin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_a_restart_invokes_wait_for_their_plugin_and_readiness_says_when() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let dify = FakeDify::start().await.expect("fake dify");
+    let dify = FakeDify::start().await;
     // The plugin takes 3 s to send its first heartbeat, every time it starts.
     let mut daemon = start(
         dir.path(),
