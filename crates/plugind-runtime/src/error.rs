@@ -1,7 +1,6 @@
 //! Invoke failures: what a caller of a session sees. Launch failures are in
 //! [`steps`](crate::steps), with the steps they time.
 
-
 /// Why a session could not be opened or written to.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InvokeError {

@@ -81,29 +81,49 @@ pub enum LifecycleKind {
     /// The first instance is ready; the plugin serves requests.
     PluginReady,
     /// The launch failed; the plugin does not run.
-    PluginStartFailed { reason: String },
+    PluginStartFailed {
+        reason: String,
+    },
     /// A stop was requested (uninstall, upgrade, shutdown).
     PluginStopping,
     /// Every instance is gone; the plugin left the registry.
     PluginStopped,
     // Runtime level.
     /// The runtime now wants `replicas` instances.
-    ScaleUp { replicas: usize },
-    ScaleDown { replicas: usize },
-    ScaleDownFailed { reason: String },
+    ScaleUp {
+        replicas: usize,
+    },
+    ScaleDown {
+        replicas: usize,
+    },
+    ScaleDownFailed {
+        reason: String,
+    },
     /// The runtime stopped scheduling instances.
     StopSchedule,
     /// The runtime is closed.
     Close,
     // Instance level.
-    InstanceStarting { pid: u32 },
+    InstanceStarting {
+        pid: u32,
+    },
     /// First heartbeat.
-    InstanceReady { pid: u32 },
+    InstanceReady {
+        pid: u32,
+    },
     /// The instance never became ready.
-    InstanceLaunchFailed { pid: u32, reason: String },
+    InstanceLaunchFailed {
+        pid: u32,
+        reason: String,
+    },
     /// The instance ended (exit, kill, crash); `reason` says how.
-    InstanceShutdown { pid: u32, reason: String },
-    Heartbeat { pid: u32 },
+    InstanceShutdown {
+        pid: u32,
+        reason: String,
+    },
+    Heartbeat {
+        pid: u32,
+    },
     /// A `log` event of the plugin.
     Log {
         pid: u32,
@@ -111,10 +131,17 @@ pub enum LifecycleKind {
         message: String,
     },
     /// A stderr line of the plugin (already capped).
-    Stderr { pid: u32, line: String },
+    Stderr {
+        pid: u32,
+        line: String,
+    },
     // Remote debugging.
-    DebuggingConnected { tenant_id: String },
-    DebuggingDisconnected { tenant_id: String },
+    DebuggingConnected {
+        tenant_id: String,
+    },
+    DebuggingDisconnected {
+        tenant_id: String,
+    },
 }
 
 /// One lifecycle event of one plugin.
@@ -176,10 +203,7 @@ impl PluginStatus {
 
     /// True once the plugin serves or has failed for a reason: what readiness waits for.
     pub fn is_settled(&self) -> bool {
-        !matches!(
-            self.status,
-            RuntimeState::Pending | RuntimeState::Launching
-        )
+        !matches!(self.status, RuntimeState::Pending | RuntimeState::Launching)
     }
 
     fn push_line(&mut self, at: DateTime<Utc>, source: &str, text: &str) {
@@ -306,7 +330,12 @@ impl Lifecycle {
     }
 
     /// Records the event on the board, then broadcasts it. Never waits.
-    pub fn emit(&self, uid: &PluginUniqueIdentifier, runtime_type: RuntimeKind, kind: LifecycleKind) {
+    pub fn emit(
+        &self,
+        uid: &PluginUniqueIdentifier,
+        runtime_type: RuntimeKind,
+        kind: LifecycleKind,
+    ) {
         let event = LifecycleEvent {
             plugin_unique_identifier: uid.clone(),
             runtime_type,
@@ -346,7 +375,10 @@ pub async fn log_events(mut rx: broadcast::Receiver<Arc<LifecycleEvent>>) {
         let event = match rx.recv().await {
             Ok(event) => event,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(skipped = n, "lifecycle logger fell behind; events not logged");
+                tracing::warn!(
+                    skipped = n,
+                    "lifecycle logger fell behind; events not logged"
+                );
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
@@ -359,7 +391,9 @@ fn log_event(event: &LifecycleEvent) {
     let plugin = event.plugin_unique_identifier.as_str();
     let runtime = event.runtime_type.as_str();
     match &event.kind {
-        LifecycleKind::PluginPending => tracing::debug!(plugin, runtime, "plugin scheduled to start"),
+        LifecycleKind::PluginPending => {
+            tracing::debug!(plugin, runtime, "plugin scheduled to start")
+        }
         LifecycleKind::PluginStarting => tracing::info!(plugin, runtime, "plugin starting"),
         LifecycleKind::PluginReady => tracing::info!(plugin, runtime, "plugin ready"),
         LifecycleKind::PluginStartFailed { reason } => {
@@ -376,7 +410,9 @@ fn log_event(event: &LifecycleEvent) {
         LifecycleKind::ScaleDownFailed { reason } => {
             tracing::warn!(plugin, runtime, %reason, "runtime scale-down failed")
         }
-        LifecycleKind::StopSchedule => tracing::debug!(plugin, runtime, "runtime stopped scheduling"),
+        LifecycleKind::StopSchedule => {
+            tracing::debug!(plugin, runtime, "runtime stopped scheduling")
+        }
         LifecycleKind::Close => tracing::debug!(plugin, runtime, "runtime closed"),
         LifecycleKind::InstanceStarting { pid } => {
             tracing::info!(plugin, pid, "plugin process started")
@@ -535,7 +571,11 @@ mod tests {
         let _idle = hub.subscribe();
         let uid = uid();
         for _ in 0..(BROADCAST_CAPACITY * 4) {
-            hub.emit(&uid, RuntimeKind::Local, LifecycleKind::Heartbeat { pid: 1 });
+            hub.emit(
+                &uid,
+                RuntimeKind::Local,
+                LifecycleKind::Heartbeat { pid: 1 },
+            );
         }
         let mut late = hub.subscribe();
         hub.emit(&uid, RuntimeKind::Local, LifecycleKind::PluginReady);

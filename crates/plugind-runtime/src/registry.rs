@@ -116,8 +116,10 @@ impl StartGuard<'_> {
 impl Drop for StartGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.runtimes
-                .mark_failed(self.uid, "the launch was abandoned before it finished".into());
+            self.runtimes.mark_failed(
+                self.uid,
+                "the launch was abandoned before it finished".into(),
+            );
         }
     }
 }
@@ -232,7 +234,10 @@ impl Runtimes {
 
     fn mark_failed(&self, uid: &PluginUniqueIdentifier, reason: String) {
         if let Some(entry) = lock(&self.inner.plugins).get(uid) {
-            entry.slot.state.send_replace(SlotState::Failed(reason.clone()));
+            entry
+                .slot
+                .state
+                .send_replace(SlotState::Failed(reason.clone()));
         }
         self.emit(
             uid,
@@ -269,7 +274,8 @@ impl Runtimes {
         let _slot = match self.inner.launch_slots.acquire().await {
             Ok(permit) => permit,
             Err(e) => {
-                let err = StepTimer::default().fail(Step::Extract, format!("launch slots closed: {e}"));
+                let err =
+                    StepTimer::default().fail(Step::Extract, format!("launch slots closed: {e}"));
                 guard.fail(err.to_string());
                 return Err(err);
             }
@@ -298,7 +304,11 @@ impl Runtimes {
                     entry.slot.state.send_replace(SlotState::Running(runtime));
                 }
                 guard.disarm();
-                self.emit(uid, RuntimeKind::Local, LifecycleKind::ScaleUp { replicas: 1 });
+                self.emit(
+                    uid,
+                    RuntimeKind::Local,
+                    LifecycleKind::ScaleUp { replicas: 1 },
+                );
                 self.emit(uid, RuntimeKind::Local, LifecycleKind::PluginReady);
                 Ok(report)
             }
@@ -327,15 +337,9 @@ impl Runtimes {
         if !wd.is_dir() {
             return Err(timer.fail(Step::Extract, format!("{} does not exist", wd.display())));
         }
-        let interpreter = launch::build_environment(
-            &self.inner.cfg,
-            uid,
-            &wd,
-            decl,
-            &mut timer,
-            progress,
-        )
-        .await?;
+        let interpreter =
+            launch::build_environment(&self.inner.cfg, uid, &wd, decl, &mut timer, progress)
+                .await?;
         Ok(LaunchReport {
             steps: timer.done,
             interpreter,
@@ -580,14 +584,13 @@ mod tests {
         runtimes.schedule(&uid);
         assert!(!runtimes.readiness().ready);
         let handle = runtimes.get(&uid).expect("a starting plugin has a handle");
-        let waiting = tokio::spawn(async move {
-            handle
-                .open_session(SessionRequest::default())
-                .await
-                .err()
-        });
+        let waiting =
+            tokio::spawn(async move { handle.open_session(SessionRequest::default()).await.err() });
         tokio::task::yield_now().await;
-        assert!(!waiting.is_finished(), "the caller waits while the plugin starts");
+        assert!(
+            !waiting.is_finished(),
+            "the caller waits while the plugin starts"
+        );
         // An empty package in an empty working dir fails at once, at the extract step.
         let err = runtimes
             .launch(&uid, &[], &PluginDeclaration::default(), &|_| {})
@@ -595,7 +598,9 @@ mod tests {
             .expect_err("nothing to extract");
         assert_eq!(err.step, Step::Extract);
         match waiting.await.expect("join") {
-            Some(InvokeError::NotRunning(reason)) => assert!(reason.contains("extract"), "{reason}"),
+            Some(InvokeError::NotRunning(reason)) => {
+                assert!(reason.contains("extract"), "{reason}")
+            }
             other => panic!("expected NotRunning, got {other:?}"),
         }
         let readiness = runtimes.readiness();

@@ -261,7 +261,10 @@ mod tests {
         router.route("a", SessionEvent::Stream(json!(1)), 1);
         router.close_all("process exited");
         assert_eq!(a.recv().await, SessionEvent::Stream(json!(1)));
-        assert_eq!(a.recv().await, SessionEvent::Closed("process exited".into()));
+        assert_eq!(
+            a.recv().await,
+            SessionEvent::Closed("process exited".into())
+        );
         assert_eq!(router.register("b").err(), Some(RegisterError::Closed));
     }
 }

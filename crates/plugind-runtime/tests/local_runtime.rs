@@ -735,3 +735,87 @@ async fn silent_plugins_are_restarted_and_dead_ones_time_out() {
     assert!(started.elapsed() < Duration::from_secs(8));
     assert!(runtimes.get(&uid).is_none());
 }
+
+/// True while `pid` exists and is not a zombie.
+fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+async fn wait_gone(pid: i32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process_alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: plugin process {pid} still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// No code path leaves a plugin process running outside the registry: a launch dropped while
+/// waiting for the first heartbeat kills its process, and so does dropping the registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_launches_and_registries_leave_no_process() {
+    init_tracing();
+    let root = tempfile::tempdir().expect("tempdir");
+    let runtimes = Runtimes::new(config(root.path()));
+    let uid =
+        PluginUniqueIdentifier::parse("rusttest/dropped:0.0.1@0123456789abcdef0123456789abcdef")
+            .expect("uid");
+    let decl = declaration("3.11");
+    let wd = runtimes.working_dir(&uid);
+    write_plugin(&wd);
+    // A plugin that starts, says who it is, and never sends a heartbeat.
+    std::fs::write(
+        wd.join("main.py"),
+        "import os, time\nopen('started.pid', 'w').write(str(os.getpid()))\ntime.sleep(600)\n",
+    )
+    .expect("write");
+    let pid_file = wd.join("started.pid");
+    {
+        let launch = runtimes.launch(&uid, &[], &decl, &|_| {});
+        let started = async {
+            while !pid_file.exists() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            result = launch => panic!("the launch ended: {:?}", result.err()),
+            () = started => {}
+        }
+        // Leaving this block drops the launch future mid-way.
+    }
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    wait_gone(pid, "after dropping the launch").await;
+    assert!(
+        runtimes
+            .failure(&uid)
+            .is_some_and(|r| r.contains("abandoned")),
+        "the registry says why: {:?}",
+        runtimes.failure(&uid)
+    );
+    assert!(runtimes.readiness().ready);
+
+    // A running plugin dies with the registry that owns it.
+    std::fs::write(wd.join("main.py"), MAIN_PY).expect("write");
+    runtimes
+        .launch(&uid, &[], &decl, &|_| {})
+        .await
+        .expect("launch");
+    let pid = runtimes
+        .get(&uid)
+        .and_then(|h| h.pid())
+        .expect("running pid") as i32;
+    assert!(process_alive(pid));
+    drop(runtimes);
+    wait_gone(pid, "after dropping the registry").await;
+}

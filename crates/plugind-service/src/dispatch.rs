@@ -323,7 +323,9 @@ impl Services {
         // A plugin that is still starting (restore at start-up) has a handle: the session waits.
         let handle = self.inner.runtimes.get(&uid).ok_or_else(|| {
             let message = match self.inner.runtimes.failure(&uid) {
-                Some(reason) => format!("failed to get plugin runtime: plugin runtime not running: {reason}"),
+                Some(reason) => {
+                    format!("failed to get plugin runtime: plugin runtime not running: {reason}")
+                }
                 None => "failed to get plugin runtime: plugin runtime not found".to_owned(),
             };
             (500, DaemonError::internal(message))

@@ -15,8 +15,8 @@ use plugind_entities::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::state::internal;
 use crate::binding::{required_error, str_field};
+use crate::state::internal;
 use crate::state::SHUTDOWN_TASK_MESSAGE;
 use crate::Services;
 

@@ -72,7 +72,12 @@ fn invoke_body(text: &str, mode: &str) -> Value {
 
 async fn invoke(client: &Client, text: &str, mode: &str) -> (u16, Vec<Value>) {
     client
-        .dispatch(TENANT, ECHO_PLUGIN_ID, "tool/invoke", invoke_body(text, mode))
+        .dispatch(
+            TENANT,
+            ECHO_PLUGIN_ID,
+            "tool/invoke",
+            invoke_body(text, mode),
+        )
         .await
         .expect("dispatch")
 }
@@ -120,7 +125,10 @@ async fn watch_states(
         if done(&list) {
             return list;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; states seen: {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; states seen: {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -192,10 +200,7 @@ async fn install_crash_and_uninstall_are_watchable() {
     })
     .await;
     let uid = installing.await.expect("install task");
-    assert_eq!(
-        texts(&invoke(&client, "hello", "text").await.1),
-        ["hello"]
-    );
+    assert_eq!(texts(&invoke(&client, "hello", "text").await.1), ["hello"]);
 
     let status = statuses(&client).await.remove(0);
     assert_eq!(status["plugin_unique_identifier"], uid.as_str());
@@ -217,10 +222,7 @@ async fn install_crash_and_uninstall_are_watchable() {
     assert_eq!(status["restarts"], 1, "{status}");
     let last_error = status["last_error"].as_str().unwrap_or("");
     assert!(last_error.contains("signal 9"), "{status}");
-    assert_eq!(
-        texts(&invoke(&client, "again", "text").await.1),
-        ["again"]
-    );
+    assert_eq!(texts(&invoke(&client, "again", "text").await.1), ["again"]);
 
     let (code, resp) = client
         .post_json(
@@ -233,7 +235,14 @@ async fn install_crash_and_uninstall_are_watchable() {
     watch_states(&client, &mut seen, "gone", |list| list.is_empty()).await;
     assert_eq!(
         seen,
-        ["gone", "launching", "active", "restarting", "active", "gone"],
+        [
+            "gone",
+            "launching",
+            "active",
+            "restarting",
+            "active",
+            "gone"
+        ],
         "states seen on the status route"
     );
 
@@ -279,7 +288,9 @@ async fn install_crash_and_uninstall_are_watchable() {
 
 async fn installation_id(client: &Client) -> String {
     let (_, body) = client
-        .get(&format!("plugin/{TENANT}/management/list?page=1&page_size=10"))
+        .get(&format!(
+            "plugin/{TENANT}/management/list?page=1&page_size=10"
+        ))
         .await
         .expect("list");
     body["data"]["list"][0]["id"]
@@ -359,7 +370,10 @@ async fn slow_readers_never_stall_a_plugin() {
     let message = last["message"].as_str().unwrap_or("");
     assert!(message.contains("too slowly"), "{message}");
     let chunks = texts(&envelopes).len();
-    assert!(chunks < 4000, "the slow session was cut off, got {chunks} chunks");
+    assert!(
+        chunks < 4000,
+        "the slow session was cut off, got {chunks} chunks"
+    );
     drop(idle_events);
 }
 

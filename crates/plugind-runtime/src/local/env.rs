@@ -324,7 +324,8 @@ pub(crate) async fn create_venv(
 /// Removes a half-built or moved-aside venv, on a blocking thread.
 pub(crate) async fn discard(building: &Path) {
     let path = building.to_owned();
-    if let Err(e) = tokio::task::spawn_blocking(move || remove_tree(&path, "half-built venv")).await {
+    if let Err(e) = tokio::task::spawn_blocking(move || remove_tree(&path, "half-built venv")).await
+    {
         tracing::warn!(error = %e, "removing a venv failed");
     }
 }
@@ -659,7 +660,10 @@ mod tests {
         rt.block_on(async {
             let mut removal = std::pin::pin!(discard(&venv));
             let first = futures::poll!(removal.as_mut());
-            assert!(first.is_pending(), "removal ran to completion on the async thread");
+            assert!(
+                first.is_pending(),
+                "removal ran to completion on the async thread"
+            );
             removal.await;
         });
         assert!(!venv.exists());

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use plugind_entities::PluginUniqueIdentifier;
-use plugind_io::{EventKind, FrameError, LineReader, LogData, PluginEvent, SessionMessage, SessionMessageType};
+use plugind_io::{
+    EventKind, FrameError, LineReader, LogData, PluginEvent, SessionMessage, SessionMessageType,
+};
 use regex::Regex;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -26,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 use super::process::{describe_status, kill_group, Spawned};
 use crate::connection::Connection;
 use crate::lifecycle::{cut, Lifecycle, LifecycleKind, RuntimeKind};
-use crate::router::SessionRouter;
 use crate::message::SessionEvent;
+use crate::router::SessionRouter;
 use crate::writer::LineWriter;
 
 /// Bytes of stderr kept for failure messages.
@@ -327,7 +329,9 @@ impl Instance {
                     level: log.level.to_ascii_lowercase(),
                     message: log.message,
                 }),
-                Err(e) => tracing::debug!(plugin = %self.uid, error = %e, "undecodable plugin log event"),
+                Err(e) => {
+                    tracing::debug!(plugin = %self.uid, error = %e, "undecodable plugin log event")
+                }
             },
             EventKind::Session => self.route_session(event.session_id, event.data, line.len()),
             EventKind::Error => {
@@ -450,7 +454,8 @@ impl Drop for InstanceOwner {
         }
         // Kill now, synchronously: the waiter task may never run again (runtime shutting down).
         kill_group(self.instance.pid);
-        self.instance.kill("its owner was dropped (launch cancelled or runtime stopped)");
+        self.instance
+            .kill("its owner was dropped (launch cancelled or runtime stopped)");
     }
 }
 
@@ -569,7 +574,10 @@ mod tests {
         let admitted = (0..200).filter(|_| limiter.admit(start).is_some()).count();
         assert_eq!(admitted, STDERR_LINES_PER_SECOND as usize);
         let next_second = start + Duration::from_secs(1);
-        assert_eq!(limiter.admit(next_second), Some(200 - u64::from(STDERR_LINES_PER_SECOND)));
+        assert_eq!(
+            limiter.admit(next_second),
+            Some(200 - u64::from(STDERR_LINES_PER_SECOND))
+        );
         assert_eq!(limiter.admit(next_second), Some(0));
     }
 }
