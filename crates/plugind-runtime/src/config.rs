@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use plugind_io::DEFAULT_MAX_LINE_BYTES;
 
-/// Default of [`RuntimeConfig::session_buffer_bytes`]: 64 MiB.
-pub const DEFAULT_SESSION_BUFFER_BYTES: usize = 64 * 1024 * 1024;
+/// Default of [`RuntimeConfig::session_buffer_bytes`]: 8 MiB. A caller that keeps up never
+/// comes near it (one chunk larger than the limit still passes); 20 stalled callers hold at
+/// most 160 MiB.
+pub const DEFAULT_SESSION_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 
 /// Everything the local runtime needs to build environments and run plugins.
 #[derive(Clone, Debug)]

@@ -150,7 +150,7 @@ pub struct Config {
     #[arg(long, env = "PLUGIN_RUNTIME_MAX_BUFFER_SIZE")]
     pub plugin_runtime_max_buffer_size: Option<usize>,
     /// Ours: bytes of a plugin's answer that may wait for a slow caller before that session is
-    /// ended with an error (other sessions of the plugin keep flowing). Default 64 MiB.
+    /// ended with an error (other sessions of the plugin keep flowing). Default 8 MiB.
     #[arg(long, env = "PLUGIN_SESSION_BUFFER_SIZE", default_value_t = plugind_runtime::config::DEFAULT_SESSION_BUFFER_BYTES)]
     pub plugin_session_buffer_size: usize,
     /// Comma-separated extra variables handed to plugins on top of the built-in allow-list.
