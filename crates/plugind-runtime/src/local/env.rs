@@ -282,6 +282,7 @@ pub(crate) async fn create_venv(
     wd: &Path,
     python: &Path,
 ) -> Result<PathBuf, String> {
+    super::sandbox::check_build_inputs(wd)?;
     remove_leftovers(wd);
     let building = wd.join(format!("{BUILDING_PREFIX}{}", random_suffix()));
     let args: Vec<&OsStr> = vec![
