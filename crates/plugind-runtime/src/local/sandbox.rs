@@ -24,7 +24,7 @@
 //! never fed to uv: [`check_build_inputs`] refuses a rebuild while a file uv reads from the
 //! project directory is not the daemon's own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -58,14 +58,23 @@ const MAX_SYMLINKS: usize = 40;
 ///
 /// A plugin id's preferred uid is `first + hash(plugin id) % count`, so it stays the same across
 /// restarts and versions; when two plugin ids meet, the later one takes the next free uid. The
-/// uid a working directory was given is recorded as its group, and reused when the directory is
-/// launched again, so that a plugin keeps the uid that owns its files even if start-up order
-/// changes which plugin claims a shared preferred uid first.
+/// uid a working directory was given is recorded as its group and reused when the directory is
+/// launched again, so a plugin keeps the uid that owns its files. A uid recorded on any working
+/// directory (a removed plugin's leftover one too) is never handed to a plugin without a record,
+/// so no plugin inherits access to another one's files.
 #[derive(Debug)]
 pub struct PluginUsers {
     first: u32,
     count: u32,
-    assigned: Mutex<HashMap<String, u32>>,
+    state: Mutex<Assignments>,
+}
+
+#[derive(Debug, Default)]
+struct Assignments {
+    /// Plugin id → uid, for this daemon's life.
+    by_plugin: HashMap<String, u32>,
+    /// Uids recorded on the working directories found at the first launch.
+    recorded: Option<HashSet<u32>>,
 }
 
 /// The uid and gid one plugin process runs under.
@@ -90,7 +99,7 @@ impl PluginUsers {
         Ok(PluginUsers {
             first,
             count,
-            assigned: Mutex::new(HashMap::new()),
+            state: Mutex::new(Assignments::default()),
         })
     }
 
@@ -107,37 +116,63 @@ impl PluginUsers {
     }
 
     /// The uid of `plugin_id`: the one it already has in this daemon, else `recorded` (the
-    /// group of its working directory) when in range and free, else its preferred uid or the
-    /// next free one after it.
-    pub(crate) fn assign(&self, plugin_id: &str, recorded: Option<u32>) -> Result<u32, String> {
-        let mut assigned = self
-            .assigned
+    /// group of its working directory) when in range and not another plugin's, else its
+    /// preferred uid or the next one after it that no plugin has and no working directory under
+    /// `working_path` records.
+    pub(crate) fn assign(
+        &self,
+        plugin_id: &str,
+        recorded: Option<u32>,
+        working_path: &Path,
+    ) -> Result<u32, String> {
+        let mut state = self
+            .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(uid) = assigned.get(plugin_id) {
+        if let Some(uid) = state.by_plugin.get(plugin_id) {
             return Ok(*uid);
         }
-        let taken: std::collections::HashSet<u32> = assigned.values().copied().collect();
+        let taken: HashSet<u32> = state.by_plugin.values().copied().collect();
+        let on_disk = state
+            .recorded
+            .get_or_insert_with(|| recorded_uids(working_path));
+        let own = recorded.filter(|uid| self.contains(*uid) && !taken.contains(uid));
         let preferred = stable_hash(plugin_id) % u64::from(self.count);
-        let probe = (0..u64::from(self.count)).map(|i| {
-            let offset = (preferred + i) % u64::from(self.count);
-            // `offset < count <= u32::MAX`, and `first + offset` was checked in `new`.
-            self.first + u32::try_from(offset).unwrap_or(0)
-        });
-        let uid = recorded
-            .filter(|uid| self.contains(*uid))
-            .into_iter()
-            .chain(probe)
-            .find(|uid| !taken.contains(uid))
-            .ok_or_else(|| {
-                format!(
-                    "all {} plugin uids from {} are in use; raise PLUGIN_UID_COUNT",
-                    self.count, self.first
-                )
-            })?;
-        assigned.insert(plugin_id.to_owned(), uid);
+        let free = (0..u64::from(self.count))
+            .map(|i| {
+                let offset = (preferred + i) % u64::from(self.count);
+                // `offset < count <= u32::MAX`, and `first + offset` was checked in `new`.
+                self.first + u32::try_from(offset).unwrap_or(0)
+            })
+            .find(|uid| !taken.contains(uid) && !on_disk.contains(uid));
+        let uid = own.or(free).ok_or_else(|| {
+            format!(
+                "all {} plugin uids from {} are in use by plugins or recorded on their working \
+                 directories; raise PLUGIN_UID_COUNT",
+                self.count, self.first
+            )
+        })?;
+        on_disk.insert(uid);
+        state.by_plugin.insert(plugin_id.to_owned(), uid);
         Ok(uid)
     }
+}
+
+/// Groups of the working directories `<working_path>/<author>/<dir>` (each one records the uid
+/// its plugin ran under; directories never laid out carry the daemon's group).
+fn recorded_uids(working_path: &Path) -> HashSet<u32> {
+    let children = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|entry| entry.path())
+    };
+    children(working_path)
+        .flat_map(|author| children(&author).collect::<Vec<_>>())
+        .filter_map(|wd| std::fs::symlink_metadata(wd).ok().map(|m| m.gid()))
+        .collect()
 }
 
 /// FNV-1a: small and stable across Rust releases (std's hasher is not), which keeps a plugin's
@@ -171,7 +206,7 @@ pub(crate) fn prepare(
     if !meta.is_dir() {
         return Err(format!("{} is not a directory", wd.display()));
     }
-    let uid = users.assign(plugin_id, Some(meta.gid()))?;
+    let uid = users.assign(plugin_id, Some(meta.gid()), working_path)?;
     let user = PluginUser { uid, gid: uid };
     lay_out(working_path, wd, user)?;
     let private_dir = wd.join(PRIVATE_DIR);
@@ -460,46 +495,75 @@ mod tests {
 
     #[test]
     fn a_plugin_keeps_its_preferred_uid() {
+        let empty = tempfile::tempdir().expect("tempdir");
+        let wp = empty.path();
         // FNV-1a's published test vector: the preference must not change between builds.
         assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
         let users = PluginUsers::new(40_000, 20_000).expect("range");
-        let uid = users.assign("langgenius/openai", None).expect("uid");
+        let uid = users.assign("langgenius/openai", None, wp).expect("uid");
         assert_eq!(
             u64::from(uid),
             40_000 + stable_hash("langgenius/openai") % 20_000
         );
-        assert_eq!(users.assign("langgenius/openai", None), Ok(uid));
+        assert_eq!(users.assign("langgenius/openai", None, wp), Ok(uid));
         // Another daemon (a restart) computes the same uid.
         let again = PluginUsers::new(40_000, 20_000).expect("range");
-        assert_eq!(again.assign("langgenius/openai", None), Ok(uid));
-        let other = users.assign("langgenius/anthropic", None).expect("uid");
+        assert_eq!(again.assign("langgenius/openai", None, wp), Ok(uid));
+        let other = users.assign("langgenius/anthropic", None, wp).expect("uid");
         assert_ne!(other, uid);
         assert!((40_000..60_000).contains(&other));
     }
 
     #[test]
     fn plugins_never_share_a_uid() {
+        let empty = tempfile::tempdir().expect("tempdir");
+        let wp = empty.path();
         // Two uids for three plugins: whatever the hash, the first two differ and the third
         // finds none left.
         let users = PluginUsers::new(100, 2).expect("range");
-        let a = users.assign("a/a", None).expect("uid");
-        let b = users.assign("b/b", None).expect("uid");
+        let a = users.assign("a/a", None, wp).expect("uid");
+        let b = users.assign("b/b", None, wp).expect("uid");
         assert_ne!(a, b);
-        let full = users.assign("c/c", None).expect_err("full");
+        let full = users.assign("c/c", None, wp).expect_err("full");
         assert!(full.contains("raise PLUGIN_UID_COUNT"), "{full}");
         // A plugin already known keeps its uid even when the range is full.
-        assert_eq!(users.assign("a/a", None), Ok(a));
+        assert_eq!(users.assign("a/a", None, wp), Ok(a));
     }
 
     #[test]
     fn a_recorded_uid_wins_when_free_and_in_range() {
+        let empty = tempfile::tempdir().expect("tempdir");
+        let wp = empty.path();
         let users = PluginUsers::new(100, 10).expect("range");
-        assert_eq!(users.assign("a/a", Some(107)), Ok(107));
+        assert_eq!(users.assign("a/a", Some(107), wp), Ok(107));
         // Taken by a/a: b/b falls back to its preference (not 107).
-        assert_ne!(users.assign("b/b", Some(107)), Ok(107));
+        assert_ne!(users.assign("b/b", Some(107), wp), Ok(107));
         // Out of range (e.g. root's group 0 of a directory never laid out): ignored.
-        let c = users.assign("c/c", Some(0)).expect("uid");
+        let c = users.assign("c/c", Some(0), wp).expect("uid");
         assert!((100..110).contains(&c));
+    }
+
+    #[test]
+    fn a_uid_recorded_on_a_leftover_directory_is_not_handed_out() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wp = tmp.path();
+        let user = layout_user();
+        // A removed plugin's working directory still carries its uid as its group.
+        let leftover = wp.join("gone").join("plugin-0.0.1@abc");
+        std::fs::create_dir_all(&leftover).expect("mkdir");
+        std::os::unix::fs::chown(&leftover, None, Some(user.gid)).expect("chgrp");
+        // A one-uid range holding exactly that uid: nobody new may take it.
+        let users = PluginUsers::new(user.gid, 1).expect("range");
+        let err = users.assign("new/plugin", None, wp).expect_err("reserved");
+        assert!(
+            err.contains("recorded on their working directories"),
+            "{err}"
+        );
+        // The directory's own plugin (launching it again) gets it back.
+        assert_eq!(
+            users.assign("gone/plugin", Some(user.gid), wp),
+            Ok(user.gid)
+        );
     }
 
     #[test]
