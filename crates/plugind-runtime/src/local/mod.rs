@@ -63,7 +63,7 @@ impl LocalPlugin {
         let args = [std::ffi::OsStr::new("-m"), self.entrypoint.as_ref()];
         let spawned =
             process::spawn_in_group_as(&python, &args, &self.wd, &env, sandbox).map_err(|e| {
-                let user = sandbox.map_or(String::new(), |u| format!(" as uid {}", u.uid));
+                let user = sandbox.map_or(String::new(), |u| sandbox::spawn_failure(u, &e));
                 format!(
                     "failed to start `{} -m {}`{user}: {e}",
                     python.display(),

@@ -272,6 +272,24 @@ pub(crate) fn private_env(env: &mut Vec<(OsString, OsString)>, prepared: &Prepar
     env.push(("PYTHONPYCACHEPREFIX".into(), pycache.into()));
 }
 
+/// ` as uid N`, plus what to do when switching to that uid was refused (`EINVAL`: the uid is not
+/// mapped in this user namespace; `EPERM`: the daemon lacks `CAP_SETUID`).
+pub(crate) fn spawn_failure(user: PluginUser, error: &std::io::Error) -> String {
+    let refused = matches!(
+        error.raw_os_error(),
+        Some(code) if code == nix::errno::Errno::EINVAL as i32 || code == nix::errno::Errno::EPERM as i32
+    );
+    if refused {
+        format!(
+            " as uid {} (switching to it was refused: pick a PLUGIN_UID_BASE/PLUGIN_UID_COUNT range \
+             this container's user namespace maps, or set PLUGIN_UID_SEPARATION=false)",
+            user.uid
+        )
+    } else {
+        format!(" as uid {}", user.uid)
+    }
+}
+
 /// Refuses to run uv as the daemon over files the plugin may have written: in a working directory
 /// the plugin can write to, every file uv reads from the project directory must belong to the
 /// daemon (package files do; a plugin-made `uv.toml` or `requirements.txt` does not).
@@ -736,6 +754,19 @@ mod tests {
             err.contains("uv.toml was not written by the daemon"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_refused_uid_switch_says_what_to_change() {
+        let einval = std::io::Error::from_raw_os_error(nix::errno::Errno::EINVAL as i32);
+        let text = spawn_failure(STRANGER, &einval);
+        assert!(
+            text.starts_with(" as uid 54321 (switching to it was refused"),
+            "{text}"
+        );
+        assert!(text.contains("PLUGIN_UID_BASE"), "{text}");
+        let enoent = std::io::Error::from_raw_os_error(nix::errno::Errno::ENOENT as i32);
+        assert_eq!(spawn_failure(STRANGER, &enoent), " as uid 54321");
     }
 
     #[test]
