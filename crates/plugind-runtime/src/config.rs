@@ -2,9 +2,12 @@
 //! no environment variables of its own.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use plugind_io::DEFAULT_MAX_LINE_BYTES;
+
+use crate::local::sandbox::PluginUsers;
 
 /// Default of [`RuntimeConfig::session_buffer_bytes`]: 8 MiB. A caller that keeps up never
 /// comes near it (one chunk larger than the limit still passes); 20 stalled callers hold at
@@ -61,6 +64,9 @@ pub struct RuntimeTuning {
     /// Extra variables handed to plugins on top of the built-in allow-list (the binary fills it
     /// from `PLUGIN_ENV_PASSTHROUGH`), e.g. `TIKTOKEN_CACHE_DIR`.
     pub plugin_env_passthrough: Vec<String>,
+    /// Uid separation (`docs/SECURITY.md`): `Some` runs each plugin process under its own uid
+    /// from this range (the daemon must be root); `None` runs plugins as the daemon's uid.
+    pub plugin_users: Option<Arc<PluginUsers>>,
 }
 
 impl Default for RuntimeTuning {
@@ -72,6 +78,7 @@ impl Default for RuntimeTuning {
             restart_backoff_max: Duration::from_secs(30),
             healthy_after: Duration::from_secs(60),
             plugin_env_passthrough: Vec::new(),
+            plugin_users: None,
         }
     }
 }

@@ -6,7 +6,7 @@
 //!   readiness, and [`PluginHandle`], the one handle callers get.
 //! * `runtime`: the trait every runtime kind implements for the registry.
 //! * `local`: the stdio runtime: launch pipeline, environment build, processes, instances,
-//!   supervision.
+//!   supervision, and uid separation ([`PluginUsers`]).
 //! * `connection`, `router`, `writer`: one connection to a plugin, whatever the transport: the
 //!   session router (id → byte-bounded queue) and the cloneable line writer.
 //! * [`session`] and [`message`]: [`Session`] (one request and its answers), [`Responder`]
@@ -17,7 +17,8 @@
 //!   ([`InvokeError`]).
 //!
 //! **Architecture invariants:** nothing outside this crate knows which runtime kind serves a
-//! plugin; plugin processes never see the daemon's environment beyond an allow-list; nothing a
+//! plugin; plugin processes never see the daemon's environment beyond an allow-list (and, with
+//! [`PluginUsers`], run under their own uid); nothing a
 //! plugin writes can panic the daemon, end a reader, or make one session wait for another.
 
 pub mod config;
@@ -38,6 +39,7 @@ pub use error::InvokeError;
 pub use lifecycle::{
     Lifecycle, LifecycleEvent, LifecycleKind, PluginStatus, RuntimeKind, RuntimeState,
 };
+pub use local::sandbox::{PluginUsers, DEFAULT_FIRST_UID, DEFAULT_UID_COUNT};
 pub use message::{SessionEvent, SessionRequest};
 pub use registry::{PluginHandle, Readiness, Runtimes};
 pub use session::{Responder, Session};

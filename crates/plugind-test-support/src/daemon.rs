@@ -253,6 +253,7 @@ impl Daemon {
     async fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.opts.data_dir)
             .with_context(|| format!("create {}", self.opts.data_dir.display()))?;
+        open_temp_ancestors(&self.opts.data_dir)?;
         let mut cmd = tokio::process::Command::new(&self.bin);
         for k in SCRUBBED {
             cmd.env_remove(k);
@@ -374,6 +375,26 @@ fn tail_lines(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].join("\n")
+}
+
+/// Adds search permission for others (enter, not list) to the directories above `dir` that lie
+/// inside the system temp dir, such as the `0700` directory of a `tempfile::tempdir()`: a daemon
+/// running as root runs each plugin under its own uid, which must reach its working directory.
+fn open_temp_ancestors(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let temp = std::env::temp_dir().canonicalize()?;
+    let dir = dir.canonicalize()?;
+    for ancestor in dir.ancestors().skip(1) {
+        if !ancestor.starts_with(&temp) || ancestor == temp {
+            break;
+        }
+        let mode = std::fs::metadata(ancestor)?.permissions().mode();
+        if mode & 0o001 == 0 {
+            std::fs::set_permissions(ancestor, std::fs::Permissions::from_mode(mode | 0o001))
+                .with_context(|| format!("chmod o+x {}", ancestor.display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -45,6 +45,9 @@ pub const ECHO_PLUGIN_ID: &str = "plugind/echo";
 pub const ECHO_PROVIDER: &str = "echo";
 /// Tool name declared by the echo fixture.
 pub const ECHO_TOOL: &str = "echo";
+/// The probe tool of the echo fixture: tries to read the paths in its `paths` parameter (a JSON
+/// list) and to write in its working directory, `HOME` and `TMPDIR`, and reports each outcome.
+pub const PROBE_TOOL: &str = "probe";
 /// Size of the blob the `blob`/`all` modes yield.
 pub const ECHO_BLOB_SIZE: usize = 20000;
 

@@ -19,5 +19,5 @@ pub use daemon::{
 pub use fake_dify::{FakeAnswer, FakeDify, RecordedRequest};
 pub use fixtures::{
     assemble_fixture, fixture_root, pack_fixture, repo_root, test_cache_dir, upstream_fixture,
-    Variant, ECHO_BLOB_SIZE, ECHO_PLUGIN_ID, ECHO_PROVIDER, ECHO_TOOL,
+    Variant, ECHO_BLOB_SIZE, ECHO_PLUGIN_ID, ECHO_PROVIDER, ECHO_TOOL, PROBE_TOOL,
 };

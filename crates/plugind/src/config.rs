@@ -18,6 +18,21 @@ fn go_bool(s: &str) -> Result<bool, String> {
     }
 }
 
+/// A setting that is `auto` or a Go-style boolean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoBool {
+    Auto,
+    Set(bool),
+}
+
+fn auto_bool(s: &str) -> Result<AutoBool, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        Ok(AutoBool::Auto)
+    } else {
+        go_bool(s).map(AutoBool::Set)
+    }
+}
+
 #[derive(Parser, Debug, Clone)]
 #[command(name = "plugind", version, about = "Dify plugin daemon, in Rust")]
 pub struct Config {
@@ -158,12 +173,31 @@ pub struct Config {
     pub plugin_env_passthrough: String,
     #[arg(long, env = "PLUGIN_LOCAL_LAUNCHING_CONCURRENT", default_value_t = 2)]
     pub plugin_local_launching_concurrent: usize,
+    /// `auto` (default: on when the daemon runs as root), `true` (root required) or `false`:
+    /// run each plugin process under its own unprivileged uid (docs/SECURITY.md).
+    #[arg(long, env = "PLUGIN_UID_SEPARATION", default_value = "auto", value_parser = auto_bool)]
+    pub plugin_uid_separation: AutoBool,
+    /// First uid (and gid) of the range plugins run under.
+    #[arg(long, env = "PLUGIN_UID_BASE", default_value_t = plugind_runtime::DEFAULT_FIRST_UID)]
+    pub plugin_uid_base: u32,
+    /// Number of uids in the range; each plugin id gets one of them.
+    #[arg(long, env = "PLUGIN_UID_COUNT", default_value_t = plugind_runtime::DEFAULT_UID_COUNT)]
+    pub plugin_uid_count: u32,
 
     #[arg(long, env = "PROMETHEUS_ENABLED", default_value = "true", value_parser = go_bool)]
     pub prometheus_enabled: bool,
 
     #[arg(long, env = "LOG_LEVEL", default_value = "INFO")]
     pub log_level: String,
+}
+
+/// Whether plugins run under their own uids, given the setting and whether the daemon is root.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UidSeparation {
+    /// Each plugin under its own uid from the range.
+    On { base: u32, count: u32 },
+    /// Plugins run as the daemon's uid; the text says why, for the log.
+    Off(&'static str),
 }
 
 /// Which database the settings select.
@@ -236,7 +270,81 @@ impl Config {
         }
     }
 
+    /// `PLUGIN_UID_SEPARATION` resolved against the daemon's privileges. `true` without root is
+    /// an error rather than a silent fallback.
+    pub fn uid_separation(&self, is_root: bool) -> Result<UidSeparation, String> {
+        match (self.plugin_uid_separation, is_root) {
+            (AutoBool::Set(false), true) => Ok(UidSeparation::Off(
+                "PLUGIN_UID_SEPARATION=false: plugins run as root and can read the daemon's secrets",
+            )),
+            (AutoBool::Set(false), false) => Ok(UidSeparation::Off("PLUGIN_UID_SEPARATION=false")),
+            (AutoBool::Auto, false) => Ok(UidSeparation::Off(
+                "plugind is not root, so plugins run under its own uid (docs/SECURITY.md says what still protects the daemon)",
+            )),
+            (AutoBool::Set(true), false) => Err(
+                "PLUGIN_UID_SEPARATION=true needs plugind to run as root (it switches each plugin to its own uid); run as root or set PLUGIN_UID_SEPARATION=auto"
+                    .into(),
+            ),
+            (AutoBool::Set(true) | AutoBool::Auto, true) => Ok(UidSeparation::On {
+                base: self.plugin_uid_base,
+                count: self.plugin_uid_count,
+            }),
+        }
+    }
+
     pub fn max_execution_timeout(&self) -> Duration {
         Duration::from_secs(self.plugin_max_execution_timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(env: &[&str]) -> Config {
+        let mut args = vec!["plugind"];
+        args.extend_from_slice(env);
+        Config::try_parse_from(args).expect("parse")
+    }
+
+    #[test]
+    fn uid_separation_follows_root_unless_told() {
+        let auto = parse(&[]);
+        assert_eq!(auto.plugin_uid_separation, AutoBool::Auto);
+        assert_eq!(
+            auto.uid_separation(true),
+            Ok(UidSeparation::On {
+                base: 40_000,
+                count: 20_000
+            })
+        );
+        assert!(matches!(
+            auto.uid_separation(false),
+            Ok(UidSeparation::Off(_))
+        ));
+
+        let on = parse(&[
+            "--plugin-uid-separation",
+            "TRUE",
+            "--plugin-uid-base",
+            "70000",
+            "--plugin-uid-count",
+            "5",
+        ]);
+        assert_eq!(
+            on.uid_separation(true),
+            Ok(UidSeparation::On {
+                base: 70_000,
+                count: 5
+            })
+        );
+        let err = on.uid_separation(false).expect_err("true without root");
+        assert!(err.contains("needs plugind to run as root"), "{err}");
+
+        let off = parse(&["--plugin-uid-separation", "0"]);
+        assert!(
+            matches!(off.uid_separation(true), Ok(UidSeparation::Off(why)) if why.contains("run as root"))
+        );
+        assert!(Config::try_parse_from(["plugind", "--plugin-uid-separation", "maybe"]).is_err());
     }
 }

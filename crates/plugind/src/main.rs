@@ -5,6 +5,7 @@
 //! unfinished tasks; stop plugins; exit.
 
 mod config;
+mod lockdown;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -12,12 +13,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use plugind_runtime::{RuntimeConfig, RuntimeTuning, Runtimes};
+use plugind_runtime::{PluginUsers, RuntimeConfig, RuntimeTuning, Runtimes};
 use plugind_service::{ServiceConfig, Services};
 use plugind_store::{Blobs, Db, DbConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, DbChoice};
+use crate::config::{Config, DbChoice, UidSeparation};
 
 fn main() -> ExitCode {
     let config = Config::parse();
@@ -28,6 +29,11 @@ fn main() -> ExitCode {
             eprintln!("plugind: {line}");
         }
         return ExitCode::from(2);
+    }
+    // Before the async runtime starts its threads: no-new-privs is per thread.
+    if let Err(err) = lockdown::harden_process() {
+        eprintln!("plugind: {err}");
+        return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -90,10 +96,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!(%addr, "REDIS_HOST is set and reachable; this build keeps caches and locks in-process (single node)");
     }
 
+    let uid_separation = config
+        .uid_separation(nix::unistd::geteuid().is_root())
+        .map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let mut sqlite_file = None;
     let db_config = match config.db_choice().map_err(anyhow::Error::msg)? {
-        DbChoice::Sqlite(path) => DbConfig::Sqlite { path },
+        DbChoice::Sqlite(path) => {
+            sqlite_file = Some(path.clone());
+            DbConfig::Sqlite { path }
+        }
         DbChoice::Postgres { host, port } => DbConfig::Postgres {
             host,
             port,
@@ -123,6 +136,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
         )
     })?;
     let working_path = working_path.canonicalize().context("PLUGIN_WORKING_PATH")?;
+    let uv_cache_dir = config
+        .uv_cache_dir
+        .clone()
+        .unwrap_or_else(|| working_path.join(".uv-cache"));
+    protect_files(
+        &config,
+        sqlite_file.as_deref(),
+        &storage_root,
+        &working_path,
+        &uv_cache_dir,
+    )?;
     tracing::info!(
         database = db.backend(),
         storage = %storage_root.display(),
@@ -138,14 +162,33 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect(),
+        plugin_users: match uid_separation {
+            UidSeparation::On { base, count } => {
+                let users = PluginUsers::new(base, count)
+                    .map_err(|e| anyhow::anyhow!("PLUGIN_UID_BASE/PLUGIN_UID_COUNT: {e}"))?;
+                tracing::info!(
+                    first_uid = base,
+                    uids = count,
+                    "plugins run under their own uids"
+                );
+                Some(std::sync::Arc::new(users))
+            }
+            UidSeparation::Off(why)
+                if config.plugin_uid_separation == config::AutoBool::Set(false) =>
+            {
+                tracing::warn!("{why}");
+                None
+            }
+            UidSeparation::Off(why) => {
+                tracing::info!("{why}");
+                None
+            }
+        },
         ..RuntimeTuning::default()
     };
     let runtimes = Runtimes::with_tuning(
         RuntimeConfig {
-            uv_cache_dir: config
-                .uv_cache_dir
-                .clone()
-                .unwrap_or_else(|| working_path.join(".uv-cache")),
+            uv_cache_dir,
             working_path,
             uv_path: config.uv_path.clone(),
             python_interpreter_path: config.python_interpreter_path.clone(),
@@ -289,6 +332,50 @@ fn seconds_or_unbounded(seconds: u64) -> Option<Duration> {
 }
 
 const YEAR_SECS: u64 = 365 * 86_400;
+
+/// Modes that keep plugins out of the daemon's state (docs/SECURITY.md): the storage root
+/// private except the way to the working path (its top directories are created private first,
+/// so objects written later land in them), the data directory traverse-only or private, the
+/// SQLite files owner-only, the working path traverse-only, a uv cache inside it private.
+fn protect_files(
+    config: &Config,
+    sqlite_file: Option<&std::path::Path>,
+    storage_root: &std::path::Path,
+    working_path: &std::path::Path,
+    uv_cache_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let canonical = |dir: &std::path::Path| {
+        dir.canonicalize()
+            .with_context(|| format!("cannot resolve {}", dir.display()))
+    };
+    let storage_root = canonical(storage_root)?;
+    for top in [
+        &config.plugin_package_cache_path,
+        &config.plugin_installed_path,
+        &config.plugin_media_cache_path,
+    ] {
+        let dir = storage_root.join(top);
+        if !working_path.starts_with(&dir) {
+            lockdown::private_dir(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
+    lockdown::lock_down(&storage_root, &[working_path.to_path_buf()])
+        .with_context(|| format!("cannot restrict the modes under {}", storage_root.display()))?;
+    let data_dir = canonical(&config.data_dir)?;
+    lockdown::open_way(&data_dir, working_path)
+        .and_then(|()| lockdown::traverse_only(working_path))
+        .with_context(|| format!("cannot restrict the modes of {}", data_dir.display()))?;
+    if let Some(db) = sqlite_file {
+        lockdown::private_database(db)
+            .with_context(|| format!("cannot restrict the modes of {}", db.display()))?;
+    }
+    if uv_cache_dir.starts_with(working_path) {
+        lockdown::private_dir(uv_cache_dir)
+            .with_context(|| format!("cannot create {}", uv_cache_dir.display()))?;
+    }
+    Ok(())
+}
 
 fn load_public_keys(paths: &str) -> anyhow::Result<Vec<rsa::RsaPublicKey>> {
     paths

@@ -296,6 +296,7 @@ pub(crate) async fn create_venv(
     wd: &Path,
     python: &Path,
 ) -> Result<PathBuf, String> {
+    super::sandbox::check_build_inputs(wd)?;
     remove_leftovers(wd).await;
     let building = wd.join(format!("{BUILDING_PREFIX}{}", random_suffix()));
     let args: Vec<&OsStr> = vec![
@@ -458,7 +459,9 @@ pub(crate) async fn publish_venv(wd: &Path, building: &Path) -> Result<(), Strin
     }
     let python = venv_python(&venv);
     let code = "import sys; print(sys.prefix)";
-    let prefix = probe(&python, &["-c", code], None)
+    // The venv runs its dependencies' `.pth` files at start-up: never with the daemon's secrets.
+    let env = super::process::plugin_env(daemon_env(), &[]);
+    let prefix = probe(&python, &["-c", code], Some(&env))
         .await
         .map_err(|e| format!("the published venv does not run: {e}"))?;
     let expected = std::fs::canonicalize(&venv).unwrap_or(venv.clone());
@@ -674,6 +677,35 @@ mod tests {
             leftovers.await;
         });
         assert!(!dir.path().join(".venv.building-x").exists());
+    }
+
+    /// The check of a published venv runs its Python, and so its dependencies' `.pth` files:
+    /// with the plugin allow-list, not the daemon's environment.
+    #[tokio::test]
+    async fn the_published_venv_is_checked_without_the_daemons_environment() {
+        use std::os::unix::fs::PermissionsExt;
+        let wd = tempfile::tempdir().expect("tempdir");
+        let building = wd.path().join(format!("{BUILDING_PREFIX}test"));
+        let bin = building.join("bin");
+        std::fs::create_dir_all(&bin).expect("mkdir");
+        let seen = wd.path().join("seen-env");
+        let python = venv_python(&building);
+        std::fs::write(
+            &python,
+            format!(
+                "#!/bin/sh\nenv > '{}'\ncd \"$(dirname \"$0\")/..\" && pwd -P\n",
+                seen.display()
+            ),
+        )
+        .expect("write");
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        publish_venv(wd.path(), &building).await.expect("publish");
+        let seen = std::fs::read_to_string(&seen).expect("env");
+        // cargo sets CARGO_MANIFEST_DIR for the test process: a stand-in for the daemon's
+        // secrets, which the allow-list drops the same way.
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        assert!(!seen.contains("CARGO_MANIFEST_DIR="), "{seen}");
+        assert!(seen.contains("INSTALL_METHOD=local"), "{seen}");
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! * [`process`] spawns children with an allow-listed environment and kills process groups.
 //! * [`instance`] is one running process: its connection, readers, and the owner that kills it.
 //! * [`supervisor`] keeps one instance alive per plugin, restarting with back-off.
+//! * [`sandbox`] runs plugin processes under their own uid when the daemon is root.
 
 pub(crate) mod env;
 pub(crate) mod instance;
 pub(crate) mod launch;
 pub(crate) mod process;
+pub(crate) mod sandbox;
 pub(crate) mod supervisor;
 
 use std::path::{Path, PathBuf};
@@ -55,20 +57,45 @@ impl LocalRuntime {
     /// stop); on failure the process is killed and the message says why, with its stderr tail.
     pub(crate) async fn start_instance(&self) -> Result<InstanceOwner, String> {
         let python = env::venv_python(&self.wd.join(env::VENV_DIR));
-        let env = process::plugin_env(std::env::vars_os(), &self.tuning.plugin_env_passthrough);
+        let mut env = process::plugin_env(std::env::vars_os(), &self.tuning.plugin_env_passthrough);
+        let sandbox = match &self.tuning.plugin_users {
+            Some(users) => {
+                let prepared = sandbox::prepare(
+                    users,
+                    self.uid.plugin_id(),
+                    &self.cfg.working_path,
+                    &self.wd,
+                    &python,
+                )
+                .inspect_err(|reason| {
+                    self.emit(LifecycleKind::InstanceLaunchFailed {
+                        pid: 0,
+                        reason: reason.clone(),
+                    })
+                })?;
+                sandbox::private_env(&mut env, &prepared);
+                Some(prepared.user)
+            }
+            None => None,
+        };
         let args = [std::ffi::OsStr::new("-m"), self.entrypoint.as_ref()];
-        let spawned = process::spawn_in_group(&python, &args, &self.wd, &env).map_err(|e| {
-            let message = format!(
-                "failed to start `{} -m {}`: {e}",
-                python.display(),
-                self.entrypoint
-            );
-            self.emit(LifecycleKind::InstanceLaunchFailed {
-                pid: 0,
-                reason: message.clone(),
-            });
-            message
-        })?;
+        let spawned =
+            process::spawn_in_group_as(&python, &args, &self.wd, &env, sandbox).map_err(|e| {
+                let user = sandbox.map_or(String::new(), |u| sandbox::spawn_failure(u, &e));
+                let message = format!(
+                    "failed to start `{} -m {}`{user}: {e}",
+                    python.display(),
+                    self.entrypoint
+                );
+                self.emit(LifecycleKind::InstanceLaunchFailed {
+                    pid: 0,
+                    reason: message.clone(),
+                });
+                message
+            })?;
+        if let Some(user) = sandbox {
+            tracing::debug!(plugin = %self.uid, pid = spawned.pid, uid = user.uid, "plugin process runs under its own uid");
+        }
         let instance = Instance::start(
             spawned,
             InstanceOptions {

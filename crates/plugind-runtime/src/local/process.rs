@@ -4,6 +4,7 @@
 //! Every child runs in its own process group so that one `killpg` also reaches anything it
 //! spawned, and every child gets an allow-listed environment: the daemon's own secrets
 //! (`SERVER_KEY`, `DB_*`, `REDIS_*`, storage credentials, ...) never reach plugin code or uv.
+//! Plugin processes may also run under their own uid (see `sandbox`); uv runs as the daemon.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -13,6 +14,8 @@ use std::process::Stdio;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+
+use super::sandbox::PluginUser;
 
 /// Variables passed to both plugins and uv when the daemon has them.
 const COMMON_ALLOWED: &[&str] = &[
@@ -115,7 +118,22 @@ pub(crate) fn spawn_in_group(
     cwd: &Path,
     env: &[(OsString, OsString)],
 ) -> io::Result<Spawned> {
+    spawn_in_group_as(program, args, cwd, env, None)
+}
+
+/// [`spawn_in_group`] under `user`'s uid and gid when given (the daemon must be root; std then
+/// also drops the supplementary groups).
+pub(crate) fn spawn_in_group_as(
+    program: &Path,
+    args: &[&OsStr],
+    cwd: &Path,
+    env: &[(OsString, OsString)],
+    user: Option<PluginUser>,
+) -> io::Result<Spawned> {
     let mut cmd = Command::new(program);
+    if let Some(user) = user {
+        cmd.uid(user.uid).gid(user.gid);
+    }
     cmd.args(args)
         .current_dir(cwd)
         .env_clear()
