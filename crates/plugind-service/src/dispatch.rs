@@ -354,17 +354,12 @@ impl Services {
             // One deadline covers waiting for a starting plugin and the whole execution.
             let sleep = tokio::time::sleep(deadline);
             tokio::pin!(sleep);
-            let opened = tokio::select! {
-                opened = handle.open_session(request) => opened,
-                () = &mut sleep => {
-                    let _ = tx.send(Err(DaemonError::internal("killed by timeout"))).await;
-                    return;
-                }
-                () = tx.closed() => return,
-                () = interrupted.cancelled() => {
-                    let _ = tx.send(Err(DaemonError::internal("plugin daemon is shutting down"))).await;
-                    return;
-                }
+            let cut = Cut {
+                tx: &tx,
+                interrupted: &interrupted,
+            };
+            let Some(opened) = cut.run(sleep.as_mut(), handle.open_session(request)).await else {
+                return;
             };
             let mut session = match opened {
                 Ok(session) => session,
@@ -374,23 +369,11 @@ impl Services {
                 }
             };
             loop {
-                let event = tokio::select! {
-                    event = session.next() => event,
-                    () = &mut sleep => {
-                        let _ = tx.send(Err(DaemonError::internal("killed by timeout"))).await;
-                        return;
-                    }
-                    () = tx.closed() => return,
-                    () = interrupted.cancelled() => {
-                        let _ = tx.send(Err(DaemonError::internal("plugin daemon is shutting down"))).await;
-                        return;
-                    }
+                let Some(event) = cut.run(sleep.as_mut(), session.next()).await else {
+                    return;
                 };
                 let item = match event {
-                    Some(SessionEvent::Stream(chunk)) => match check_chunk(action, chunk) {
-                        Ok(chunk) => Ok(chunk),
-                        Err(err) => Err(err),
-                    },
+                    Some(SessionEvent::Stream(chunk)) => check_chunk(action, chunk),
                     Some(SessionEvent::Error(err)) => Err(plugin_error(&err)),
                     Some(SessionEvent::Invoke(request)) => {
                         answer_unsupported_invoke(&session, &request).await;
@@ -409,6 +392,31 @@ impl Services {
             }
         });
         Ok(stream)
+    }
+}
+
+/// What ends a dispatch early: its deadline, its caller going away, or the daemon shutting down.
+struct Cut<'a> {
+    tx: &'a tokio::sync::mpsc::Sender<Result<Value, DaemonError>>,
+    interrupted: &'a tokio_util::sync::CancellationToken,
+}
+
+impl Cut<'_> {
+    /// `fut`'s output, or `None` after telling the caller why the dispatch was cut short (a
+    /// caller that went away is told nothing).
+    async fn run<T>(
+        &self,
+        deadline: Pin<&mut tokio::time::Sleep>,
+        fut: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        let message = tokio::select! {
+            out = fut => return Some(out),
+            () = deadline => "killed by timeout",
+            () = self.tx.closed() => return None,
+            () = self.interrupted.cancelled() => "plugin daemon is shutting down",
+        };
+        let _ = self.tx.send(Err(DaemonError::internal(message))).await;
+        None
     }
 }
 
