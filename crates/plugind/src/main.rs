@@ -11,9 +11,9 @@ use axum::serve::ListenerExt;
 use clap::Parser;
 use plugind_runtime::{RuntimeConfig, RuntimeTuning, Runtimes};
 use plugind_service::{ServiceConfig, Services};
-use plugind_store::{Blobs, Db, DbConfig};
+use plugind_store::{Blobs, Db};
 
-use crate::config::{Config, DbChoice};
+use crate::config::Config;
 
 fn main() -> ExitCode {
     let config = Config::parse();
@@ -88,27 +88,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let db_config = match config.db_choice().map_err(anyhow::Error::msg)? {
-        DbChoice::Sqlite(path) => DbConfig::Sqlite { path },
-        DbChoice::Postgres { host, port } => DbConfig::Postgres {
-            host,
-            port,
-            user: config.db_username.clone(),
-            password: config.db_password.clone(),
-            database: config.db_database.clone(),
-            sslmode: config.db_ssl_mode.clone(),
-            max_conns: config.db_max_open_conns,
-        },
-        DbChoice::MySql { host, port } => DbConfig::MySql {
-            host,
-            port,
-            user: config.db_username.clone(),
-            password: config.db_password.clone(),
-            database: config.db_database.clone(),
-            max_conns: config.db_max_open_conns,
-        },
-    };
-    let db = Db::connect(&db_config).await.context("database")?;
+    let db_config = config.db_settings().resolve()?;
+    let db = Db::connect_and_migrate(&db_config)
+        .await
+        .context("database")?;
     let storage_root = config.storage_root();
     let blobs = Blobs::local(&storage_root).context("object storage")?;
     let working_path = config.working_path();

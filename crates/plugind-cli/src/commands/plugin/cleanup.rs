@@ -80,10 +80,15 @@ pub fn run(args: CleanupArgs) -> anyhow::Result<()> {
         let installed: Vec<bool> = rt.block_on(async {
             let db = plugind_store::Db::connect(&cfg)
                 .await
-                .with_context(|| format!("cannot connect to {}", DbArgs::describe(&cfg)))?;
+                .with_context(|| format!("cannot connect to {}", cfg.describe()))?;
             let mut out = Vec::new();
             for w in &delete {
-                out.push(db.plugin_exists(&w.uid).await?);
+                out.push(db.plugin_exists(&w.uid).await.with_context(|| {
+                    format!(
+                        "cannot read the installed plugins from {} (has the daemon or `dify migrate` run on it?)",
+                        cfg.describe()
+                    )
+                })?);
             }
             db.close().await;
             anyhow::Ok(out)
