@@ -465,3 +465,47 @@ fn every_category_starts_on_the_real_sdk() {
         assert!(first.contains("plugin_ready"), "{category}: {first}");
     }
 }
+
+/// `plugin cleanup --db` only reads the database: on a database nobody migrated it says so (and
+/// creates no tables); after `dify migrate` it keeps the newest version and lists the older one.
+#[test]
+fn cleanup_with_db_reads_without_migrating() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let cwd = tmp.path().join("cwd");
+    let sum = "a".repeat(64);
+    for version in ["0.0.1", "0.0.2"] {
+        std::fs::create_dir_all(cwd.join("tester").join(format!("echo-{version}@{sum}")))
+            .expect("mkdir");
+    }
+    let run = |args: &[&str]| {
+        let mut c = dify();
+        c.env("PLUGIND_DATA_DIR", &data);
+        for var in ["DB_TYPE", "DB_HOST", "DB_PORT", "DB_DATABASE"] {
+            c.env_remove(var);
+        }
+        c.args(args).output().expect("run dify")
+    };
+    let cwd_arg = cwd.to_str().expect("utf-8");
+    let cleanup = ["plugin", "cleanup", "-p", cwd_arg, "--db", "--dry-run"];
+    let out = run(&cleanup);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("dify migrate"),
+        "an unmigrated database is not migrated by cleanup: {stderr}"
+    );
+
+    ok(run(&["migrate"]), "migrate");
+    let out = ok(run(&cleanup), "cleanup --db after migrate");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("echo-0.0.1@{sum}")) && !stdout.contains("echo-0.0.2"),
+        "{stdout}"
+    );
+    assert!(
+        cwd.join("tester")
+            .join(format!("echo-0.0.1@{sum}"))
+            .is_dir(),
+        "dry run"
+    );
+}

@@ -1,17 +1,21 @@
 //! The real `dify` binary: `signature generate/sign/verify` and `bundle init/append/remove/bump/
-//! package/analyze`, around the upstream agent fixture.
+//! package/analyze`, around the echo fixture plugin packed at run time (upstream's own signed
+//! package: `upstream_package.rs`).
 
 use std::io::{Cursor, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use plugind_package::{decode_bundle, DecodeOptions, Dependency};
+use plugind_test_support::{pack_fixture, Variant};
 
-const AGENT_CHECKSUM: &str = "26958a0e80a10655ce73812bdb7c35a66ce7b16f5ac346d298bda17ff85efd1e";
+/// The echo fixture plugin, packed (deterministic bytes).
+fn package() -> Vec<u8> {
+    pack_fixture(Variant::Latest)
+}
 
-fn fixture_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/upstream/langgenius-agent_0.0.14.difypkg")
+fn package_checksum() -> String {
+    plugind_package::checksum(&package()).expect("checksum")
 }
 
 fn dify(dir: &Path) -> Command {
@@ -47,24 +51,9 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// The fixture without its signature and verification file.
+/// The package without a signature.
 fn unsigned_fixture() -> Vec<u8> {
-    let bytes = std::fs::read(fixture_path()).expect("fixture");
-    let mut src = zip::ZipArchive::new(Cursor::new(bytes.as_slice())).expect("zip");
-    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for i in 0..src.len() {
-        let mut f = src.by_index(i).expect("entry");
-        let name = f.name().to_owned();
-        if name == ".verification.dify.json" || name.ends_with('/') {
-            continue;
-        }
-        let mut content = Vec::new();
-        f.read_to_end(&mut content).expect("read");
-        out.start_file(name, zip::write::SimpleFileOptions::default())
-            .expect("start");
-        out.write_all(&content).expect("write");
-    }
-    out.finish().expect("finish").into_inner()
+    package()
 }
 
 /// Flips one byte of `main.py`'s content, keeping the zip comment (the signature).
@@ -196,20 +185,6 @@ fn generate_sign_verify() {
         show(&out)
     );
 
-    // The official fixture verifies with the official key, not with ours.
-    std::fs::copy(fixture_path(), dir.join("official.difypkg")).expect("copy");
-    ok(dir, &["signature", "verify", "official.difypkg"]);
-    fails(
-        dir,
-        &[
-            "signature",
-            "verify",
-            "official.difypkg",
-            "-p",
-            "test_key.public.pem",
-        ],
-    );
-
     // Bad inputs.
     fails(
         dir,
@@ -294,13 +269,17 @@ fn bundle_init_append_package_analyze() {
     );
     assert!(!dir.join("Bad Name").exists());
 
-    let agent = fixture_path();
+    let agent = dir.join("echo.difypkg");
+    std::fs::write(&agent, package()).expect("write package");
     let agent = agent.to_str().expect("utf-8 path");
     ok(
         dir,
         &["bundle", "append", "package", "my-bundle", "-p", agent],
     );
-    assert!(bundle_dir.join("_assets").join(AGENT_CHECKSUM).is_file());
+    assert!(bundle_dir
+        .join("_assets")
+        .join(package_checksum())
+        .is_file());
     ok(
         dir,
         &[
@@ -366,17 +345,17 @@ fn bundle_init_append_package_analyze() {
         .map(Dependency::kind)
         .collect();
     assert_eq!(kinds, ["package", "github", "marketplace"]);
-    let asset = bundle.asset(AGENT_CHECKSUM).expect("package asset");
-    assert_eq!(asset, std::fs::read(fixture_path()).expect("fixture"));
+    let asset = bundle.asset(&package_checksum()).expect("package asset");
+    assert_eq!(asset, package());
     assert!(bundle.extra_files.contains_key("README.md"));
 
     let out = ok(dir, &["bundle", "analyze", "my-bundle.difybndl"]);
     let listing = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
-        listing.contains(&format!("[0] package {AGENT_CHECKSUM}")),
+        listing.contains(&format!("[0] package {}", package_checksum())),
         "{listing}"
     );
-    assert!(listing.contains("langgenius/agent:0.0.14@"), "{listing}");
+    assert!(listing.contains("plugind/echo:0.0.1@"), "{listing}");
     assert!(
         listing.contains("[1] github owner/repo:1.0.0/plugin.difypkg: repo https://github.com/owner/repo, release 1.0.0, asset plugin.difypkg"),
         "{listing}"
@@ -391,11 +370,11 @@ fn bundle_init_append_package_analyze() {
     let bytes = std::fs::read(dir.join("my-bundle.difybndl")).expect("bundle zip");
     let bundle = decode_bundle(&bytes).expect("decode bundle");
     assert_eq!(bundle.manifest.dependencies.len(), 2);
-    assert!(bundle.asset(AGENT_CHECKSUM).is_none());
+    assert!(bundle.asset(&package_checksum()).is_none());
 
     // And in the directory.
     ok(dir, &["bundle", "remove", "my-bundle", "-i", "0"]);
-    assert!(!bundle_dir.join("_assets").join(AGENT_CHECKSUM).exists());
+    assert!(!bundle_dir.join("_assets").join(package_checksum()).exists());
 
     // -o, and no output name from `.`.
     ok(

@@ -6,6 +6,7 @@
 pub mod declaration;
 pub mod envelope;
 pub mod installation;
+pub mod naming;
 pub mod task;
 pub mod uid;
 

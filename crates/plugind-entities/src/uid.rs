@@ -1,15 +1,8 @@
 //! The plugin unique identifier `author/name:version@checksum` (PSC §1.10).
 
 use std::fmt;
-use std::sync::LazyLock;
 
-use regex::Regex;
 use serde::{Deserialize, Serialize};
-
-static UID_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:([a-z0-9_-]{1,64})/)?([a-z0-9_-]{1,255}):([0-9]{1,4})(\.[0-9]{1,4}){1,3}(-\w{1,16})?@[a-f0-9]{32,64}$")
-        .expect("static regex")
-});
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("plugin_unique_identifier is not valid: {0}")]
@@ -22,7 +15,7 @@ pub struct PluginUniqueIdentifier(String);
 
 impl PluginUniqueIdentifier {
     pub fn parse(s: &str) -> Result<Self, UidError> {
-        if UID_RE.is_match(s) {
+        if crate::naming::is_unique_identifier(s) {
             Ok(Self(s.to_owned()))
         } else {
             Err(UidError(s.to_owned()))

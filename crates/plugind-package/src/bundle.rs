@@ -13,7 +13,7 @@ use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use plugind_entities::I18nObject;
+use plugind_entities::{naming, I18nObject};
 use regex::Regex;
 use serde::de::Error as _;
 use serde::ser::SerializeMap;
@@ -30,18 +30,17 @@ pub const BUNDLE_MANIFEST_FILE: &str = "manifest.yaml";
 /// The folder (zip prefix) of the bundle's assets.
 pub const BUNDLE_ASSETS_DIR: &str = "_assets";
 
-/// `VERSION` of PSC §3.1 (`\d` and `\w` ASCII-only, as in Go).
-const VERSION: &str = r"[0-9]{1,4}(\.[0-9]{1,4}){2}(-[0-9A-Za-z_]{1,16})?";
+/// `VERSION` of PSC §3.1: a manifest version.
+const VERSION: &str = naming::MANIFEST_VERSION;
 /// `X` of PSC §3.1.
 const VERSION_X: &str = r"([0-9]{1,4}|[xX])";
 
 #[allow(clippy::expect_used)]
-static VERSION_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(&format!("^{VERSION}$")).expect("static regex"));
-#[allow(clippy::expect_used)]
 static GITHUB_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        "^[a-z0-9_-]{{1,64}}/[a-z0-9_-]{{1,128}}:{}/[^/]+$",
+        "^{}/{}:{}/[^/]+$",
+        naming::AUTHOR,
+        naming::MANIFEST_NAME,
         version_spec()
     ))
     .expect("static regex")
@@ -49,17 +48,13 @@ static GITHUB_RE: LazyLock<Regex> = LazyLock::new(|| {
 #[allow(clippy::expect_used)]
 static MARKETPLACE_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        "^[a-z0-9_-]{{1,64}}/[a-z0-9_-]{{1,128}}:{}$",
+        "^{}/{}:{}$",
+        naming::AUTHOR,
+        naming::MANIFEST_NAME,
         version_spec()
     ))
     .expect("static regex")
 });
-#[allow(clippy::expect_used)]
-static NAME_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9_-]{1,128}$").expect("static regex"));
-#[allow(clippy::expect_used)]
-static AUTHOR_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9_-]{1,64}$").expect("static regex"));
 
 /// `[~^]?VERSION | X(\.X){2} | VERSION-VERSION`.
 fn version_spec() -> String {
@@ -68,7 +63,7 @@ fn version_spec() -> String {
 
 /// True when `version` fits the manifest version regex `^\d{1,4}(\.\d{1,4}){2}(-\w{1,16})?$`.
 pub fn is_valid_version(version: &str) -> bool {
-    VERSION_RE.is_match(version)
+    naming::is_manifest_version(version)
 }
 
 /// Checks a github dependency pattern (`owner/repo:<version spec>/<asset>`).
@@ -256,10 +251,10 @@ impl BundleManifest {
     /// all four languages, no dependencies. `name` and `author` follow the plugin name/author
     /// regexes (the name becomes a directory).
     pub fn new(name: &str, author: &str, description: &str) -> Result<Self, PackageError> {
-        if !NAME_RE.is_match(name) {
+        if !naming::is_manifest_name(name) {
             return Err(PackageError::InvalidName);
         }
-        if !AUTHOR_RE.is_match(author) {
+        if !naming::is_author(author) {
             return Err(PackageError::InvalidAuthor);
         }
         let all = |text: &str| I18nObject {

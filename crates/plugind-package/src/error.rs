@@ -26,6 +26,14 @@ pub enum PackageError {
     /// A nested file (tool, endpoint, agent strategy, datasource, event, model) does not parse.
     #[error("failed to unmarshal {kind} file: {}", short(path))]
     UnmarshalFile { kind: &'static str, path: String },
+    /// A pricing value that is not a decimal or too long written out
+    /// ([`crate::MAX_DECIMAL_DIGITS`]); `detail` is the YAML decoder's message.
+    #[error("failed to unmarshal {kind} file: {}: {detail}", short(path))]
+    BadPricing {
+        kind: &'static str,
+        path: String,
+        detail: String,
+    },
     /// A model position file named by a provider is missing.
     #[error("failed to read {kind} position file: {}", short(path))]
     ReadPositionFile { kind: &'static str, path: String },

@@ -34,7 +34,7 @@ pub use bundle::{
     BUNDLE_ASSETS_DIR, BUNDLE_MANIFEST_FILE,
 };
 pub use checksum::checksum;
-pub use declarations::{Providers, PLUGIN_TAGS};
+pub use declarations::{Providers, MAX_DECIMAL_DIGITS, PLUGIN_TAGS};
 pub use decode::{decode, read_file, DecodeOptions, Package, DEFAULT_MAX_UNCOMPRESSED_SIZE};
 pub use error::PackageError;
 pub use extract::extract_to;

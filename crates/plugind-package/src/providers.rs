@@ -12,7 +12,7 @@ use crate::declarations::{
     AgentStrategyDeclaration, AgentStrategyProviderDeclaration, DatasourceDeclaration,
     DatasourceProviderDeclaration, EndpointDeclaration, EndpointProviderDeclaration,
     EventDeclaration, ModelDeclaration, ModelPosition, ModelProviderDeclaration, Providers,
-    ToolDeclaration, ToolProviderDeclaration, TriggerProviderDeclaration,
+    ToolDeclaration, ToolProviderDeclaration, TriggerProviderDeclaration, PRICING_ERROR,
 };
 use crate::error::PackageError;
 use crate::glob::glob_regex;
@@ -51,7 +51,10 @@ fn provider<T: DeserializeOwned + Default>(
     kind: &'static str,
 ) -> Result<T, PackageError> {
     let bytes = read(archive, path, kind)?;
-    parse_yaml(&bytes).map_err(|_| PackageError::UnmarshalPluginFile(path.to_owned()))
+    parse_yaml(&bytes).map_err(|e| {
+        bad_pricing(&e, path, "plugin")
+            .unwrap_or_else(|| PackageError::UnmarshalPluginFile(path.to_owned()))
+    })
 }
 
 /// A nested file (tool, endpoint, strategy, datasource, event, model).
@@ -61,10 +64,24 @@ fn nested<T: DeserializeOwned + Default>(
     kind: &'static str,
 ) -> Result<T, PackageError> {
     let bytes = read(archive, path, kind)?;
-    parse_yaml(&bytes).map_err(|_| PackageError::UnmarshalFile {
-        kind,
-        path: path.to_owned(),
+    parse_yaml(&bytes).map_err(|e| {
+        bad_pricing(&e, path, kind).unwrap_or_else(|| PackageError::UnmarshalFile {
+            kind,
+            path: path.to_owned(),
+        })
     })
+}
+
+/// A refused pricing value keeps its reason (upstream's text for other YAML errors has none).
+fn bad_pricing(err: &serde_norway::Error, path: &str, kind: &'static str) -> Option<PackageError> {
+    let detail = err.to_string();
+    detail
+        .contains(PRICING_ERROR)
+        .then(|| PackageError::BadPricing {
+            kind,
+            path: path.to_owned(),
+            detail,
+        })
 }
 
 fn nested_all<T: DeserializeOwned + Default>(

@@ -10,7 +10,7 @@
 
 use std::sync::LazyLock;
 
-use plugind_entities::{I18nObject, PluginDeclaration};
+use plugind_entities::{naming, I18nObject, PluginDeclaration};
 use regex::Regex;
 use serde_json::Value;
 
@@ -24,9 +24,6 @@ use crate::declarations::{
     TOOL_PARAMETER_TYPES,
 };
 
-#[allow(clippy::expect_used)]
-static VERSION_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\d{1,4}(\.\d{1,4}){2}(-\w{1,16})?$").expect("static regex"));
 #[allow(clippy::expect_used)]
 static IDENTITY_NAME_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9_-]+$").expect("static regex"));
@@ -189,7 +186,7 @@ impl Validator {
     fn manifest(&mut self, d: &PluginDeclaration) {
         let ns = "PluginDeclaration.PluginDeclarationWithoutAdvancedFields";
         let f = |name: &str| format!("{ns}.{name}");
-        if self.required(&f("Version"), &d.version) && !VERSION_RE.is_match(&d.version) {
+        if self.required(&f("Version"), &d.version) && !naming::is_manifest_version(&d.version) {
             self.fail(&f("Version"), "version");
         }
         if self.required(&f("Type"), &d.kind) && d.kind != "plugin" {
@@ -236,7 +233,8 @@ impl Validator {
             }
         }
         let m = &d.meta;
-        if self.required(&f("Meta.Version"), &m.version) && !VERSION_RE.is_match(&m.version) {
+        if self.required(&f("Meta.Version"), &m.version) && !naming::is_manifest_version(&m.version)
+        {
             self.fail(&f("Meta.Version"), "version");
         }
         if m.arch.is_empty() {

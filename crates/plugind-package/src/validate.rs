@@ -1,26 +1,16 @@
 //! The manifest checks of the upload path (PSC §1.2.3 level 1): author and name regexes and
 //! category exclusivity (§1.6). Nothing field-level beyond that.
 
-use std::sync::LazyLock;
-
-use plugind_entities::PluginDeclaration;
-use regex::Regex;
+use plugind_entities::{naming, PluginDeclaration};
 
 use crate::error::PackageError;
 
-#[allow(clippy::expect_used)]
-static AUTHOR_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9_-]{1,64}$").expect("static regex"));
-#[allow(clippy::expect_used)]
-static NAME_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9_-]{1,128}$").expect("static regex"));
-
 /// Author and name rules.
 pub(crate) fn check_identity(decl: &PluginDeclaration) -> Result<(), PackageError> {
-    if !AUTHOR_RE.is_match(&decl.author) {
+    if !naming::is_author(&decl.author) {
         return Err(PackageError::InvalidAuthor);
     }
-    if !NAME_RE.is_match(&decl.name) {
+    if !naming::is_manifest_name(&decl.name) {
         return Err(PackageError::InvalidName);
     }
     Ok(())

@@ -1,21 +1,15 @@
-//! Bundles (PSC Part 3), built at run time around the upstream agent fixture.
+//! Bundles (PSC Part 3), built at run time around a signed package packed from
+//! `tests/fixtures/agent`.
 
 use std::io::{Cursor, Write};
-use std::path::{Path, PathBuf};
 
 use plugind_package::*;
 use zip::write::SimpleFileOptions;
 
-const AGENT_CHECKSUM: &str = "26958a0e80a10655ce73812bdb7c35a66ce7b16f5ac346d298bda17ff85efd1e";
-
-fn upstream(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/upstream")
-        .join(name)
-}
+mod support;
 
 fn fixture() -> Vec<u8> {
-    std::fs::read(upstream("langgenius-agent_0.0.14.difypkg")).expect("upstream fixture present")
+    support::signed_package().to_vec()
 }
 
 fn make_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
@@ -51,7 +45,7 @@ fn sample() -> Bundle {
         .append_marketplace("langgenius/openai:^1.0.0")
         .expect("marketplace");
     let checksum = bundle.append_package(fixture()).expect("package");
-    assert_eq!(checksum, AGENT_CHECKSUM);
+    assert_eq!(checksum, support::signed_checksum());
     bundle
 }
 
@@ -193,7 +187,7 @@ fn encode_decode_round_trip() {
         entry_names(&bytes),
         [
             "manifest.yaml".to_owned(),
-            format!("_assets/{AGENT_CHECKSUM}"),
+            format!("_assets/{}", support::signed_checksum()),
             "_assets/icon.svg".to_owned(),
             "README.md".to_owned(),
         ]
@@ -220,7 +214,7 @@ fn encode_decode_round_trip() {
         serde_json::json!([
             {"type": "github", "value": {"repo_pattern": "owner/repo:1.0.0/plugin.difypkg"}},
             {"type": "marketplace", "value": {"marketplace_pattern": "langgenius/openai:^1.0.0"}},
-            {"type": "package", "value": {"path": AGENT_CHECKSUM}},
+            {"type": "package", "value": {"path": support::signed_checksum()}},
         ])
     );
     assert_eq!(value["tags"], serde_json::json!([]));
@@ -228,20 +222,20 @@ fn encode_decode_round_trip() {
 }
 
 #[test]
-fn package_dependency_points_at_the_agent_fixture() {
+fn package_dependency_points_at_the_signed_package() {
     let bytes = encode_bundle(&sample()).expect("encode");
     let bundle = decode_bundle(&bytes).expect("decode");
     let Some(Dependency::Package(dep)) = bundle.manifest.dependencies.get(2) else {
         panic!("third dependency is a package");
     };
-    assert_eq!(dep.path, AGENT_CHECKSUM);
+    assert_eq!(dep.path, support::signed_checksum());
     let package = bundle.asset(&dep.path).expect("asset present");
     assert_eq!(package, fixture().as_slice());
-    let decoded = decode(package, &DecodeOptions::default()).expect("package decodes");
+    let decoded = decode(package, &support::with_key()).expect("package decodes");
     assert!(decoded.verified);
-    assert_eq!(decoded.declaration.author, "langgenius");
+    assert_eq!(decoded.declaration.author, "tester");
     assert_eq!(decoded.declaration.name, "agent");
-    assert_eq!(decoded.checksum, AGENT_CHECKSUM);
+    assert_eq!(decoded.checksum, support::signed_checksum());
 }
 
 #[test]
@@ -272,7 +266,7 @@ fn remove_takes_the_asset_along() {
     ));
     let removed = bundle.remove(2).expect("remove package");
     assert_eq!(removed.kind(), "package");
-    assert!(bundle.asset(AGENT_CHECKSUM).is_none());
+    assert!(bundle.asset(&support::signed_checksum()).is_none());
     assert!(bundle.asset("icon.svg").is_some());
     let removed = bundle.remove(0).expect("remove github");
     assert_eq!(removed.kind(), "github");
@@ -411,7 +405,10 @@ fn directory_form_round_trip() {
     assert!(dir.join("README.md").is_file());
     assert!(dir.join("_assets/icon.svg").is_file());
     assert!(dir.join("_assets/nested/logo.png").is_file());
-    assert!(dir.join("_assets").join(AGENT_CHECKSUM).is_file());
+    assert!(dir
+        .join("_assets")
+        .join(support::signed_checksum())
+        .is_file());
     assert!(!dir.join(".manifest.yaml.tmp").exists());
 
     let loaded = load_bundle_dir(&dir).expect("load");
@@ -421,7 +418,10 @@ fn directory_form_round_trip() {
     let mut changed = loaded;
     changed.remove(2).expect("remove");
     save_bundle_dir(&changed, &dir).expect("save");
-    assert!(!dir.join("_assets").join(AGENT_CHECKSUM).exists());
+    assert!(!dir
+        .join("_assets")
+        .join(support::signed_checksum())
+        .exists());
     assert_eq!(load_bundle_dir(&dir).expect("load"), changed);
 
     // The zip of a directory bundle decodes to the same bundle.

@@ -412,3 +412,55 @@ fn inline_manifest_provider_is_overwritten_by_plugins_file() {
     assert_eq!(tool["identity"]["description"]["en_US"], "X");
     assert_eq!(tool["tools"], serde_json::json!([]));
 }
+
+/// A pricing value whose written-out form would be enormous (`1e100000000000` once made the
+/// decoder allocate 100 GB and abort the daemon) is refused with its reason, as is a value that
+/// is no number; sane spellings still decode.
+#[test]
+fn pricing_values_are_bounded_decimals() {
+    let model_package = |input: &str| {
+        zip_of(&[
+            ("manifest.yaml", &manifest_models()),
+            (
+                "provider/m.yaml",
+                "provider: m\nmodels:\n  llm:\n    predefined: ['models/*.yaml']\n",
+            ),
+            (
+                "models/a.yaml",
+                &format!("model: a\nmodel_type: llm\npricing:\n  input: {input}\n  unit: '0.001'\n  currency: USD\n"),
+            ),
+        ])
+    };
+    for (input, reason) in [
+        ("'1e100000000000'", "more than 400 digits"),
+        ("'-1e-100000000000'", "more than 400 digits"),
+        ("'1e401'", "more than 400 digits"),
+        ("'NaN'", "can't convert to decimal"),
+        ("'1e'", "can't convert to decimal"),
+        ("'-'", "can't convert to decimal"),
+        (".inf", "can't convert to decimal"),
+    ] {
+        let err = decode_err(&model_package(input));
+        assert!(
+            err.starts_with("failed to unmarshal model file: models/a.yaml: ")
+                && err.contains("pricing value")
+                && err.contains(reason),
+            "{input}: {err}"
+        );
+    }
+    let long = "9".repeat(100_000);
+    let err = decode_err(&model_package(&format!("'{long}'")));
+    assert!(
+        err.contains("more than 400 digits") && err.len() < 400,
+        "long values are cut in the message: {err}"
+    );
+    for (input, expected) in [
+        ("'2.5e-3'", "0.0025"),
+        ("'1e399'", &format!("1{}", "0".repeat(399))),
+    ] {
+        let pkg = decode(&model_package(input), &DecodeOptions::default()).expect("decode");
+        let json = serde_json::to_value(&pkg.declaration).expect("json");
+        let models = &json["model"]["models"];
+        assert_eq!(models[0]["pricing"]["input"], *expected, "{input}: {json}");
+    }
+}

@@ -20,12 +20,15 @@ use std::time::{Duration, Instant};
 
 use plugind_package::{
     checksum, decode, extract_to, pack_dir, read_file, DecodeOptions, PackageError,
+    MAX_DECIMAL_DIGITS,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use zip::write::SimpleFileOptions;
 use zip::CompressionMethod;
+
+mod support;
 
 // ------------------------------------------------------------------------------------------------
 // Inputs
@@ -38,13 +41,9 @@ fn cases() -> u32 {
         .unwrap_or(256)
 }
 
+/// A signed agent-strategy package (packed from `tests/fixtures/agent`, generated key).
 fn fixture() -> &'static [u8] {
-    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-    BYTES.get_or_init(|| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/fixtures/upstream/langgenius-agent_0.0.14.difypkg");
-        std::fs::read(path).expect("upstream fixture present")
-    })
+    support::signed_package()
 }
 
 const TOOL_MANIFEST: &str = "version: 0.1.0\ntype: plugin\nauthor: tester\nname: echo\nicon: icon.svg\n\
@@ -766,8 +765,8 @@ fn fuzz_random_zips() {
 #[test]
 fn fuzz_mutated_packages() {
     let strategy = (any::<bool>(), mutation());
-    run("mutated_packages", strategy, |(upstream, m)| {
-        let src = if upstream { fixture() } else { tool_plugin() };
+    run("mutated_packages", strategy, |(signed, m)| {
+        let src = if signed { fixture() } else { tool_plugin() };
         let bytes = apply(src, &m);
         let names = zip::ZipArchive::new(Cursor::new(src))
             .map(|z| z.file_names().map(str::to_owned).collect::<Vec<_>>())
@@ -776,6 +775,171 @@ fn fuzz_mutated_packages() {
         check_extract(&bytes, &names)?;
         Ok(ok)
     });
+}
+
+// ---- (c2) model pricing decimals ---------------------------------------------------------------
+
+const MODEL_MANIFEST: &str = "version: 0.1.0\ntype: plugin\nauthor: tester\nname: prices\nicon: icon.svg\n\
+label: {en_US: Prices}\ndescription: {en_US: Prices}\ncreated_at: 2025-01-08T15:22:00.5Z\n\
+resource: {memory: 1048576}\nplugins: {models: [provider/m.yaml]}\n\
+meta: {version: 0.0.1, arch: [amd64], runner: {language: python, version: '3.12', entrypoint: main}}\n";
+
+const MODEL_PROVIDER: &str = "provider: m\nmodels:\n  llm:\n    predefined: ['models/*.yaml']\n";
+
+/// Spellings that are no decimal (or only look like one).
+const NOT_DECIMALS: &[&str] = &[
+    "NaN",
+    "nan",
+    ".nan",
+    ".NaN",
+    "Inf",
+    "-Inf",
+    "inf",
+    "+Infinity",
+    "-infinity",
+    ".inf",
+    "-.inf",
+    "+.Inf",
+    "1e",
+    "1E",
+    "1e+",
+    "1e-",
+    "e5",
+    "-",
+    "+",
+    ".",
+    "-.",
+    "--1",
+    "+-1",
+    "1..2",
+    "1.2.3",
+    "0x10",
+    "0x1p3",
+    "1_000",
+    "1,5",
+    "1 000",
+    "١٢",
+    "½",
+    "",
+    " ",
+    "1e5.5",
+    "1e0x1",
+];
+
+/// A pricing value: huge and negative exponents, long digit strings, non-numbers, random text.
+fn pricing_value() -> impl Strategy<Value = String> {
+    let mantissa = "[-+]?[0-9]{0,6}(\\.[0-9]{0,6})?";
+    prop_oneof![
+        // Sane prices (so that whole packages decode too).
+        12 => "[0-9]{1,3}(\\.[0-9]{1,8})?",
+        // Exponents anywhere in i64, and near the bound.
+        3 => (mantissa, any::<i64>(), any::<bool>())
+            .prop_map(|(m, e, upper)| format!("{m}{}{e}", if upper { 'E' } else { 'e' })),
+        3 => (mantissa, -420i64..420).prop_map(|(m, e)| format!("{m}e{e}")),
+        1 => (mantissa, prop_oneof![Just(i64::MAX), Just(i64::MIN), Just(100_000_000_000)])
+            .prop_map(|(m, e)| format!("{m}e{e}")),
+        // Long digit strings, with and without a point, and zeros that vanish when written out.
+        2 => (1usize..2000, 0usize..600, "[1-9]").prop_map(|(int, frac, d)| {
+            format!("{}.{}", d.repeat(int), "3".repeat(frac))
+        }),
+        1 => (0usize..5000, "[1-9]", 0usize..5000, -6000i64..6000).prop_map(|(lead, d, trail, e)| {
+            format!("{}{d}{}e{e}", "0".repeat(lead), "0".repeat(trail))
+        }),
+        2 => prop::sample::select(NOT_DECIMALS).prop_map(str::to_owned),
+        1 => "[-+0-9eE. ]{0,16}",
+        1 => "[ -~]{0,20}",
+    ]
+}
+
+/// A model plugin whose model file carries three pricing values (quoted or bare YAML scalars).
+fn pricing_package() -> impl Strategy<Value = ([String; 3], [bool; 3])> {
+    (
+        [pricing_value(), pricing_value(), pricing_value()],
+        [any::<bool>(), any::<bool>(), any::<bool>()],
+    )
+}
+
+fn pricing_zip(values: &[String; 3], quoted: &[bool; 3]) -> Vec<u8> {
+    let scalar = |v: &String, q: bool| {
+        if q {
+            format!("'{}'", v.replace('\'', "''"))
+        } else {
+            v.clone()
+        }
+    };
+    let model = format!(
+        "model: a\nlabel: {{en_US: A}}\nmodel_type: llm\npricing:\n  input: {}\n  output: {}\n  unit: {}\n  currency: USD\n",
+        scalar(&values[0], quoted[0]),
+        scalar(&values[1], quoted[1]),
+        scalar(&values[2], quoted[2]),
+    );
+    build_zip(
+        &[
+            Entry::file("manifest.yaml", MODEL_MANIFEST),
+            Entry::file("provider/m.yaml", MODEL_PROVIDER),
+            Entry::file("models/a.yaml", model),
+            Entry::file("_assets/icon.svg", "<svg/>"),
+        ],
+        None,
+    )
+}
+
+/// Pricing decimals: no value makes the decoder allocate its written-out form (the old code
+/// aborted on `1e100000000000`), a decoded price is a plain decimal within the documented
+/// bound, and a refused one says why.
+#[test]
+fn fuzz_model_pricing() {
+    let _serial = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
+    run("model_pricing", pricing_package(), |(values, quoted)| {
+        let zip = pricing_zip(&values, &quoted);
+        bounded(|| {
+            let ok = check_decode(&zip, &DecodeOptions::default(), &values)?;
+            if ok {
+                let pkg = decode(&zip, &DecodeOptions::default())
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let json = serde_json::to_value(&pkg.declaration)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let pricing = &json["model"]["models"][0]["pricing"];
+                for key in ["input", "output", "unit"] {
+                    let Some(text) = pricing[key].as_str() else {
+                        continue;
+                    };
+                    let digits = text.chars().filter(char::is_ascii_digit).count();
+                    prop_assert!(
+                        digits <= MAX_DECIMAL_DIGITS
+                            && text
+                                .trim_start_matches('-')
+                                .chars()
+                                .all(|c| c.is_ascii_digit() || c == '.'),
+                        "{key}: {text:?} from {values:?}"
+                    );
+                }
+            }
+            Ok(ok)
+        })
+    });
+}
+
+/// The example from the report: 100 GB written out, refused at once.
+#[test]
+fn pricing_exponent_bomb_is_refused_within_bounded_memory() {
+    let _serial = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
+    for value in ["1e100000000000", "1e-100000000000", "1e1000000000"] {
+        let zip = pricing_zip(
+            &[value.to_owned(), "0.002".to_owned(), "0.001".to_owned()],
+            &[true, true, true],
+        );
+        let err = bounded(|| {
+            let r = no_panic("decode", || decode(&zip, &DecodeOptions::default()))?;
+            Ok(r.err())
+        })
+        .and_then(|e| e.ok_or_else(|| TestCaseError::fail("decoded")))
+        .unwrap_or_else(|e| panic!("{value}: {e}"));
+        assert!(
+            err.to_string().contains("more than 400 digits"),
+            "{value}: {err}"
+        );
+    }
 }
 
 // ---- (d) zip bombs -----------------------------------------------------------------------------

@@ -1,23 +1,17 @@
-//! End-to-end tests of the package crate against the upstream signed fixture and packages built
-//! at run time.
+//! End-to-end tests of the package crate against packages built and signed at run time
+//! (upstream's own signed package: `upstream_package.rs`).
 
 use std::io::{Cursor, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use plugind_entities::PluginCategory;
 use plugind_package::*;
 use zip::write::SimpleFileOptions;
 
-const AGENT_CHECKSUM: &str = "26958a0e80a10655ce73812bdb7c35a66ce7b16f5ac346d298bda17ff85efd1e";
-
-fn upstream(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/upstream")
-        .join(name)
-}
+mod support;
 
 fn fixture() -> Vec<u8> {
-    std::fs::read(upstream("langgenius-agent_0.0.14.difypkg")).expect("upstream fixture present")
+    support::signed_package().to_vec()
 }
 
 /// Rewrites a zip entry by entry (zip order, comment kept), letting `edit` change contents.
@@ -77,59 +71,25 @@ fn write_tool_plugin(dir: &Path) {
 }
 
 #[test]
-fn upstream_fixture_decodes_and_verifies() {
-    let pkg = decode(&fixture(), &DecodeOptions::default()).expect("decode");
-    assert_eq!(
-        pkg.uid.as_str(),
-        format!("langgenius/agent:0.0.14@{AGENT_CHECKSUM}")
-    );
-    assert_eq!(pkg.checksum, AGENT_CHECKSUM);
+fn signed_package_decodes_and_verifies_with_its_key_only() {
+    let pkg = decode(&fixture(), &support::with_key()).expect("decode");
+    let sum = support::signed_checksum();
+    assert_eq!(pkg.uid.as_str(), format!("tester/agent:0.0.14@{sum}"));
+    assert_eq!(pkg.checksum, sum);
     assert_eq!(pkg.declaration.category(), PluginCategory::AgentStrategy);
     assert!(pkg.verified && pkg.declaration.verified);
     let verification = serde_json::to_string(&pkg.verification).expect("json");
     assert_eq!(verification, r#"{"authorized_category":"langgenius"}"#);
-    assert_eq!(pkg.declaration.created_at, "2025-01-08T15:22:00Z");
-    let strategies = pkg
-        .declaration
-        .agent_strategy
-        .as_ref()
-        .and_then(|a| a["strategies"].as_array())
-        .expect("strategies");
-    assert_eq!(strategies.len(), 2);
-    assert_eq!(strategies[1]["identity"]["name"], "ReAct");
-    assert_eq!(pkg.assets.len(), 3);
-
-    let json = serde_json::to_value(&pkg.declaration).expect("json");
-    assert_eq!(
-        json["resource"]["permission"]["model"]["text_embedding"],
-        false
-    );
-    assert_eq!(json["plugins"]["tools"], serde_json::Value::Null);
-
-    let mut decl = pkg.declaration.clone();
-    let uploaded = remap_icons(&mut decl, &pkg.assets).expect("remap");
-    let icon = "e74e644589f5d78cd6019be7b92050c2b54b2645139af705fe610649a73282cf.svg";
-    assert_eq!(decl.icon, icon);
-    assert_eq!(
-        decl.agent_strategy
-            .as_ref()
-            .map(|a| a["identity"]["icon"].clone()),
-        Some(icon.into())
-    );
-    assert_eq!(uploaded.len(), 1, "same icon uploaded once");
-    assert_eq!(uploaded[0].0, icon);
-}
-
-#[test]
-fn checksum_of_fixture() {
-    assert_eq!(checksum(&fixture()).expect("checksum"), AGENT_CHECKSUM);
+    // Without the key (the official key alone) it is not verified.
+    let pkg = decode(&fixture(), &DecodeOptions::default()).expect("decode");
+    assert!(!pkg.verified && pkg.verification.is_none());
 }
 
 #[test]
 fn rezipped_copy_verifies_but_one_changed_byte_does_not() {
     let same = rezip(&fixture(), |_, _| {});
     assert!(
-        decode(&same, &DecodeOptions::default())
+        decode(&same, &support::with_key())
             .expect("decode")
             .verified
     );
@@ -139,16 +99,20 @@ fn rezipped_copy_verifies_but_one_changed_byte_does_not() {
             content[0] ^= 0x01;
         }
     });
-    let pkg = decode(&tampered, &DecodeOptions::default()).expect("decode");
+    let pkg = decode(&tampered, &support::with_key()).expect("decode");
     assert!(!pkg.verified && !pkg.declaration.verified);
     assert!(pkg.verification.is_none());
-    assert_ne!(pkg.checksum, AGENT_CHECKSUM);
+    assert_ne!(pkg.checksum, support::signed_checksum());
 }
 
 #[test]
 fn read_file_and_public_keys() {
-    let readme = read_file(&fixture(), "README.md").expect("readme");
-    assert!(!readme.is_empty());
+    let main = read_file(&fixture(), "main.py").expect("main.py");
+    assert_eq!(
+        main,
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agent/main.py"))
+            .expect("fixture main.py")
+    );
     assert_eq!(
         read_file(&fixture(), "nope.md")
             .expect_err("missing")
@@ -156,10 +120,10 @@ fn read_file_and_public_keys() {
         "file not found: nope.md"
     );
 
-    let pem = std::fs::read_to_string(upstream("official_public_key.pem")).expect("pem");
+    let pem = public_key_to_pem(&support::key().1).expect("pem");
     assert_eq!(
         parse_public_key_pem(&pem.replace('\n', "\r\n")).expect("crlf"),
-        official_public_key()
+        support::key().1
     );
     assert!(parse_public_key_pem(&format!("{pem}\n\n")).is_err());
     assert!(parse_public_key_pem("garbage").is_err());

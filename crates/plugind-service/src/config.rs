@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use plugind_entities::naming;
+
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
     /// `MAX_PLUGIN_PACKAGE_SIZE`.
@@ -48,9 +50,6 @@ impl UnsignedAllowed {
 
 /// Parses `PLUGIN_ALLOW_UNSIGNED`: comma-separated `author/name[@checksum]`.
 pub fn parse_unsigned_allowlist(value: &str) -> Result<Vec<UnsignedAllowed>, String> {
-    let id =
-        regex::Regex::new(r"^[a-z0-9_-]{1,64}/[a-z0-9_-]{1,255}$").map_err(|e| e.to_string())?;
-    let sum = regex::Regex::new(r"^[a-f0-9]{32,64}$").map_err(|e| e.to_string())?;
     value
         .split(',')
         .map(str::trim)
@@ -60,7 +59,9 @@ pub fn parse_unsigned_allowlist(value: &str) -> Result<Vec<UnsignedAllowed>, Str
                 Some((p, c)) => (p, Some(c)),
                 None => (entry, None),
             };
-            if !id.is_match(plugin_id) || checksum.is_some_and(|c| !sum.is_match(c)) {
+            if !naming::is_plugin_id(plugin_id)
+                || checksum.is_some_and(|c| !naming::is_checksum(c))
+            {
                 return Err(format!(
                     "PLUGIN_ALLOW_UNSIGNED entry {entry:?} is not `author/name` or `author/name@<checksum>`"
                 ));

@@ -1,5 +1,6 @@
 //! State for plugind: the SQL repositories over the Go daemon's own schema (SQLite, PostgreSQL
-//! or MySQL, migrated on connect) and object storage over opendal.
+//! or MySQL; `Db::connect_and_migrate` for the daemon, `Db::connect` alone for readers), the
+//! database settings (`DB_*`, [`DbSettings`]) and object storage over opendal.
 //!
 //! Table, column, index and constraint names and column types are upstream's (PSC Part 5), so
 //! plugind can be pointed at a database the Go daemon has been using.
@@ -7,7 +8,9 @@
 pub mod blob;
 pub mod db;
 pub mod error;
+pub mod settings;
 
 pub use blob::Blobs;
 pub use db::{new_id, Db, DbConfig, InstallOutcome, UninstallOutcome};
 pub use error::StoreError;
+pub use settings::{DbSettings, DbSettingsError};

@@ -472,9 +472,9 @@ async fn scenario_migrations_twice(cfg: &DbConfig, db: &Db) {
     .await
     .unwrap();
     db.migrate().await.unwrap();
-    let again = Db::connect(cfg).await.unwrap();
+    let again = Db::connect_and_migrate(cfg).await.unwrap();
     forget_migrations(cfg).await;
-    let third = Db::connect(cfg)
+    let third = Db::connect_and_migrate(cfg)
         .await
         .expect("migrations over an existing schema");
     assert!(third
@@ -515,7 +515,7 @@ async fn forget_migrations(cfg: &DbConfig) {
 }
 
 async fn all_scenarios(cfg: DbConfig, backend: &'static str) {
-    let db = Db::connect(&cfg)
+    let db = Db::connect_and_migrate(&cfg)
         .await
         .unwrap_or_else(|e| panic!("connect {backend}: {e}"));
     assert_eq!(db.backend(), backend);
@@ -657,6 +657,46 @@ async fn connect_failure_names_host_and_port() {
         started.elapsed() < Duration::from_secs(12),
         "gives up quickly"
     );
+}
+
+/// Connecting alone leaves the schema as it is (`dify plugin cleanup --db` only reads); the
+/// daemon and `dify migrate` migrate explicitly.
+#[tokio::test]
+async fn connect_alone_does_not_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plugind.db");
+    let cfg = DbConfig::Sqlite { path: path.clone() };
+    let tables = || async {
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let names: Vec<(String,)> =
+            sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+        names.into_iter().map(|(n,)| n).collect::<Vec<_>>()
+    };
+    let db = Db::connect(&cfg).await.unwrap();
+    db.ping().await.unwrap();
+    db.close().await;
+    assert_eq!(
+        tables().await,
+        Vec::<String>::new(),
+        "connect created tables"
+    );
+
+    let db = Db::connect_and_migrate(&cfg).await.unwrap();
+    db.close().await;
+    let after = tables().await;
+    assert!(
+        after.contains(&"plugins".to_owned()) && after.contains(&"_sqlx_migrations".to_owned()),
+        "{after:?}"
+    );
+    let u = uid("reader", "1.0.0");
+    let db = Db::connect(&cfg).await.unwrap();
+    assert!(!db.plugin_exists(u.as_str()).await.unwrap());
+    db.close().await;
 }
 
 #[tokio::test]

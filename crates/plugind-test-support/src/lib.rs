@@ -2,6 +2,8 @@
 //!
 //! * [`fixtures`] — the echo fixture plugin in two SDK variants, assembling and packing it, and
 //!   well-known paths ([`upstream_fixture`], [`test_cache_dir`]);
+//! * [`signing`] — [`TestSigner`]: a key generated in the test, packages signed with it and the
+//!   daemon settings that trust it;
 //! * [`fake_dify`] — [`FakeDify`], a recording stand-in for Dify's inner API;
 //! * [`daemon`] — [`Daemon`], the `plugind` binary run as a child process with a temporary state
 //!   directory, plus [`create_pg_database`];
@@ -11,6 +13,7 @@ pub mod client;
 pub mod daemon;
 pub mod fake_dify;
 pub mod fixtures;
+pub mod signing;
 
 pub use client::{envelope_data, parse_sse_body, Client};
 pub use daemon::{
@@ -21,3 +24,4 @@ pub use fixtures::{
     assemble_fixture, fixture_root, pack_fixture, repo_root, test_cache_dir, upstream_fixture,
     Variant, ECHO_BLOB_SIZE, ECHO_PLUGIN_ID, ECHO_PROVIDER, ECHO_TOOL, PROBE_TOOL,
 };
+pub use signing::{pack_fixture_with, TestSigner};

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use plugind_store::DbSettings;
 
 /// Go-style booleans: `1/0/t/f/true/false` in any case.
 fn go_bool(s: &str) -> Result<bool, String> {
@@ -200,13 +201,6 @@ pub enum UidSeparation {
     Off(&'static str),
 }
 
-/// Which database the settings select.
-pub enum DbChoice {
-    Sqlite(PathBuf),
-    Postgres { host: String, port: u16 },
-    MySql { host: String, port: u16 },
-}
-
 impl Config {
     /// The values upstream requires; each missing one is one readable line.
     pub fn missing_required(&self) -> Vec<&'static str> {
@@ -224,29 +218,18 @@ impl Config {
         missing
     }
 
-    pub fn db_choice(&self) -> Result<DbChoice, String> {
-        let kind = self.db_type.as_deref().map(str::to_ascii_lowercase);
-        let host = self.db_host.clone().filter(|h| !h.is_empty());
-        match (kind.as_deref(), host) {
-            (None | Some("sqlite"), None) => Ok(DbChoice::Sqlite(self.data_dir.join("plugind.db"))),
-            (Some("sqlite"), Some(_)) => Err("DB_TYPE=sqlite does not take DB_HOST".into()),
-            (None | Some("postgresql" | "pgbouncer"), Some(host)) => Ok(DbChoice::Postgres {
-                host,
-                port: self.db_port.unwrap_or(5432),
-            }),
-            (Some("mysql" | "oceanbase" | "seekdb"), Some(host)) => Ok(DbChoice::MySql {
-                host,
-                port: self.db_port.unwrap_or(3306),
-            }),
-            (
-                Some(kind @ ("postgresql" | "pgbouncer" | "mysql" | "oceanbase" | "seekdb")),
-                None,
-            ) => Err(format!(
-                "DB_TYPE={kind} needs DB_HOST (and DB_PORT, DB_USERNAME, DB_PASSWORD, DB_DATABASE)"
-            )),
-            (Some(other), _) => Err(format!(
-                "DB_TYPE={other} is not one of postgresql, pgbouncer, mysql, sqlite"
-            )),
+    /// The `DB_*` settings, resolved by `plugind_store::DbSettings::resolve`.
+    pub fn db_settings(&self) -> DbSettings {
+        DbSettings {
+            db_type: self.db_type.clone(),
+            host: self.db_host.clone(),
+            port: self.db_port,
+            username: self.db_username.clone(),
+            password: self.db_password.clone(),
+            database: self.db_database.clone(),
+            ssl_mode: self.db_ssl_mode.clone(),
+            max_open_conns: self.db_max_open_conns,
+            data_dir: self.data_dir.clone(),
         }
     }
 

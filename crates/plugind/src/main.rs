@@ -18,7 +18,7 @@ use plugind_service::{ServiceConfig, Services};
 use plugind_store::{Blobs, Db, DbConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, DbChoice, UidSeparation};
+use crate::config::{Config, UidSeparation};
 
 fn main() -> ExitCode {
     let config = Config::parse();
@@ -101,31 +101,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let mut sqlite_file = None;
-    let db_config = match config.db_choice().map_err(anyhow::Error::msg)? {
-        DbChoice::Sqlite(path) => {
-            sqlite_file = Some(path.clone());
-            DbConfig::Sqlite { path }
-        }
-        DbChoice::Postgres { host, port } => DbConfig::Postgres {
-            host,
-            port,
-            user: config.db_username.clone(),
-            password: config.db_password.clone(),
-            database: config.db_database.clone(),
-            sslmode: config.db_ssl_mode.clone(),
-            max_conns: config.db_max_open_conns,
-        },
-        DbChoice::MySql { host, port } => DbConfig::MySql {
-            host,
-            port,
-            user: config.db_username.clone(),
-            password: config.db_password.clone(),
-            database: config.db_database.clone(),
-            max_conns: config.db_max_open_conns,
-        },
+    let db_config = config.db_settings().resolve()?;
+    let sqlite_file = match &db_config {
+        DbConfig::Sqlite { path } => Some(path.clone()),
+        _ => None,
     };
-    let db = Db::connect(&db_config).await.context("database")?;
+    let db = Db::connect_and_migrate(&db_config)
+        .await
+        .context("database")?;
     let storage_root = config.storage_root();
     let blobs = Blobs::local(&storage_root).context("object storage")?;
     let working_path = config.working_path();

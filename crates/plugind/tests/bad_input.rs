@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use plugind_test_support::{
-    pack_fixture, upstream_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, Variant,
+    pack_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, TestSigner, Variant,
 };
 use serde_json::{json, Value};
 
@@ -59,12 +59,15 @@ fn stored_packages(data_dir: &Path) -> Vec<PathBuf> {
 async fn bad_input_is_refused_cleanly() {
     let dify = FakeDify::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(
+    let signer = TestSigner::generate();
+    let mut extra_env = signer.daemon_env();
+    extra_env.push(("MAX_PLUGIN_PACKAGE_SIZE".into(), "1000000".into()));
+    let mut daemon = Daemon::start(
         &bin(),
         DaemonOptions {
             data_dir: dir.path().to_path_buf(),
             db: DbChoice::Sqlite,
-            extra_env: vec![("MAX_PLUGIN_PACKAGE_SIZE".into(), "1000000".into())],
+            extra_env,
         },
         &dify,
     )
@@ -73,6 +76,9 @@ async fn bad_input_is_refused_cleanly() {
     let client = Client::new(&daemon.base_url, &daemon.server_key);
 
     let manifest_missing_author = "version: 0.0.1\ntype: plugin\nname: x\nlabel: {en_US: X}\ndescription: {en_US: X}\nicon: icon.svg\nresource: {memory: 1}\nplugins: {tools: [provider/x.yaml]}\nmeta: {version: 0.0.1, arch: [amd64], runner: {language: python, version: '3.12', entrypoint: main}}\ncreated_at: 2024-01-01T00:00:00Z\n";
+    let manifest_models = manifest_missing_author
+        .replace("name: x\n", "author: tester\nname: x\n")
+        .replace("{tools: [provider/x.yaml]}", "{models: [provider/m.yaml]}");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("not a zip", b"this is not a zip file".to_vec(), "difypkg"),
         (
@@ -87,6 +93,16 @@ async fn bad_input_is_refused_cleanly() {
                 ("provider/x.yaml", "identity: {name: x}"),
             ]),
             "author",
+        ),
+        (
+            // Written out, this price is 10^11 digits: it used to abort the daemon (100 GB).
+            "pricing exponent bomb",
+            zip_of(&[
+                ("manifest.yaml", &manifest_models),
+                ("provider/m.yaml", "provider: m\nmodels:\n  llm:\n    predefined: ['models/*.yaml']\n"),
+                ("models/a.yaml", "model: a\nmodel_type: llm\npricing: {input: '1e100000000000', unit: '0.001', currency: USD}\n"),
+            ]),
+            "more than 400 digits",
         ),
         (
             "over MAX_PLUGIN_PACKAGE_SIZE",
@@ -113,10 +129,28 @@ async fn bad_input_is_refused_cleanly() {
         );
     }
 
-    // A signed package with one byte changed fails verification when verification is asked for.
-    let mut tampered =
-        std::fs::read(upstream_fixture("langgenius-agent_0.0.14.difypkg")).expect("fixture");
-    let original = tampered.clone();
+    // The daemon survived the pricing bomb.
+    assert!(daemon.is_running(), "{}", daemon.log_tail(40));
+    let (status, health) = client.get("/health/check").await.expect("health");
+    assert_eq!((status, &health["status"]), (200, &json!("ok")), "{health}");
+
+    // A signed package with one byte changed fails verification when verification is asked for,
+    // even though the daemon trusts the key it was signed with.
+    let original = signer.sign(
+        &pack_fixture(Variant::Latest),
+        Some(&plugind_package::Verification::langgenius()),
+    );
+    let trusted = plugind_package::DecodeOptions {
+        public_keys: vec![signer.public.clone()],
+        ..Default::default()
+    };
+    assert!(
+        plugind_package::decode(&original, &trusted)
+            .expect("decode")
+            .verified,
+        "the untampered package verifies"
+    );
+    let tampered;
     {
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&original)).expect("zip");
         let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
@@ -125,7 +159,7 @@ async fn bad_input_is_refused_cleanly() {
             let mut file = archive.by_index(i).expect("entry");
             let mut content = Vec::new();
             std::io::Read::read_to_end(&mut file, &mut content).expect("read");
-            if file.name() == "README.md" {
+            if file.name() == "main.py" {
                 content.push(b'!');
             }
             out.start_file(

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use plugind_test_support::{
-    pack_fixture, upstream_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, Variant,
+    pack_fixture, pack_fixture_with, Client, Daemon, DaemonOptions, DbChoice, FakeDify, TestSigner,
+    Variant,
 };
 use serde_json::Value;
 
@@ -75,9 +76,18 @@ async fn unsigned_allowlist_admits_only_the_named_plugin() {
 async fn readme_assets_and_extract_asset() {
     let dify = FakeDify::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (daemon, client) = daemon_with(dir.path(), &dify, &[]).await;
-    let bytes =
-        std::fs::read(upstream_fixture("langgenius-agent_0.0.14.difypkg")).expect("fixture");
+    // A signed package with a readme, signed with a key the daemon is told to trust.
+    let signer = TestSigner::generate();
+    let env = signer.daemon_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (daemon, client) = daemon_with(dir.path(), &dify, &env).await;
+    let bytes = signer.sign(
+        &pack_fixture_with(
+            Variant::Latest,
+            &[("README.md", b"# Echo\n\nRepeats its input.\n")],
+        ),
+        Some(&plugind_package::Verification::langgenius()),
+    );
     let (_, resp) = client
         .upload_package(TENANT, bytes.clone(), false)
         .await

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use plugind_test_support::{
-    create_pg_database, pack_fixture, upstream_fixture, Client, Daemon, DaemonOptions, DbChoice,
-    FakeDify, Variant, ECHO_PLUGIN_ID, ECHO_PROVIDER, ECHO_TOOL,
+    create_pg_database, pack_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, Variant,
+    ECHO_PLUGIN_ID, ECHO_PROVIDER, ECHO_TOOL,
 };
 use serde_json::{json, Value};
 
@@ -403,37 +403,4 @@ async fn full_flow_sqlite_latest_sdk_with_uv_lock() {
 async fn full_flow_postgres_sdk_07_with_requirements_txt() {
     let database = create_pg_database().expect("PostgreSQL on 127.0.0.1:5432");
     full_flow(DbChoice::Postgres { database }, Variant::Sdk07).await;
-}
-
-/// The signed marketplace package (dify_plugin==0.0.1b75) verifies, installs and reaches its
-/// first heartbeat with signature verification on (the default).
-#[tokio::test(flavor = "multi_thread")]
-async fn upstream_signed_agent_package_installs() {
-    let dify = FakeDify::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (_daemon, client) = start(
-        dir.path(),
-        DbChoice::Sqlite,
-        &dify,
-        vec![("FORCE_VERIFYING_SIGNATURE".into(), "true".into())],
-    )
-    .await;
-    let bytes =
-        std::fs::read(upstream_fixture("langgenius-agent_0.0.14.difypkg")).expect("fixture");
-    let (_, resp) = client
-        .upload_package(TENANT, bytes, true)
-        .await
-        .expect("upload");
-    let uploaded = data(&resp);
-    assert_eq!(
-        uploaded["unique_identifier"],
-        "langgenius/agent:0.0.14@26958a0e80a10655ce73812bdb7c35a66ce7b16f5ac346d298bda17ff85efd1e"
-    );
-    assert_eq!(uploaded["manifest"]["verified"], true);
-    let uid = uploaded["unique_identifier"].as_str().expect("uid");
-    let task = client
-        .install_and_wait(TENANT, uid, INSTALL_TIMEOUT)
-        .await
-        .expect("install");
-    assert_eq!(task["status"], "success", "{task}");
 }

@@ -1,14 +1,15 @@
 //! `dify migrate`: the daemon's database settings (upstream names), connect, migrate.
 //!
-//! Like the daemon: no `DB_HOST` (and `DB_TYPE` unset or `sqlite`) means the embedded SQLite
-//! file `<PLUGIND_DATA_DIR>/plugind.db`; otherwise PostgreSQL or MySQL as configured.
-//! `Db::connect` creates a missing PostgreSQL/MySQL database and runs the migrations.
+//! The settings are resolved by `plugind_store::DbSettings`, exactly as the daemon does: no
+//! `DB_HOST` (and `DB_TYPE` unset or `sqlite`) means the embedded SQLite file
+//! `<PLUGIND_DATA_DIR>/plugind.db`; otherwise PostgreSQL or MySQL as configured. `Db::connect`
+//! creates a missing PostgreSQL/MySQL database; `migrate` then runs the migrations.
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
-use plugind_store::{Db, DbConfig};
+use plugind_store::{Db, DbConfig, DbSettings};
 
 #[derive(Debug, Args, Clone)]
 pub struct DbArgs {
@@ -31,65 +32,21 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
+    /// The database these settings select (`plugind_store::DbSettings`, like the daemon). The CLI
+    /// is short-lived: a pool of two connections.
     pub fn config(&self) -> anyhow::Result<DbConfig> {
-        let kind = self.db_type.as_deref().map(str::to_ascii_lowercase);
-        let host = self.db_host.clone().filter(|h| !h.is_empty());
-        Ok(match (kind.as_deref(), host) {
-            (None | Some("sqlite"), None) => {
-                std::fs::create_dir_all(&self.data_dir).with_context(|| {
-                    format!("cannot create data directory {}", self.data_dir.display())
-                })?;
-                DbConfig::Sqlite {
-                    path: self.data_dir.join("plugind.db"),
-                }
-            }
-            (Some("sqlite"), Some(_)) => bail!("DB_TYPE=sqlite does not take DB_HOST"),
-            (None | Some("postgresql" | "pgbouncer"), Some(host)) => DbConfig::Postgres {
-                host,
-                port: self.db_port.unwrap_or(5432),
-                user: self.db_username.clone(),
-                password: self.db_password.clone(),
-                database: self.db_database.clone(),
-                sslmode: self.db_ssl_mode.clone(),
-                max_conns: 2,
-            },
-            (Some("mysql" | "oceanbase" | "seekdb"), Some(host)) => DbConfig::MySql {
-                host,
-                port: self.db_port.unwrap_or(3306),
-                user: self.db_username.clone(),
-                password: self.db_password.clone(),
-                database: self.db_database.clone(),
-                max_conns: 2,
-            },
-            (Some(kind), None) => {
-                bail!("DB_TYPE={kind} needs DB_HOST (and DB_PORT, DB_USERNAME, DB_PASSWORD, DB_DATABASE)")
-            }
-            (Some(other), _) => {
-                bail!("DB_TYPE={other} is not one of postgresql, pgbouncer, mysql, sqlite")
-            }
-        })
-    }
-
-    pub fn describe(cfg: &DbConfig) -> String {
-        match cfg {
-            DbConfig::Sqlite { path } => format!("SQLite {}", path.display()),
-            DbConfig::Postgres {
-                host,
-                port,
-                database,
-                ..
-            } => {
-                format!("PostgreSQL {host}:{port}/{database}")
-            }
-            DbConfig::MySql {
-                host,
-                port,
-                database,
-                ..
-            } => {
-                format!("MySQL {host}:{port}/{database}")
-            }
-        }
+        let settings = DbSettings {
+            db_type: self.db_type.clone(),
+            host: self.db_host.clone(),
+            port: self.db_port,
+            username: self.db_username.clone(),
+            password: self.db_password.clone(),
+            database: self.db_database.clone(),
+            ssl_mode: self.db_ssl_mode.clone(),
+            max_open_conns: 2,
+            data_dir: self.data_dir.clone(),
+        };
+        Ok(settings.resolve()?)
     }
 }
 
@@ -101,7 +58,7 @@ pub struct MigrateArgs {
 
 pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let cfg = args.db.config()?;
-    let what = DbArgs::describe(&cfg);
+    let what = cfg.describe();
     eprintln!("migrating {what}");
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {

@@ -31,11 +31,12 @@ pub use datasource::{
     DatasourceProviderIdentity, DATASOURCE_PARAMETER_TYPES, DATASOURCE_PROVIDER_TYPES,
 };
 pub use endpoint::{EndpointDeclaration, EndpointProviderDeclaration, ENDPOINT_METHODS};
+pub(crate) use model::PRICING_ERROR;
 pub use model::{
     CredentialFormSchema, FieldModelSchema, FormOption, ModelCredentialSchema, ModelDeclaration,
     ModelParameterRule, ModelPosition, ModelPriceConfig, ModelProviderDeclaration,
-    ModelProviderHelp, ProviderCredentialSchema, ShowOn, CONFIGURATE_METHODS, MODEL_FORM_TYPES,
-    MODEL_PARAMETER_TYPES, MODEL_TYPES,
+    ModelProviderHelp, ProviderCredentialSchema, ShowOn, CONFIGURATE_METHODS, MAX_DECIMAL_DIGITS,
+    MODEL_FORM_TYPES, MODEL_PARAMETER_TYPES, MODEL_TYPES,
 };
 pub use tool::{
     ToolDeclaration, ToolDescription, ToolIdentity, ToolParameter, ToolProviderDeclaration,

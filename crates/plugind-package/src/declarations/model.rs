@@ -262,65 +262,119 @@ fn opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Err
             self.visit_str(&n.to_string())
         }
         fn visit_str<E: de::Error>(self, s: &str) -> Result<Option<String>, E> {
-            decimal_text(s)
-                .map(Some)
-                .ok_or_else(|| E::custom(format!("can't convert {s} to decimal")))
+            decimal_text(s).map(Some).map_err(|e| E::custom(e))
         }
     }
     d.deserialize_option(V)
 }
 
+/// The most digits a pricing decimal may have once written out without an exponent (the digits
+/// before and after the point, leading `0` included).
+///
+/// Every finite `f64` fits (`f64::MAX` has 309 integer digits, the smallest subnormal 324
+/// decimals), and real prices have a few dozen at most. The bound is checked before anything is
+/// allocated: `1e100000000000` written out would take 100 GB.
+pub const MAX_DECIMAL_DIGITS: usize = 400;
+
+/// Start of the message of every pricing value that is refused, so that the decoder can tell
+/// this error apart from other YAML errors and pass it on.
+pub(crate) const PRICING_ERROR: &str = "pricing value";
+
+/// Why a pricing string is not accepted as a decimal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DecimalError {
+    NotANumber(String),
+    TooLong(String),
+}
+
+impl fmt::Display for DecimalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecimalError::NotANumber(s) => {
+                write!(f, "{PRICING_ERROR} {}: can't convert to decimal", cut(s))
+            }
+            DecimalError::TooLong(s) => write!(
+                f,
+                "{PRICING_ERROR} {}: more than {MAX_DECIMAL_DIGITS} digits when written out",
+                cut(s)
+            ),
+        }
+    }
+}
+
+/// The value as echoed in an error: at most 40 characters.
+fn cut(s: &str) -> String {
+    const MAX: usize = 40;
+    match s.char_indices().nth(MAX) {
+        None => format!("{s:?}"),
+        Some((end, _)) => format!("{:?}... ({} bytes)", &s[..end], s.len()),
+    }
+}
+
 /// Canonical text of a decimal number: no exponent, no trailing fractional zeros, `0` for zero.
-pub(crate) fn decimal_text(s: &str) -> Option<String> {
-    let s = s.trim();
+///
+/// Refuses anything but `[+-]digits[.digits][(e|E)[+-]digits]` and any value longer than
+/// [`MAX_DECIMAL_DIGITS`] written out.
+pub(crate) fn decimal_text(input: &str) -> Result<String, DecimalError> {
+    let not_a_number = || DecimalError::NotANumber(input.to_owned());
+    let s = input.trim();
     let (negative, s) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
     let (mantissa, exponent) = match s.find(['e', 'E']) {
-        Some(i) => (&s[..i], s[i + 1..].parse::<i64>().ok()?),
+        Some(i) => (
+            &s[..i],
+            s[i + 1..].parse::<i64>().map_err(|_| not_a_number())?,
+        ),
         None => (s, 0),
     };
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     if int.is_empty() && frac.is_empty() {
-        return None;
+        return Err(not_a_number());
     }
     if !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
-        return None;
+        return Err(not_a_number());
     }
-    let digits: String = format!("{int}{frac}");
-    // value = digits × 10^(exponent − len(frac))
-    let scale = i64::try_from(frac.len()).ok()? - exponent;
-    let digits = digits.trim_start_matches('0');
-    if digits.is_empty() {
-        return Some("0".to_owned());
+    let digits = format!("{int}{frac}");
+    let significant = digits.trim_start_matches('0');
+    let trimmed = significant.trim_end_matches('0');
+    if trimmed.is_empty() {
+        return Ok("0".to_owned());
     }
-    let (int_part, frac_part) = if scale <= 0 {
-        let zeros = usize::try_from(-scale).ok()?;
-        (format!("{digits}{}", "0".repeat(zeros)), String::new())
+    // value = trimmed × 10^(−scale); i128 cannot overflow with an i64 exponent and a usize length.
+    let n_digits = trimmed.len() as i128;
+    let scale = frac.len() as i128 - i128::from(exponent) - (significant.len() as i128 - n_digits);
+    let written_len = if scale <= 0 {
+        n_digits - scale
+    } else if n_digits > scale {
+        n_digits
     } else {
-        let scale = usize::try_from(scale).ok()?;
-        if digits.len() > scale {
-            let (a, b) = digits.split_at(digits.len() - scale);
-            (a.to_owned(), b.to_owned())
-        } else {
-            (
-                "0".to_owned(),
-                format!("{}{digits}", "0".repeat(scale - digits.len())),
-            )
-        }
+        1 + scale
     };
-    let frac_part = frac_part.trim_end_matches('0');
-    let mut out = String::new();
+    if written_len > MAX_DECIMAL_DIGITS as i128 {
+        return Err(DecimalError::TooLong(input.to_owned()));
+    }
+    // Both conversions hold: |scale| ≤ written_len ≤ MAX_DECIMAL_DIGITS.
+    let shift = usize::try_from(scale.unsigned_abs()).map_err(|_| not_a_number())?;
+    let mut out = String::with_capacity(written_len as usize + 2);
     if negative {
         out.push('-');
     }
-    out.push_str(&int_part);
-    if !frac_part.is_empty() {
+    if scale <= 0 {
+        out.push_str(trimmed);
+        out.extend(std::iter::repeat_n('0', shift));
+    } else if trimmed.len() > shift {
+        let (a, b) = trimmed.split_at(trimmed.len() - shift);
+        out.push_str(a);
         out.push('.');
-        out.push_str(frac_part);
+        out.push_str(b);
+    } else {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', shift - trimmed.len()));
+        out.push_str(trimmed);
     }
-    Some(out)
+    Ok(out)
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -648,5 +702,107 @@ impl<'de> Deserialize<'de> for ModelProviderDeclaration {
             model.apply_defaults().map_err(de::Error::custom)?;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_written_out_in_their_shortest_form() {
+        for (input, expected) in [
+            ("0.003", "0.003"),
+            ("1.50", "1.5"),
+            ("100", "100"),
+            ("+2e3", "2000"),
+            ("2.5E-3", "0.0025"),
+            ("-0.5", "-0.5"),
+            ("-0", "0"),
+            ("000.000", "0"),
+            (" 7 ", "7"),
+            (".5", "0.5"),
+            ("5.", "5"),
+            ("1e-5", "0.00001"),
+        ] {
+            assert_eq!(decimal_text(input).as_deref(), Ok(expected), "{input}");
+        }
+    }
+
+    #[test]
+    fn huge_exponents_and_long_values_are_refused_without_allocating() {
+        // Each of these once made the decoder allocate the written-out value (100 GB for the
+        // first): the length is now checked before anything is built.
+        for input in [
+            "1e100000000000",
+            "1e-100000000000",
+            "1e9223372036854775807",
+            "1e-9223372036854775808",
+            "0.1e-9223372036854775808",
+            "1e400",
+            "1e-400",
+        ] {
+            assert_eq!(
+                decimal_text(input),
+                Err(DecimalError::TooLong(input.to_owned())),
+                "{input}"
+            );
+        }
+        let long = "9".repeat(MAX_DECIMAL_DIGITS + 1);
+        let err = decimal_text(&long).expect_err("too long");
+        assert!(
+            err.to_string().len() < 150,
+            "the value is cut in the message: {err}"
+        );
+        // The bound itself is accepted, and zeros that vanish when written out do not count.
+        assert!(decimal_text(&"9".repeat(MAX_DECIMAL_DIGITS)).is_ok());
+        assert_eq!(decimal_text("1e399").map(|s| s.len()), Ok(400));
+        assert_eq!(
+            decimal_text(&format!("{}12e-1", "0".repeat(100_000))).as_deref(),
+            Ok("1.2")
+        );
+        assert_eq!(
+            decimal_text(&format!("0.{}", "0".repeat(100_000))).as_deref(),
+            Ok("0")
+        );
+        assert_eq!(
+            decimal_text(&format!("5{}e-100000", "0".repeat(100_000))).as_deref(),
+            Ok("5")
+        );
+        // Every finite f64, as `visit_f64` writes it, fits.
+        for f in [f64::MAX, f64::MIN, f64::MIN_POSITIVE, 5e-324] {
+            assert!(decimal_text(&f.to_string()).is_ok(), "{f}");
+        }
+    }
+
+    #[test]
+    fn non_numbers_are_refused() {
+        for input in [
+            "",
+            "-",
+            "+",
+            ".",
+            "e5",
+            "1e",
+            "1e+",
+            "NaN",
+            "nan",
+            "Inf",
+            "-Infinity",
+            ".inf",
+            "1_000",
+            "0x10",
+            "1..2",
+            "1e5.5",
+            "--1",
+            "1 2",
+            "١",
+        ] {
+            assert_eq!(
+                decimal_text(input),
+                Err(DecimalError::NotANumber(input.to_owned())),
+                "{input:?}"
+            );
+        }
     }
 }

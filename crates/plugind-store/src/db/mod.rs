@@ -73,7 +73,8 @@ pub(crate) enum Pools {
     MySql(MySqlPool),
 }
 
-/// A connected, migrated database. Cheap to clone (the pool is shared).
+/// A connected database (migrated by [`Db::connect_and_migrate`] or [`Db::migrate`]). Cheap to
+/// clone (the pool is shared).
 #[derive(Clone, Debug)]
 pub struct Db {
     pub(crate) pools: Pools,
@@ -272,8 +273,16 @@ fn quote_ident(name: &str, quote: char) -> String {
 }
 
 impl Db {
-    /// Connects, creates the PostgreSQL/MySQL database when it does not exist yet (through the
-    /// `postgres`/`mysql` database, as upstream does), and runs the migrations.
+    /// [`Db::connect`], then [`Db::migrate`]: what the daemon does on start.
+    pub async fn connect_and_migrate(cfg: &DbConfig) -> Result<Db, StoreError> {
+        let db = Self::connect(cfg).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Connects, and creates the PostgreSQL/MySQL database when it does not exist yet (through
+    /// the `postgres`/`mysql` database, as upstream does). Runs no migration: readers such as
+    /// `dify plugin cleanup --db` leave the schema as they found it.
     pub async fn connect(cfg: &DbConfig) -> Result<Db, StoreError> {
         let db = match cfg {
             DbConfig::Sqlite { path } => Self::connect_sqlite(path).await?,
@@ -298,7 +307,6 @@ impl Db {
                 max_conns,
             } => Self::connect_mysql(host, *port, user, password, database, *max_conns).await?,
         };
-        db.migrate().await?;
         Ok(db)
     }
 

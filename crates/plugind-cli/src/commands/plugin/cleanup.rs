@@ -8,25 +8,13 @@
 use std::cmp::Ordering;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use regex::Regex;
+use plugind_entities::naming;
 use serde_json::Value;
 
 use crate::commands::migrate::DbArgs;
-
-#[allow(clippy::expect_used)]
-static VERSION_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[0-9]{1,4}(\.[0-9]{1,4}){1,3}(-\w{1,16})?$").expect("static regex")
-});
-#[allow(clippy::expect_used)]
-static NAME_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9_-]{1,255}$").expect("static regex"));
-#[allow(clippy::expect_used)]
-static CHECKSUM_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-f0-9]{32,64}$").expect("static regex"));
 
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
@@ -92,10 +80,15 @@ pub fn run(args: CleanupArgs) -> anyhow::Result<()> {
         let installed: Vec<bool> = rt.block_on(async {
             let db = plugind_store::Db::connect(&cfg)
                 .await
-                .with_context(|| format!("cannot connect to {}", DbArgs::describe(&cfg)))?;
+                .with_context(|| format!("cannot connect to {}", cfg.describe()))?;
             let mut out = Vec::new();
             for w in &delete {
-                out.push(db.plugin_exists(&w.uid).await?);
+                out.push(db.plugin_exists(&w.uid).await.with_context(|| {
+                    format!(
+                        "cannot read the installed plugins from {} (has the daemon or `dify migrate` run on it?)",
+                        cfg.describe()
+                    )
+                })?);
             }
             db.close().await;
             anyhow::Ok(out)
@@ -207,12 +200,12 @@ fn scan(root: &Path) -> anyhow::Result<Vec<WorkDir>> {
 /// `name-version@checksum` → parts; the version is the shortest valid tail after a `-`.
 fn parse_dir_name(s: &str) -> Option<(String, String, String)> {
     let (left, checksum) = s.rsplit_once('@')?;
-    if !CHECKSUM_RE.is_match(checksum) {
+    if !naming::is_checksum(checksum) {
         return None;
     }
     for (i, _) in left.match_indices('-') {
         let (name, version) = (&left[..i], &left[i + 1..]);
-        if NAME_RE.is_match(name) && VERSION_RE.is_match(version) {
+        if naming::is_id_name(name) && naming::is_id_version(version) {
             return Some((name.to_owned(), version.to_owned(), checksum.to_owned()));
         }
     }

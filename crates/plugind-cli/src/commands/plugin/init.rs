@@ -5,24 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use regex::Regex;
+use plugind_entities::naming;
 use serde_json::Value;
 
 use super::templates::{self as t, render};
-
-#[allow(clippy::expect_used)]
-static NAME_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9_-]{1,128}$").expect("static regex"));
-#[allow(clippy::expect_used)]
-static AUTHOR_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9_-]{1,64}$").expect("static regex"));
-#[allow(clippy::expect_used)]
-static DIFY_VERSION_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\d{1,4}(\.\d{1,4}){1,3}(-\w{1,16})?$").expect("static regex"));
 
 pub const CATEGORIES: [&str; 11] = [
     "tool",
@@ -158,17 +147,17 @@ fn profile(args: &InitArgs) -> anyhow::Result<Profile> {
     let name = need(&args.name, "--name")?;
     let author = need(&args.author, "--author")?;
     let description = need(&args.description, "--description")?;
-    if !NAME_RE.is_match(&name) {
+    if !naming::is_manifest_name(&name) {
         bail!("plugin name must match ^[a-z0-9_-]{{1,128}}$: {name:?}");
     }
-    if !AUTHOR_RE.is_match(&author) {
+    if !naming::is_author(&author) {
         bail!("author must match ^[a-z0-9_-]{{1,64}}$: {author:?}");
     }
     if !args.language.eq_ignore_ascii_case("python") {
         bail!("unsupported language {:?}: only python", args.language);
     }
     if let Some(v) = &args.min_dify_version {
-        if !DIFY_VERSION_RE.is_match(v) {
+        if !naming::is_id_version(v) {
             bail!("--min-dify-version must look like 1.9.0: {v:?}");
         }
     }

@@ -8,7 +8,6 @@ use std::process::Command;
 use anyhow::{bail, Context};
 use clap::Args;
 use plugind_package::{DecodeOptions, Package};
-use regex::Regex;
 use serde_json::Value;
 
 use super::source;
@@ -174,9 +173,7 @@ fn check_size(bytes: &[u8], max_bytes: u64, max_mb: u64) -> anyhow::Result<()> {
 fn strict_checks(pkg: &Package) -> Vec<String> {
     let d = &pkg.declaration;
     let mut problems = Vec::new();
-    #[allow(clippy::expect_used)]
-    let version_re = Regex::new(r"^\d{1,4}(\.\d{1,4}){2}(-\w{1,16})?$").expect("static regex");
-    if !version_re.is_match(&d.version) {
+    if !plugind_entities::naming::is_manifest_version(&d.version) {
         problems.push(format!("version {:?} is not like 0.0.1", d.version));
     }
     if d.kind != "plugin" {
