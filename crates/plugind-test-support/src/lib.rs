@@ -7,12 +7,14 @@
 //! * [`fake_dify`] — [`FakeDify`], a recording stand-in for Dify's inner API;
 //! * [`daemon`] — [`Daemon`], the `plugind` binary run as a child process with a temporary state
 //!   directory, plus [`create_pg_database`];
-//! * [`client`] — [`Client`], HTTP calls shaped like the ones Dify's API server makes.
+//! * [`client`] — [`Client`], HTTP calls shaped like the ones Dify's API server makes;
+//! * [`flows`] — steps many tests share (install and wait, echo invoke bodies, answer texts).
 
 pub mod client;
 pub mod daemon;
 pub mod fake_dify;
 pub mod fixtures;
+pub mod flows;
 pub mod signing;
 
 pub use client::{envelope_data, parse_sse_body, Client};
@@ -24,4 +26,5 @@ pub use fixtures::{
     assemble_fixture, fixture_root, pack_fixture, repo_root, test_cache_dir, upstream_fixture,
     Variant, ECHO_BLOB_SIZE, ECHO_PLUGIN_ID, ECHO_PROVIDER, ECHO_TOOL, PROBE_TOOL,
 };
+pub use flows::{echo_invoke_body, tool_texts, INSTALL_TIMEOUT};
 pub use signing::{pack_fixture_with, TestSigner};

@@ -15,13 +15,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use plugind_test_support::{
-    pack_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, Variant, ECHO_PLUGIN_ID,
-    ECHO_PROVIDER, ECHO_TOOL,
+    echo_invoke_body, pack_fixture, tool_texts, Client, Daemon, DaemonOptions, DbChoice, FakeDify,
+    Variant, ECHO_PLUGIN_ID,
 };
 use serde_json::{json, Value};
 
 const TENANT: &str = "0b6f7c1e-3a2d-4e5f-8a9b-1c2d3e4f5a6b";
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_plugind"))
@@ -45,49 +44,17 @@ async fn start(dir: &std::path::Path, dify: &FakeDify, extra_env: Vec<(&str, &st
 }
 
 async fn install(client: &Client) -> String {
-    let (status, resp) = client
-        .upload_package(TENANT, pack_fixture(Variant::Sdk07), false)
+    client
+        .install_package(TENANT, pack_fixture(Variant::Sdk07))
         .await
-        .expect("upload");
-    assert_eq!(status, 200, "{resp}");
-    let uid = resp["data"]["unique_identifier"]
-        .as_str()
-        .expect("uid")
-        .to_owned();
-    let task = client
-        .install_and_wait(TENANT, &uid, INSTALL_TIMEOUT)
-        .await
-        .expect("install");
-    assert_eq!(task["status"], "success", "install task: {task}");
-    uid
-}
-
-fn invoke_body(text: &str, mode: &str) -> Value {
-    json!({
-        "user_id": "u-1", "conversation_id": null, "app_id": "app-1", "message_id": null,
-        "data": {"provider": ECHO_PROVIDER, "tool": ECHO_TOOL, "credentials": {}, "credential_type": "api-key",
-                 "tool_parameters": {"text": text, "mode": mode}}
-    })
+        .expect("install")
 }
 
 async fn invoke(client: &Client, text: &str, mode: &str) -> (u16, Vec<Value>) {
     client
-        .dispatch(
-            TENANT,
-            ECHO_PLUGIN_ID,
-            "tool/invoke",
-            invoke_body(text, mode),
-        )
+        .invoke_echo(TENANT, text, mode)
         .await
         .expect("dispatch")
-}
-
-fn texts(envelopes: &[Value]) -> Vec<String> {
-    envelopes
-        .iter()
-        .filter(|e| e["code"] == 0)
-        .filter_map(|e| e["data"]["message"]["text"].as_str().map(str::to_owned))
-        .collect()
 }
 
 /// The statuses the status route reports for the echo plugin.
@@ -200,7 +167,10 @@ async fn install_crash_and_uninstall_are_watchable() {
     })
     .await;
     let uid = installing.await.expect("install task");
-    assert_eq!(texts(&invoke(&client, "hello", "text").await.1), ["hello"]);
+    assert_eq!(
+        tool_texts(&invoke(&client, "hello", "text").await.1),
+        ["hello"]
+    );
 
     let status = statuses(&client).await.remove(0);
     assert_eq!(status["plugin_unique_identifier"], uid.as_str());
@@ -222,7 +192,10 @@ async fn install_crash_and_uninstall_are_watchable() {
     assert_eq!(status["restarts"], 1, "{status}");
     let last_error = status["last_error"].as_str().unwrap_or("");
     assert!(last_error.contains("signal 9"), "{status}");
-    assert_eq!(texts(&invoke(&client, "again", "text").await.1), ["again"]);
+    assert_eq!(
+        tool_texts(&invoke(&client, "again", "text").await.1),
+        ["again"]
+    );
 
     let (code, resp) = client
         .post_json(
@@ -333,7 +306,7 @@ async fn slow_readers_never_stall_a_plugin() {
     .await
     .expect("the chatty invoke finished within the deadline");
     assert_eq!(status, 200);
-    assert_eq!(texts(&envelopes).len(), 3000, "every chunk arrived");
+    assert_eq!(tool_texts(&envelopes).len(), 3000, "every chunk arrived");
 
     // A caller that never reads: its session is cut off once 1 MiB waits for it; meanwhile
     // another session on the same process streams normally.
@@ -345,7 +318,7 @@ async fn slow_readers_never_stall_a_plugin() {
         .header("X-Api-Key", &daemon.server_key)
         .header("X-Plugin-ID", ECHO_PLUGIN_ID)
         .header("Content-Type", "application/json")
-        .body(invoke_body("4000:20000", "stream").to_string())
+        .body(echo_invoke_body("4000:20000", "stream").to_string())
         .send()
         .await
         .expect("slow dispatch");
@@ -357,7 +330,7 @@ async fn slow_readers_never_stall_a_plugin() {
     .await
     .expect("the other session finished within the deadline");
     assert_eq!(status, 200);
-    assert_eq!(texts(&envelopes).len(), 500);
+    assert_eq!(tool_texts(&envelopes).len(), 500);
 
     // Now read the slow stream: some chunks, then the error that ended it.
     let body = tokio::time::timeout(Duration::from_secs(120), slow.text())
@@ -369,7 +342,7 @@ async fn slow_readers_never_stall_a_plugin() {
     assert_eq!(last["code"], -500, "{last}");
     let message = last["message"].as_str().unwrap_or("");
     assert!(message.contains("too slowly"), "{message}");
-    let chunks = texts(&envelopes).len();
+    let chunks = tool_texts(&envelopes).len();
     assert!(
         chunks < 4000,
         "the slow session was cut off, got {chunks} chunks"
@@ -415,7 +388,7 @@ async fn after_a_restart_invokes_wait_for_their_plugin_and_readiness_says_when()
     // Issued while the plugin starts: waits for it instead of "plugin runtime not found".
     let (status, envelopes) = invoke(&client, "patient", "text").await;
     assert_eq!(status, 200, "{envelopes:?}");
-    assert_eq!(texts(&envelopes), ["patient"], "{envelopes:?}");
+    assert_eq!(tool_texts(&envelopes), ["patient"], "{envelopes:?}");
 
     let ready = reqwest::get(format!("{}/health/ready", daemon.base_url))
         .await

@@ -6,15 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use plugind_test_support::{
-    pack_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, Variant, ECHO_PLUGIN_ID,
-    ECHO_PROVIDER, ECHO_TOOL,
+    echo_invoke_body, pack_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, Variant,
+    ECHO_PLUGIN_ID,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const TENANT: &str = "9e9e9e9e-1111-4222-8333-944455556666";
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_plugind"))
@@ -50,14 +49,6 @@ fn error_of(envelope: &Value) -> Value {
         .unwrap_or_else(|e| panic!("message is not JSON ({e}): {envelope}"))
 }
 
-fn invoke_body(text: &str, mode: &str) -> Value {
-    json!({
-        "user_id": "u-1", "conversation_id": null, "app_id": "app-1", "message_id": null,
-        "data": {"provider": ECHO_PROVIDER, "tool": ECHO_TOOL, "credentials": {}, "credential_type": "api-key",
-                 "tool_parameters": {"text": text, "mode": mode}}
-    })
-}
-
 async fn upload(client: &Client, tenant: &str, package: Vec<u8>) -> String {
     let (status, resp) = client
         .upload_package(tenant, package, false)
@@ -72,12 +63,10 @@ async fn upload(client: &Client, tenant: &str, package: Vec<u8>) -> String {
 }
 
 async fn install_echo(client: &Client) {
-    let uid = upload(client, TENANT, pack_fixture(Variant::Latest)).await;
-    let task = client
-        .install_and_wait(TENANT, &uid, INSTALL_TIMEOUT)
+    client
+        .install_package(TENANT, pack_fixture(Variant::Latest))
         .await
         .expect("install");
-    assert_eq!(task["status"], "success", "install task: {task}");
 }
 
 /// `host:port` of a daemon's base URL.
@@ -170,7 +159,7 @@ mod http_edge {
                 TENANT,
                 ECHO_PLUGIN_ID,
                 "tool/invoke",
-                invoke_body(&text, "text"),
+                echo_invoke_body(&text, "text"),
             )
             .await
             .expect("dispatch");
@@ -193,7 +182,7 @@ mod http_edge {
         let (_daemon, client) =
             start(dir.path(), &dify, &[("MAX_REQUEST_BODY_SIZE", "4096")]).await;
 
-        let big = invoke_body(&"y".repeat(8192), "text").to_string();
+        let big = echo_invoke_body(&"y".repeat(8192), "text").to_string();
         for path in [
             format!("plugin/{TENANT}/dispatch/tool/invoke"),
             format!("plugin/{TENANT}/management/install/identifiers"),
@@ -389,7 +378,7 @@ mod http_edge {
                     tenant,
                     ECHO_PLUGIN_ID,
                     "tool/invoke",
-                    invoke_body("a", "text"),
+                    echo_invoke_body("a", "text"),
                 )
                 .await
                 .expect("dispatch");
@@ -515,7 +504,7 @@ mod shutdown {
                         TENANT,
                         ECHO_PLUGIN_ID,
                         "tool/invoke",
-                        invoke_body("120", "sleep"),
+                        echo_invoke_body("120", "sleep"),
                     )
                     .await
             }
@@ -528,7 +517,7 @@ mod shutdown {
                         TENANT,
                         ECHO_PLUGIN_ID,
                         "tool/invoke",
-                        invoke_body("1", "sleep"),
+                        echo_invoke_body("1", "sleep"),
                     )
                     .await
             }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use plugind_test_support::{
-    create_pg_database, pack_fixture, Client, Daemon, DaemonOptions, DbChoice, FakeDify, Variant,
-    ECHO_PLUGIN_ID, ECHO_PROVIDER, ECHO_TOOL,
+    create_pg_database, echo_invoke_body, pack_fixture, Client, Daemon, DaemonOptions, DbChoice,
+    FakeDify, Variant, ECHO_PLUGIN_ID, ECHO_PROVIDER,
 };
 use serde_json::{json, Value};
 
@@ -80,21 +80,13 @@ async fn upload_and_install(client: &Client, package: Vec<u8>) -> String {
     uid
 }
 
-fn invoke_body(text: &str, mode: &str) -> Value {
-    json!({
-        "user_id": "u-1", "conversation_id": null, "app_id": "app-1", "message_id": null,
-        "data": {"provider": ECHO_PROVIDER, "tool": ECHO_TOOL, "credentials": {}, "credential_type": "api-key",
-                 "tool_parameters": {"text": text, "mode": mode}}
-    })
-}
-
 async fn invoke(client: &Client, text: &str, mode: &str) -> (u16, Vec<Value>) {
     client
         .dispatch(
             TENANT,
             ECHO_PLUGIN_ID,
             "tool/invoke",
-            invoke_body(text, mode),
+            echo_invoke_body(text, mode),
         )
         .await
         .expect("dispatch")
