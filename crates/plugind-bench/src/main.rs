@@ -20,7 +20,7 @@ use plugind_test_support::{
 };
 use serde_json::json;
 
-use crate::report::{Report, Row};
+use crate::report::{Report, Row, Stalled};
 
 const TENANT: &str = "5b5b5b5b-1111-4222-8333-944455556666";
 
@@ -127,7 +127,10 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
+    let stalled = stalled_callers(&daemon, daemon_pid).await?;
+
     let report = Report {
+        stalled,
         rows,
         rss_idle_kib: rss_idle,
         rss_load_kib: rss_load,
@@ -141,6 +144,43 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&args.out, &text)?;
     println!("{text}");
     Ok(())
+}
+
+/// Opens streams whose callers never read (each would carry 2000 chunks of 20 kB), samples the
+/// daemon's RSS while the plugin answers them, then closes them and measures again.
+async fn stalled_callers(daemon: &Daemon, pid: u32) -> anyhow::Result<Stalled> {
+    use tokio::io::AsyncWriteExt;
+    const CLIENTS: usize = 20;
+    const CHUNKS: usize = 2000;
+    const CHUNK_BYTES: usize = 20_000;
+    let body = json!({"user_id": "u", "data": {"provider": "echo", "tool": "echo", "credentials": {},
+        "credential_type": "api-key", "tool_parameters": {"text": format!("{CHUNKS}:{CHUNK_BYTES}"), "mode": "stream"}}})
+    .to_string();
+    let authority = daemon.base_url.trim_start_matches("http://").to_owned();
+    let request = format!(
+        "POST /plugin/{TENANT}/dispatch/tool/invoke HTTP/1.1\r\nHost: {authority}\r\nX-Api-Key: {}\r\nX-Plugin-ID: {ECHO_PLUGIN_ID}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        daemon.server_key,
+        body.len()
+    );
+    let sampler = RssSampler::start(pid);
+    let mut streams = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut stream = tokio::net::TcpStream::connect(&authority).await?;
+        stream.write_all(request.as_bytes()).await?;
+        streams.push(stream);
+    }
+    // The plugin answers the streams one after another; give it time to send all it can.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let rss_peak_kib = sampler.stop().await;
+    drop(streams);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok(Stalled {
+        clients: CLIENTS,
+        bytes_each: CHUNKS * CHUNK_BYTES,
+        buffer_limit: "8 MiB default",
+        rss_peak_kib,
+        rss_after_kib: rss_kib(pid),
+    })
 }
 
 /// One tool invoke through the daemon; Ok when the stream carried the echo and ended.

@@ -17,6 +17,17 @@ pub struct Report {
     pub rss_load_kib: u64,
     pub startup: Duration,
     pub requests: usize,
+    pub stalled: Stalled,
+}
+
+/// RSS while callers open streams and never read them, and after they go away.
+pub struct Stalled {
+    pub clients: usize,
+    /// Bytes each stream would carry if read.
+    pub bytes_each: usize,
+    pub buffer_limit: &'static str,
+    pub rss_peak_kib: u64,
+    pub rss_after_kib: u64,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -88,6 +99,20 @@ impl Report {
             out,
             "| daemon start → first successful invoke of an installed plugin | {} ms |",
             ms(self.startup)
+        );
+        let st = &self.stalled;
+        let _ = writeln!(
+            out,
+            "| daemon RSS peak with {} callers that never read a {} MB stream each (`PLUGIN_SESSION_BUFFER_SIZE` {}) | {:.1} MiB |",
+            st.clients,
+            st.bytes_each / 1_000_000,
+            st.buffer_limit,
+            st.rss_peak_kib as f64 / 1024.0
+        );
+        let _ = writeln!(
+            out,
+            "| daemon RSS 3 s after those callers went away | {:.1} MiB |",
+            st.rss_after_kib as f64 / 1024.0
         );
         out
     }

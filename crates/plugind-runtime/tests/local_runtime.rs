@@ -823,3 +823,51 @@ async fn dropped_launches_and_registries_leave_no_process() {
     drop(runtimes);
     wait_gone(pid, "after dropping the registry").await;
 }
+
+/// stderr is capped per line and rate-limited: a 100 kB line arrives cut (the cut said), and a
+/// flood of 1,000 lines becomes a few dozen lifecycle events, not 1,000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stderr_lines_are_capped_and_floods_rate_limited() {
+    init_tracing();
+    let root = tempfile::tempdir().expect("tempdir");
+    let runtimes = Runtimes::new(config(root.path()));
+    let mut events = runtimes.lifecycle().subscribe();
+    let uid =
+        PluginUniqueIdentifier::parse("rusttest/noisy:0.0.1@0123456789abcdef0123456789abcdef")
+            .expect("uid");
+    let decl = declaration("3.11");
+    let wd = runtimes.working_dir(&uid);
+    write_plugin(&wd);
+    std::fs::write(
+        wd.join("main.py"),
+        format!(
+            "import sys\nsys.stderr.write('x' * 100000 + '\\n')\nfor i in range(1000):\n    sys.stderr.write(f'line {{i}}\\n')\nsys.stderr.flush()\n{MAIN_PY}"
+        ),
+    )
+    .expect("write");
+    runtimes
+        .launch(&uid, &[], &decl, &|_| {})
+        .await
+        .expect("launch");
+    let mut stderr_lines = Vec::new();
+    while let Ok(Ok(event)) = tokio::time::timeout(Duration::from_millis(500), events.recv()).await
+    {
+        if let plugind_runtime::LifecycleKind::Stderr { line, .. } = &event.kind {
+            stderr_lines.push(line.clone());
+        }
+    }
+    let first = stderr_lines.first().expect("stderr reported");
+    assert!(
+        first.contains("[stderr line of 100000 bytes cut to 1024 bytes]") && first.len() < 2000,
+        "{first}"
+    );
+    assert!(
+        stderr_lines.len() <= 102,
+        "{} stderr events for a flood of 1,001 lines",
+        stderr_lines.len()
+    );
+    // The rolling tail and the status board keep recent lines without growing.
+    let status = runtimes.status(&uid).expect("status");
+    assert!(status.logs.len() <= 50);
+    runtimes.shutdown().await;
+}
