@@ -447,6 +447,11 @@ fn log_event(event: &LifecycleEvent) {
 /// `plugin_runtime_status`, `active_plugins_total`, `plugin_restarts_total` and
 /// `plugin_installations_total{status="failed"}`.
 pub async fn record_metrics(mut rx: broadcast::Receiver<Arc<LifecycleEvent>>) {
+    // Plugins counted in `active_plugins_total`, so a plugin that never became ready is never
+    // subtracted.
+    let mut active_plugins = std::collections::HashSet::new();
+    // Plugins being stopped: their instance's end is not a restart.
+    let mut stopping = std::collections::HashSet::new();
     loop {
         let event = match rx.recv().await {
             Ok(event) => event,
@@ -464,7 +469,9 @@ pub async fn record_metrics(mut rx: broadcast::Receiver<Arc<LifecycleEvent>>) {
             LifecycleKind::PluginStarting => status(0.5),
             LifecycleKind::PluginReady | LifecycleKind::DebuggingConnected { .. } => {
                 status(1.0);
-                active().increment(1.0);
+                if active_plugins.insert(event.plugin_unique_identifier.clone()) {
+                    active().increment(1.0);
+                }
             }
             LifecycleKind::PluginStartFailed { .. } => {
                 status(0.0);
@@ -473,9 +480,18 @@ pub async fn record_metrics(mut rx: broadcast::Receiver<Arc<LifecycleEvent>>) {
             }
             LifecycleKind::PluginStopped | LifecycleKind::DebuggingDisconnected { .. } => {
                 status(0.0);
-                active().decrement(1.0);
+                stopping.remove(&event.plugin_unique_identifier);
+                if active_plugins.remove(&event.plugin_unique_identifier) {
+                    active().decrement(1.0);
+                }
             }
-            LifecycleKind::InstanceShutdown { .. } => {
+            LifecycleKind::PluginStopping => {
+                stopping.insert(event.plugin_unique_identifier.clone());
+            }
+            LifecycleKind::InstanceShutdown { .. }
+                if active_plugins.contains(&event.plugin_unique_identifier)
+                    && !stopping.contains(&event.plugin_unique_identifier) =>
+            {
                 metrics::counter!("plugin_restarts_total", "plugin_id" => plugin_id.clone())
                     .increment(1);
             }
