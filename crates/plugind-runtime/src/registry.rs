@@ -19,7 +19,7 @@ use crate::config::{RuntimeConfig, RuntimeTuning};
 use crate::connection::OpenError;
 use crate::error::InvokeError;
 use crate::lifecycle::{self, Lifecycle, LifecycleKind, PluginStatus, RuntimeKind};
-use crate::local::launch::{self, LaunchContext, Launched};
+use crate::local::launch::{self, Interpreters, LaunchContext, Launched};
 use crate::local::supervisor;
 use crate::message::SessionRequest;
 use crate::runtime::PluginRuntime;
@@ -71,6 +71,7 @@ struct Inner {
     uid_locks: Mutex<HashMap<PluginUniqueIdentifier, Arc<tokio::sync::Mutex<()>>>>,
     /// `PLUGIN_LOCAL_LAUNCHING_CONCURRENT`.
     launch_slots: Semaphore,
+    interpreters: Interpreters,
 }
 
 /// All plugins of this daemon. Cheap to clone.
@@ -149,6 +150,7 @@ impl Runtimes {
                 plugins: Mutex::new(HashMap::new()),
                 uid_locks: Mutex::new(HashMap::new()),
                 launch_slots: Semaphore::new(slots),
+                interpreters: Interpreters::default(),
             }),
         }
     }
@@ -282,6 +284,7 @@ impl Runtimes {
         };
         let ctx = LaunchContext {
             cfg: &self.inner.cfg,
+            interpreters: &self.inner.interpreters,
             tuning: &self.inner.tuning,
             lifecycle: &self.inner.lifecycle,
             progress,
@@ -337,9 +340,16 @@ impl Runtimes {
         if !wd.is_dir() {
             return Err(timer.fail(Step::Extract, format!("{} does not exist", wd.display())));
         }
-        let interpreter =
-            launch::build_environment(&self.inner.cfg, uid, &wd, decl, &mut timer, progress)
-                .await?;
+        let interpreter = launch::build_environment(
+            &self.inner.cfg,
+            &self.inner.interpreters,
+            uid,
+            &wd,
+            decl,
+            &mut timer,
+            progress,
+        )
+        .await?;
         Ok(LaunchReport {
             steps: timer.done,
             interpreter,

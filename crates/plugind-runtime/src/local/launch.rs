@@ -1,6 +1,7 @@
 //! The local launch pipeline: extract → interpreter → venv → dependencies → first instance, each
 //! step timed, the venv published only when complete.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -15,9 +16,45 @@ use crate::config::{RuntimeConfig, RuntimeTuning};
 use crate::lifecycle::Lifecycle;
 use crate::steps::{format_steps, LaunchError, LaunchReport, Step, StepTimer};
 
+/// uv and the interpreter found for each runner version, so discovery (1–1.6 s of probing)
+/// runs once per version per daemon, not once per install. An entry whose files are gone is
+/// found again.
+#[derive(Default)]
+pub(crate) struct Interpreters {
+    found: Mutex<HashMap<String, (PathBuf, PythonChoice)>>,
+}
+
+impl Interpreters {
+    async fn find(
+        &self,
+        cfg: &RuntimeConfig,
+        want: &str,
+    ) -> Result<(PathBuf, PythonChoice), String> {
+        let cached = self
+            .found
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(want)
+            .cloned();
+        if let Some((uv, python)) = cached {
+            if uv.is_file() && python.path.is_file() {
+                return Ok((uv, python));
+            }
+        }
+        let uv = env::find_uv(cfg).await?;
+        let python = env::find_python(cfg, &uv, want).await?;
+        self.found
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(want.to_owned(), (uv.clone(), python.clone()));
+        Ok((uv, python))
+    }
+}
+
 /// What a launch needs from the registry.
 pub(crate) struct LaunchContext<'a> {
     pub cfg: &'a Arc<RuntimeConfig>,
+    pub interpreters: &'a Interpreters,
     pub tuning: &'a Arc<RuntimeTuning>,
     pub lifecycle: &'a Lifecycle,
     pub progress: &'a (dyn Fn(String) + Send + Sync),
@@ -71,7 +108,16 @@ pub(crate) async fn launch(
         progress(format!("reusing {described}"));
         described
     } else {
-        build_environment(ctx.cfg, uid, &wd, decl, &mut timer, progress).await?
+        build_environment(
+            ctx.cfg,
+            ctx.interpreters,
+            uid,
+            &wd,
+            decl,
+            &mut timer,
+            progress,
+        )
+        .await?
     };
 
     progress("starting the plugin process".into());
@@ -104,6 +150,7 @@ pub(crate) async fn launch(
 /// Interpreter → venv → dependencies, publishing `.venv` only on success.
 pub(crate) async fn build_environment(
     cfg: &RuntimeConfig,
+    interpreters: &Interpreters,
     uid: &PluginUniqueIdentifier,
     wd: &Path,
     decl: &PluginDeclaration,
@@ -115,11 +162,7 @@ pub(crate) async fn build_environment(
         v => v.to_owned(),
     };
     let (uv, python): (PathBuf, PythonChoice) = timer
-        .run(Step::Interpreter, async {
-            let uv = env::find_uv(cfg).await?;
-            let python = env::find_python(cfg, &uv, &want).await?;
-            Ok((uv, python))
-        })
+        .run(Step::Interpreter, interpreters.find(cfg, &want))
         .await?;
     let described = python.describe();
     tracing::info!(plugin = %uid, uv = %uv.display(), "building the venv with {described}");
@@ -138,4 +181,43 @@ pub(crate) async fn build_environment(
     }
     installed?;
     Ok(described)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// Discovery runs once per runner version; a cached interpreter that disappeared is found
+    /// again.
+    #[tokio::test]
+    async fn interpreters_are_found_once_per_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let probes = dir.path().join("probes");
+        let python = dir.path().join("python");
+        std::fs::write(
+            &python,
+            format!(
+                "#!/bin/sh\necho probe >> '{}'\necho 3.99.1\n",
+                probes.display()
+            ),
+        )
+        .expect("write");
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let uv = dir.path().join("uv");
+        std::fs::write(&uv, "").expect("write");
+        let mut cfg = RuntimeConfig::new(dir.path());
+        cfg.uv_path = Some(uv);
+        cfg.python_interpreter_path = Some(python.clone());
+        let interpreters = Interpreters::default();
+        let count = || std::fs::read_to_string(&probes).map_or(0, |s| s.lines().count());
+        for _ in 0..3 {
+            let (_, found) = interpreters.find(&cfg, "3.99").await.expect("found");
+            assert_eq!(found.version, "3.99.1");
+        }
+        assert_eq!(count(), 1, "probed once for three launches");
+        std::fs::rename(&python, dir.path().join("python-moved")).expect("move");
+        assert!(interpreters.find(&cfg, "3.99").await.is_err());
+    }
 }
