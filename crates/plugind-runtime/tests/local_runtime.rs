@@ -661,7 +661,8 @@ async fn silent_plugins_are_restarted_and_dead_ones_time_out() {
     init_tracing();
     let root = tempfile::tempdir().expect("tempdir");
     let mut cfg = config(root.path());
-    cfg.first_heartbeat_timeout = Duration::from_secs(5);
+    // Generous: on a loaded 2-core machine the SDK can take several seconds to its first heartbeat.
+    cfg.first_heartbeat_timeout = Duration::from_secs(12);
     let tuning = RuntimeTuning {
         liveness_timeout: Duration::from_secs(3),
         ..RuntimeTuning::default()
@@ -732,11 +733,11 @@ async fn silent_plugins_are_restarted_and_dead_ones_time_out() {
         .expect_err("no heartbeat");
     assert_eq!(err.step, Step::Launch);
     assert!(
-        err.message.contains("no heartbeat within 5 s") && err.message.contains("thinking"),
+        err.message.contains("no heartbeat within 12 s") && err.message.contains("thinking"),
         "{}",
         err.message
     );
-    assert!(started.elapsed() < Duration::from_secs(8));
+    assert!(started.elapsed() < Duration::from_secs(20));
     assert!(runtimes.get(&uid).is_none());
 }
 
