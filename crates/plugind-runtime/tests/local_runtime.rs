@@ -784,8 +784,13 @@ async fn dropped_launches_and_registries_leave_no_process() {
     let pid_file = wd.join("started.pid");
     {
         let launch = runtimes.launch(&uid, &[], &decl, &|_| {});
+        // The file appears before its content: wait for a whole pid.
         let started = async {
-            while !pid_file.exists() {
+            while std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+                .is_none()
+            {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         };
