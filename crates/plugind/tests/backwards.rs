@@ -1,0 +1,477 @@
+//! Backwards invocation end to end: the fixture plugin's `backwards` tool, on the real SDK,
+//! calls back into Dify through the daemon; the fake Dify inner API records what it received.
+//! Covers the relay of every kind the fixture exercises, tenant/user injection, manifest
+//! permissions, plugin storage and its quota, Dify failures, and concurrency.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use plugind_test_support::{
+    create_pg_database, fixture_root, pack_fixture, pack_fixture_with, Client, Daemon,
+    DaemonOptions, DbChoice, FakeAnswer, FakeDify, Variant, BACKWARDS_TOOL, ECHO_PLUGIN_ID,
+    ECHO_PROVIDER, ECHO_TOOL,
+};
+use serde_json::{json, Value};
+
+const TENANT: &str = "7a1d3e2a-8f5b-4c1a-9d7e-2b3c4d5e6f71";
+/// A second tenant, for the package with a permission removed.
+const OTHER_TENANT: &str = "8b2e4f3b-9a6c-4d2b-8e8f-3c4d5e6f7a82";
+const USER: &str = "user-42";
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
+/// Total read limit the daemon gets for Dify's answers in these tests.
+const READ_TIMEOUT_MS: u64 = 2_000;
+/// `PERSISTENCE_STORAGE_MAX_SIZE` in these tests.
+const STORAGE_MAX: u64 = 4_096;
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_plugind"))
+}
+
+fn env() -> Vec<(String, String)> {
+    vec![
+        (
+            "DIFY_BACKWARDS_INVOCATION_READ_TIMEOUT".into(),
+            READ_TIMEOUT_MS.to_string(),
+        ),
+        (
+            "PERSISTENCE_STORAGE_MAX_SIZE".into(),
+            STORAGE_MAX.to_string(),
+        ),
+    ]
+}
+
+async fn start(dir: &Path, db: DbChoice, dify: &FakeDify, extra: Vec<(String, String)>) -> Daemon {
+    Daemon::start(
+        &bin(),
+        DaemonOptions {
+            data_dir: dir.to_path_buf(),
+            db,
+            extra_env: extra,
+        },
+        dify,
+    )
+    .await
+    .expect("daemon starts")
+}
+
+async fn install(client: &Client, tenant: &str, package: Vec<u8>) {
+    let (status, resp) = client
+        .upload_package(tenant, package, false)
+        .await
+        .expect("upload");
+    assert_eq!(status, 200, "{resp}");
+    let uid = resp["data"]["unique_identifier"]
+        .as_str()
+        .expect("uid")
+        .to_owned();
+    let task = client
+        .install_and_wait(tenant, &uid, INSTALL_TIMEOUT)
+        .await
+        .expect("install");
+    assert_eq!(task["status"], "success", "install task: {task}");
+}
+
+/// Runs the backwards tool in `mode` and returns its report (`{"mode","result"|"error"}`).
+/// Retries while the plugin is still starting.
+async fn call(client: &Client, tenant: &str, mode: &str, text: &str) -> Value {
+    let body = json!({
+        "user_id": USER, "conversation_id": null, "app_id": null, "message_id": null,
+        "data": {"provider": ECHO_PROVIDER, "tool": BACKWARDS_TOOL, "credentials": {},
+                 "tool_parameters": {"mode": mode, "text": text}}
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, events) = client
+            .dispatch(tenant, ECHO_PLUGIN_ID, "tool/invoke", body.clone())
+            .await
+            .expect("dispatch");
+        let text = events
+            .first()
+            .filter(|e| e["code"] == 0)
+            .and_then(|e| e["data"]["message"]["text"].as_str());
+        if let Some(text) = text {
+            assert_eq!(events.len(), 1, "one message: {events:?}");
+            return serde_json::from_str(text).expect("report is JSON");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "backwards {mode} failed: HTTP {status} {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn result(report: &Value) -> &Value {
+    assert!(report.get("error").is_none(), "unexpected error: {report}");
+    &report["result"]
+}
+
+fn error(report: &Value) -> &str {
+    report["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error: {report}"))
+}
+
+/// The single request the fake received at `path` whose body has `key == value`.
+fn received(dify: &FakeDify, path: &str, key: &str, value: Value) -> Value {
+    let mut found = dify.requests_with(path, key, &value);
+    assert_eq!(
+        found.len(),
+        1,
+        "requests to {path} with {key}={value}: {found:?}"
+    );
+    found.remove(0)
+}
+
+fn keys(body: &Value) -> Vec<&str> {
+    body.as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+/// Every kind the fixture calls: what the plugin got and what Dify received.
+async fn happy_path(client: &Client, dify: &FakeDify, tenant: &str) {
+    // Streamed LLM.
+    let report = call(client, tenant, "llm", "hello-llm").await;
+    assert_eq!(result(&report)["text"], "echo: hello-llm");
+    let body = received(dify, "invoke/llm", "tenant_id", json!(tenant));
+    assert_eq!(keys(&body)[..3], ["tenant_id", "user_id", "type"]);
+    assert_eq!(body["user_id"], USER);
+    assert_eq!(body["type"], "llm");
+    assert_eq!(body["provider"], "fake/openai");
+    assert_eq!(body["model"], "gpt-fake");
+    assert_eq!(body["mode"], "chat");
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["completion_params"], json!({"temperature": 0}));
+    assert_eq!(body["prompt_messages"][0]["content"], "hello-llm");
+    assert_eq!(body["prompt_messages"][0]["role"], "user");
+    let rec = &dify.requests_to("invoke/llm")[0];
+    assert_eq!(rec.header("x-inner-api-key"), Some(dify.key.as_str()));
+    assert_eq!(rec.method, "POST");
+
+    // Text embedding (plain JSON route).
+    let report = call(client, tenant, "embedding", "emb").await;
+    assert_eq!(result(&report)["model"], "embed-fake");
+    assert_eq!(
+        result(&report)["embeddings"],
+        json!([[0.0, 0.5, 1.0], [1.0, 0.5, 1.0]])
+    );
+    let body = received(dify, "invoke/text-embedding", "tenant_id", json!(tenant));
+    assert_eq!(body["user_id"], USER);
+    assert_eq!(body["type"], "text_embedding");
+    assert_eq!(body["texts"], json!(["emb", "emb!"]));
+
+    // Tool (streamed), without the SDK's app_id.
+    let report = call(client, tenant, "tool", "what time").await;
+    assert_eq!(result(&report)["messages"], json!(["from fake dify"]));
+    let body = received(dify, "invoke/tool", "tenant_id", json!(tenant));
+    assert_eq!(
+        (
+            &body["type"],
+            &body["tool_type"],
+            &body["provider"],
+            &body["tool"]
+        ),
+        (
+            &json!("tool"),
+            &json!("builtin"),
+            &json!("time"),
+            &json!("current_time")
+        )
+    );
+    assert_eq!(body["tool_parameters"], json!({"q": "what time"}));
+    assert_eq!(body["user_id"], USER);
+    assert!(body.get("app_id").is_none(), "{body}");
+
+    // Chat app (streamed events).
+    let report = call(client, tenant, "app", "hi app").await;
+    assert_eq!(
+        result(&report)["events"],
+        json!([{"event": "message", "answer": "hello "}, {"event": "message_end", "answer": "from app"}])
+    );
+    let body = received(dify, "invoke/app", "tenant_id", json!(tenant));
+    assert_eq!(body["app_id"], "app-1");
+    assert_eq!(body["query"], "hi app");
+    assert_eq!(body["inputs"], json!({"k": "v"}));
+    assert_eq!(body["response_mode"], "streaming");
+    assert_eq!(body["type"], "app");
+
+    // Workflow node: parameter extractor.
+    let report = call(client, tenant, "extractor", "I live in Paris").await;
+    assert_eq!(result(&report)["outputs"], json!({"city": "Paris"}));
+    let body = received(
+        dify,
+        "invoke/parameter-extractor",
+        "tenant_id",
+        json!(tenant),
+    );
+    assert_eq!(body["type"], "node_parameter_extractor");
+    assert_eq!(body["query"], "I live in Paris");
+    assert_eq!(body["model"]["name"], "gpt-fake");
+    assert_eq!(body["parameters"][0]["name"], "city");
+
+    // A request that claims another tenant and user is sent as the session's.
+    let report = call(client, tenant, "spoof", "short text").await;
+    assert_eq!(
+        result(&report)["answers"],
+        json!([{"summary": "short text"}])
+    );
+    let body = received(dify, "invoke/summary", "tenant_id", json!(tenant));
+    assert_eq!(body["user_id"], USER);
+    assert_eq!(body["type"], "system_summary");
+    assert!(dify
+        .requests_with("invoke/summary", "tenant_id", &json!("evil-tenant"))
+        .is_empty());
+
+    // Storage, handled by the daemon: set/get/exist/delete.
+    let report = call(client, tenant, "storage", "v1").await;
+    assert_eq!(
+        result(&report),
+        &json!({"got": "v1", "exists": true, "after_delete": false})
+    );
+
+    // File upload: the daemon relays the signed URL, the plugin posts the bytes there.
+    let report = call(client, tenant, "upload", "file body").await;
+    assert_eq!(result(&report)["id"], "fake-file-1");
+    assert_eq!(result(&report)["mime_type"], "text/plain");
+    let body = received(dify, "upload/file/request", "tenant_id", json!(tenant));
+    assert_eq!(
+        (&body["filename"], &body["mimetype"], &body["type"]),
+        (
+            &json!("hello.txt"),
+            &json!("text/plain"),
+            &json!("upload_file")
+        )
+    );
+    let uploads: Vec<_> = dify
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == plugind_test_support::fake_dify::UPLOAD_PATH)
+        .collect();
+    assert_eq!(uploads.len(), 1);
+    assert!(String::from_utf8_lossy(&uploads[0].body).contains("file body"));
+}
+
+/// A write over the quota is refused and the stored value stays as it was.
+async fn quota(client: &Client, tenant: &str) {
+    let ok = call(client, tenant, "storage_set", "big=3000").await;
+    assert_eq!(result(&ok), &json!({"ok": true}));
+    // 3000 + 2000 > 4096: refused before anything is written.
+    let refused = call(client, tenant, "storage_set", "other=2000").await;
+    assert_eq!(
+        error(&refused),
+        "save data failed: allocated size is greater than max storage size"
+    );
+    // Replacing the value with a bigger one over the quota is refused too; the old one stays.
+    let refused = call(client, tenant, "storage_set", "big=5000").await;
+    assert_eq!(
+        error(&refused),
+        "save data failed: allocated size is greater than max storage size"
+    );
+    let kept = call(client, tenant, "storage_get", "big").await;
+    assert_eq!(result(&kept), &json!({"len": 3000}));
+    // Shrinking it is fine, and frees room for the other key.
+    let ok = call(client, tenant, "storage_set", "big=1000").await;
+    assert_eq!(result(&ok), &json!({"ok": true}));
+    let ok = call(client, tenant, "storage_set", "other=2000").await;
+    assert_eq!(result(&ok), &json!({"ok": true}));
+}
+
+/// Dify answering an error, hanging, or sending a broken frame: the plugin gets an error it
+/// handles, and the daemon keeps serving.
+async fn dify_failures(client: &Client, dify: &FakeDify, tenant: &str) {
+    dify.set_error("invoke/llm", "model quota exceeded");
+    let report = call(client, tenant, "llm", "x").await;
+    assert_eq!(
+        error(&report),
+        "read llm model failed: request failed: model quota exceeded"
+    );
+    dify.set_error("invoke/text-embedding", "no such model");
+    let report = call(client, tenant, "embedding", "x").await;
+    assert_eq!(
+        error(&report),
+        "invoke text-embedding model failed: request failed: no such model"
+    );
+
+    let mut broken =
+        plugind_test_support::fake_dify::length_prefixed_frame(br#"{"data":{},"error":""}"#);
+    broken[0] = 0x0E;
+    dify.set_answer("invoke/llm", FakeAnswer::Raw(200, broken));
+    let report = call(client, tenant, "llm", "x").await;
+    assert_eq!(
+        error(&report),
+        "read llm model failed: magic number mismatch: 14"
+    );
+
+    let mut cut =
+        plugind_test_support::fake_dify::length_prefixed_frame(br#"{"data":{},"error":""}"#);
+    cut.truncate(20);
+    dify.set_answer("invoke/llm", FakeAnswer::Raw(200, cut));
+    let report = call(client, tenant, "llm", "x").await;
+    assert!(
+        error(&report).starts_with("read llm model failed: stream ended inside a frame"),
+        "{report}"
+    );
+
+    dify.set_answer("invoke/llm", FakeAnswer::Hang);
+    let started = Instant::now();
+    let report = call(client, tenant, "llm", "x").await;
+    assert!(
+        error(&report).starts_with("read llm model failed: read dify response timed out"),
+        "{report}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(READ_TIMEOUT_MS));
+    dify.set_answer("invoke/text-embedding", FakeAnswer::Hang);
+    let report = call(client, tenant, "embedding", "x").await;
+    assert!(
+        error(&report)
+            .starts_with("invoke text-embedding model failed: read dify response timed out"),
+        "{report}"
+    );
+
+    dify.clear_answer("invoke/llm");
+    dify.clear_answer("invoke/text-embedding");
+    let report = call(client, tenant, "llm", "after failures").await;
+    assert_eq!(result(&report)["text"], "echo: after failures");
+}
+
+/// 50 concurrent tool invokes, each making a streamed LLM call: every one gets its own answer.
+async fn concurrency(client: &Client, dify: &FakeDify, tenant: &str) {
+    // Each answer takes 300 ms: one after the other they would take 15 s.
+    dify.set_delay("invoke/llm", Duration::from_millis(300));
+    dify.clear_requests();
+    let calls = (0..50).map(|i| {
+        let client = client.clone();
+        let tenant = tenant.to_owned();
+        async move {
+            (
+                i,
+                call(&client, &tenant, "llm", &format!("prompt-{i}")).await,
+            )
+        }
+    });
+    let started = Instant::now();
+    let reports = futures::future::join_all(calls).await;
+    let elapsed = started.elapsed();
+    for (i, report) in reports {
+        assert_eq!(result(&report)["text"], format!("echo: prompt-{i}"));
+    }
+    assert_eq!(dify.requests_to("invoke/llm").len(), 50);
+    eprintln!("50 concurrent tool invokes with a streamed LLM backwards call: {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+
+    // A slow backwards call does not hold up another session of the same plugin.
+    dify.set_delay("invoke/llm", Duration::from_millis(1_500));
+    let slow = {
+        let client = client.clone();
+        let tenant = tenant.to_owned();
+        tokio::spawn(async move { call(&client, &tenant, "llm", "slow").await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    echo_works(client, tenant).await;
+    let echo = started.elapsed();
+    assert!(echo < Duration::from_millis(1_000), "echo took {echo:?}");
+    let report = slow.await.expect("join");
+    assert_eq!(result(&report)["text"], "echo: slow");
+    dify.set_delay("invoke/llm", Duration::ZERO);
+}
+
+/// The package with `app` removed from its permissions: app calls are denied, others work.
+fn package_without_app_permission() -> Vec<u8> {
+    let manifest = std::fs::read_to_string(fixture_root().join("variant-latest/manifest.yaml"))
+        .expect("manifest");
+    let edited = manifest.replace("    app:\n      enabled: true\n", "");
+    assert_ne!(
+        edited, manifest,
+        "the app permission block is in the manifest"
+    );
+    pack_fixture_with(Variant::Latest, &[("manifest.yaml", edited.as_bytes())])
+}
+
+async fn denied(client: &Client, dify: &FakeDify) {
+    install(client, OTHER_TENANT, package_without_app_permission()).await;
+    let report = call(client, OTHER_TENANT, "app", "hi").await;
+    assert_eq!(
+        error(&report),
+        "permission denied, you need to enable app access in plugin manifest"
+    );
+    assert!(dify
+        .requests_with("invoke/app", "tenant_id", &json!(OTHER_TENANT))
+        .is_empty());
+    let report = call(client, OTHER_TENANT, "llm", "still allowed").await;
+    assert_eq!(result(&report)["text"], "echo: still allowed");
+}
+
+async fn echo_works(client: &Client, tenant: &str) {
+    let body = json!({
+        "user_id": USER,
+        "data": {"provider": ECHO_PROVIDER, "tool": ECHO_TOOL, "credentials": {},
+                 "tool_parameters": {"text": "alive", "mode": "text"}}
+    });
+    let (status, events) = client
+        .dispatch(tenant, ECHO_PLUGIN_ID, "tool/invoke", body)
+        .await
+        .expect("dispatch");
+    assert_eq!(status, 200);
+    assert_eq!(events[0]["code"], 0, "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backwards_invocation_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dify = FakeDify::start().await;
+    let mut daemon = start(dir.path(), DbChoice::Sqlite, &dify, env()).await;
+    let client = daemon.client();
+    install(&client, TENANT, pack_fixture(Variant::Latest)).await;
+
+    happy_path(&client, &dify, TENANT).await;
+    quota(&client, TENANT).await;
+    dify_failures(&client, &dify, TENANT).await;
+    concurrency(&client, &dify, TENANT).await;
+    denied(&client, &dify).await;
+
+    // Dify unreachable: the same data directory, the daemon pointed at a closed port.
+    daemon.stop().await.expect("stop");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let mut extra = env();
+    extra.push(("DIFY_INNER_API_URL".into(), dead_url));
+    let daemon = start(dir.path(), DbChoice::Sqlite, &dify, extra).await;
+    let client = daemon.client();
+    let report = call(&client, TENANT, "llm", "x").await;
+    assert!(
+        error(&report).starts_with("read llm model failed: dify inner api unreachable")
+            || error(&report).starts_with("invoke llm model failed: dify inner api unreachable"),
+        "{report}"
+    );
+    // Storage needs no Dify, and the daemon still serves.
+    let report = call(&client, TENANT, "storage_get", "big").await;
+    assert_eq!(result(&report), &json!({"len": 1000}));
+    echo_works(&client, TENANT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backwards_invocation_on_postgres() {
+    let database = create_pg_database().expect("create database");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dify = FakeDify::start().await;
+    let daemon = start(
+        dir.path(),
+        DbChoice::Postgres {
+            database: database.clone(),
+        },
+        &dify,
+        env(),
+    )
+    .await;
+    let client = daemon.client();
+    install(&client, TENANT, pack_fixture(Variant::Latest)).await;
+    happy_path(&client, &dify, TENANT).await;
+    quota(&client, TENANT).await;
+    drop(daemon);
+    let _ = plugind_test_support::drop_pg_database(&database);
+}
