@@ -254,6 +254,55 @@ async fn happy_path(client: &Client, dify: &FakeDify, tenant: &str) {
     assert!(String::from_utf8_lossy(&uploads[0].body).contains("file body"));
 }
 
+/// Requests the daemon refuses: an unknown type, a request missing a required key, and a
+/// payload without a request id (which fails the whole dispatch, as upstream).
+async fn refused(client: &Client, dify: &FakeDify, tenant: &str) {
+    let before = dify.requests().len();
+    let report = call(
+        client,
+        tenant,
+        "raw",
+        &json!({"type": "encrypt", "request": {"opt": "decrypt"}}).to_string(),
+    )
+    .await;
+    assert_eq!(error(&report), "unsupported invoke type: encrypt");
+    let report = call(
+        client,
+        tenant,
+        "raw",
+        &json!({"type": "tool", "request": {"provider": "time", "tool": "t"}}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        error(&report),
+        "unmarshal backwards invoke request failed: tool_type is required"
+    );
+    assert_eq!(dify.requests().len(), before, "nothing reached Dify");
+
+    let body = json!({
+        "user_id": USER,
+        "data": {"provider": ECHO_PROVIDER, "tool": BACKWARDS_TOOL, "credentials": {},
+                 "tool_parameters": {"mode": "malformed", "text": ""}}
+    });
+    let (status, events) = client
+        .dispatch(tenant, ECHO_PLUGIN_ID, "tool/invoke", body)
+        .await
+        .expect("dispatch");
+    assert_eq!(status, 200);
+    let last = events.last().expect("an event");
+    assert_eq!(last["code"], -500, "{events:?}");
+    let outer: Value =
+        serde_json::from_str(last["message"].as_str().expect("message")).expect("outer error JSON");
+    assert_eq!(outer["error_type"], "PluginInvokeError");
+    let inner: Value =
+        serde_json::from_str(outer["message"].as_str().expect("inner")).expect("inner JSON");
+    assert_eq!(
+        inner,
+        json!({"error_type": "invoke_dify_error",
+               "message": "invoke dify failed: invoke request missing backwards_request_id"})
+    );
+}
+
 /// A write over the quota is refused and the stored value stays as it was.
 async fn quota(client: &Client, tenant: &str) {
     let ok = call(client, tenant, "storage_set", "big=3000").await;
@@ -428,6 +477,7 @@ async fn backwards_invocation_on_sqlite() {
     install(&client, TENANT, pack_fixture(Variant::Latest)).await;
 
     happy_path(&client, &dify, TENANT).await;
+    refused(&client, &dify, TENANT).await;
     quota(&client, TENANT).await;
     dify_failures(&client, &dify, TENANT).await;
     concurrency(&client, &dify, TENANT).await;
