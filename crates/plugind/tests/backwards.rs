@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 const TENANT: &str = "7a1d3e2a-8f5b-4c1a-9d7e-2b3c4d5e6f71";
 /// A second tenant, for the package with a permission removed.
 const OTHER_TENANT: &str = "8b2e4f3b-9a6c-4d2b-8e8f-3c4d5e6f7a82";
+/// A third tenant, for the agent-strategy plugin.
+const AGENT_TENANT: &str = "9c3f5a4c-0b7d-4e3c-9f9a-4d5e6f7a8b93";
 const USER: &str = "user-42";
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 /// Total read limit the daemon gets for Dify's answers in these tests.
@@ -62,7 +64,7 @@ async fn install(client: &Client, tenant: &str, package: Vec<u8>) {
     assert_eq!(status, 200, "{resp}");
     let uid = resp["data"]["unique_identifier"]
         .as_str()
-        .expect("uid")
+        .unwrap_or_else(|| panic!("no unique identifier in {resp}"))
         .to_owned();
     let task = client
         .install_and_wait(tenant, &uid, INSTALL_TIMEOUT)
@@ -454,6 +456,138 @@ async fn denied(client: &Client, dify: &FakeDify) {
     assert_eq!(result(&report)["text"], "echo: still allowed");
 }
 
+/// An agent-strategy plugin (built from the echo fixture's runtime files) whose strategy asks
+/// the LLM and then a tool, `rounds` times, feeding each answer into the next call: the shape of
+/// Dify's ReAct strategy.
+fn agent_package() -> Vec<u8> {
+    let manifest = std::fs::read_to_string(fixture_root().join("variant-latest/manifest.yaml"))
+        .expect("manifest");
+    let manifest = manifest.replace("name: echo\n", "name: agent\n").replace(
+        "plugins:\n  tools:\n    - provider/echo.yaml\n",
+        "plugins:\n  agent_strategies:\n    - provider/agent.yaml\n",
+    );
+    assert!(manifest.contains("provider/agent.yaml"), "{manifest}");
+    let provider = r#"identity:
+  author: plugind
+  name: agent
+  label:
+    en_US: Agent
+  description:
+    en_US: Agent strategies used by plugind tests
+  icon: icon.svg
+strategies:
+  - strategies/loop.yaml
+"#;
+    let strategy = r#"identity:
+  name: loop
+  author: plugind
+  label:
+    en_US: Loop
+description:
+  en_US: Ask the LLM, call a tool, repeat
+parameters:
+  - name: query
+    type: string
+    required: true
+    label:
+      en_US: Query
+  - name: rounds
+    type: number
+    required: false
+    label:
+      en_US: Rounds
+extra:
+  python:
+    source: strategies/loop.py
+"#;
+    let code = r#"import json
+
+from dify_plugin.entities.model.llm import LLMModelConfig
+from dify_plugin.entities.model.message import UserPromptMessage
+from dify_plugin.entities.tool import ToolInvokeMessage, ToolProviderType
+from dify_plugin.interfaces.agent import AgentStrategy
+
+
+class LoopStrategy(AgentStrategy):
+    def _invoke(self, parameters):
+        observation = parameters["query"]
+        transcript = []
+        for _ in range(int(parameters.get("rounds") or 2)):
+            chunks = self.session.model.llm.invoke(
+                model_config=LLMModelConfig(provider="fake/openai", model="gpt-fake", mode="chat"),
+                prompt_messages=[UserPromptMessage(content=observation)],
+                stream=True,
+            )
+            thought = "".join(str(c.delta.message.content) for c in chunks)
+            messages = self.session.tool.invoke(ToolProviderType.BUILT_IN, "time", "current_time", {"q": thought})
+            observation = " ".join(
+                m.message.text for m in messages if m.type == ToolInvokeMessage.MessageType.TEXT
+            )
+            transcript.append({"thought": thought, "observation": observation})
+        yield self.create_text_message(json.dumps(transcript))
+"#;
+    pack_fixture_with(
+        Variant::Latest,
+        &[
+            ("manifest.yaml", manifest.as_bytes()),
+            ("provider/agent.yaml", provider.as_bytes()),
+            ("strategies/loop.yaml", strategy.as_bytes()),
+            ("strategies/loop.py", code.as_bytes()),
+        ],
+    )
+}
+
+/// The agent strategy loops LLM → tool through `dispatch/agent_strategy/invoke`.
+async fn agent_strategy(client: &Client, dify: &FakeDify) {
+    install(client, AGENT_TENANT, agent_package()).await;
+    // The tool answers with what it was asked, so each round's observation feeds the next.
+    dify.set_stream(
+        "invoke/tool",
+        vec![json!({"type": "text", "message": {"text": "observed"}, "meta": null})],
+    );
+    let body = json!({
+        "user_id": USER,
+        "data": {"agent_strategy_provider": "agent", "agent_strategy": "loop",
+                 "agent_strategy_params": {"query": "q0", "rounds": 2}}
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let text = loop {
+        let (status, events) = client
+            .dispatch(
+                AGENT_TENANT,
+                "plugind/agent",
+                "agent_strategy/invoke",
+                body.clone(),
+            )
+            .await
+            .expect("dispatch");
+        if let Some(text) = events
+            .first()
+            .filter(|e| e["code"] == 0)
+            .and_then(|e| e["data"]["message"]["text"].as_str())
+        {
+            break text.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent strategy: HTTP {status} {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let transcript: Value = serde_json::from_str(&text).expect("transcript");
+    assert_eq!(
+        transcript,
+        json!([{"thought": "echo: q0", "observation": "observed"},
+               {"thought": "echo: observed", "observation": "observed"}])
+    );
+    let llm = dify.requests_with("invoke/llm", "tenant_id", &json!(AGENT_TENANT));
+    let tool = dify.requests_with("invoke/tool", "tenant_id", &json!(AGENT_TENANT));
+    assert_eq!((llm.len(), tool.len()), (2, 2));
+    assert_eq!(tool[1]["tool_parameters"], json!({"q": "echo: observed"}));
+    assert!(llm.iter().chain(&tool).all(|b| b["user_id"] == USER));
+    dify.clear_answer("invoke/tool");
+}
+
 async fn echo_works(client: &Client, tenant: &str) {
     let body = json!({
         "user_id": USER,
@@ -482,6 +616,7 @@ async fn backwards_invocation_on_sqlite() {
     dify_failures(&client, &dify, TENANT).await;
     concurrency(&client, &dify, TENANT).await;
     denied(&client, &dify).await;
+    agent_strategy(&client, &dify).await;
 
     // Dify unreachable: the same data directory, the daemon pointed at a closed port.
     daemon.stop().await.expect("stop");
