@@ -18,6 +18,8 @@ const TENANT: &str = "7a1d3e2a-8f5b-4c1a-9d7e-2b3c4d5e6f71";
 const OTHER_TENANT: &str = "8b2e4f3b-9a6c-4d2b-8e8f-3c4d5e6f7a82";
 /// A third tenant, for the agent-strategy plugin.
 const AGENT_TENANT: &str = "9c3f5a4c-0b7d-4e3c-9f9a-4d5e6f7a8b93";
+/// A fourth tenant, for the model plugin.
+const MODEL_TENANT: &str = "0d4a6b5d-1c8e-4f4d-8a0b-5e6f7a8b9ca4";
 const USER: &str = "user-42";
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 /// Total read limit the daemon gets for Dify's answers in these tests.
@@ -588,6 +590,119 @@ async fn agent_strategy(client: &Client, dify: &FakeDify) {
     dify.clear_answer("invoke/tool");
 }
 
+/// A model plugin whose LLM tries a storage call while serving `llm/invoke` and answers with
+/// what happened.
+fn model_package() -> Vec<u8> {
+    let manifest = std::fs::read_to_string(fixture_root().join("variant-latest/manifest.yaml"))
+        .expect("manifest");
+    let manifest = manifest.replace("name: echo\n", "name: fakellm\n").replace(
+        "plugins:\n  tools:\n    - provider/echo.yaml\n",
+        "plugins:\n  models:\n    - provider/fakellm.yaml\n",
+    );
+    assert!(manifest.contains("provider/fakellm.yaml"), "{manifest}");
+    let provider = r#"provider: fakellm
+label:
+  en_US: Fake LLM
+icon_small:
+  en_US: icon.svg
+supported_model_types:
+  - llm
+configurate_methods:
+  - predefined-model
+models:
+  llm:
+    predefined:
+      - "models/llm/*.yaml"
+extra:
+  python:
+    provider_source: provider/fakellm.py
+    model_sources:
+      - models/llm/llm.py
+"#;
+    let model = r#"model: fake-1
+label:
+  en_US: Fake 1
+model_type: llm
+model_properties:
+  mode: chat
+  context_size: 4096
+parameter_rules: []
+"#;
+    let provider_code = r#"from dify_plugin import ModelProvider
+
+
+class FakeProvider(ModelProvider):
+    def validate_provider_credentials(self, credentials):
+        pass
+"#;
+    let model_code = r#"from dify_plugin import LargeLanguageModel
+from dify_plugin.core.session_context import get_current_session
+from dify_plugin.entities.model.llm import LLMResultChunk, LLMResultChunkDelta
+from dify_plugin.entities.model.message import AssistantPromptMessage
+
+
+class FakeLLM(LargeLanguageModel):
+    def _invoke(self, model, credentials, prompt_messages, model_parameters, tools=None, stop=None, stream=True, user=None):
+        try:
+            get_current_session().storage.set("k", b"v")
+            text = "stored"
+        except Exception as e:
+            text = str(e)
+        yield LLMResultChunk(model=model, delta=LLMResultChunkDelta(index=0, message=AssistantPromptMessage(content=text)))
+
+    def get_num_tokens(self, model, credentials, prompt_messages, tools=None):
+        return 0
+
+    def validate_credentials(self, model, credentials):
+        pass
+
+    @property
+    def _invoke_error_mapping(self):
+        return {}
+"#;
+    pack_fixture_with(
+        Variant::Latest,
+        &[
+            ("manifest.yaml", manifest.as_bytes()),
+            ("provider/fakellm.yaml", provider.as_bytes()),
+            ("provider/fakellm.py", provider_code.as_bytes()),
+            ("models/llm/fake.yaml", model.as_bytes()),
+            ("models/llm/llm.py", model_code.as_bytes()),
+        ],
+    )
+}
+
+/// A model session may not call back at all, not even storage (its manifest allows it).
+async fn model_refused(client: &Client) {
+    install(client, MODEL_TENANT, model_package()).await;
+    let body = json!({
+        "user_id": USER,
+        "data": {"provider": "fakellm", "model": "fake-1", "model_type": "llm", "credentials": {},
+                 "prompt_messages": [{"role": "user", "content": "hi"}], "model_parameters": {},
+                 "stop": [], "tools": [], "stream": true}
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let text = loop {
+        let (status, events) = client
+            .dispatch(MODEL_TENANT, "plugind/fakellm", "llm/invoke", body.clone())
+            .await
+            .expect("dispatch");
+        if let Some(text) = events
+            .first()
+            .filter(|e| e["code"] == 0)
+            .and_then(|e| e["data"]["delta"]["message"]["content"].as_str())
+        {
+            break text.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "llm/invoke: HTTP {status} {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(text, "you can not invoke dify from model");
+}
+
 async fn echo_works(client: &Client, tenant: &str) {
     let body = json!({
         "user_id": USER,
@@ -617,6 +732,7 @@ async fn backwards_invocation_on_sqlite() {
     concurrency(&client, &dify, TENANT).await;
     denied(&client, &dify).await;
     agent_strategy(&client, &dify).await;
+    model_refused(&client).await;
 
     // Dify unreachable: the same data directory, the daemon pointed at a closed port.
     daemon.stop().await.expect("stop");
