@@ -5,6 +5,9 @@
 //! checked against the quota **before** the object is written, so a refused write leaves the
 //! previous value in place.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -16,6 +19,45 @@ struct StorageRequest {
     key: String,
     #[serde(default)]
     value: String,
+}
+
+/// One async lock per (tenant, plugin) namespace, dropped from the map when nobody holds it.
+#[derive(Default)]
+pub(crate) struct WriteLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+/// Holds a namespace's write lock; forgets the lock when it was the last user.
+pub(crate) struct WriteGuard<'a> {
+    locks: &'a WriteLocks,
+    name: String,
+    lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteLocks {
+    pub(crate) async fn lock(&self, ns: &Namespace<'_>) -> WriteGuard<'_> {
+        let name = format!("{}\n{}", ns.tenant_id, ns.plugin_id);
+        let lock = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(name.clone()).or_default().clone()
+        };
+        WriteGuard {
+            locks: self,
+            name,
+            lock: Some(lock.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        let mut map = self.locks.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map
+            .get(&self.name)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            map.remove(&self.name);
+        }
+    }
 }
 
 /// Keys longer than this are refused by `set` (upstream's wording says "less than 256").
@@ -99,8 +141,8 @@ async fn set(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let save = |e: &dyn std::fmt::Display| SetError::Save(e.to_string());
 
-    // One writer at a time: the usage read, the check and the write stay consistent.
-    let _serial = services.inner.storage_writes.lock().await;
+    // One writer per namespace at a time: the usage read, the check and the write agree.
+    let _serial = services.inner.storage_writes.lock(ns).await;
     let old_len = services
         .inner
         .blobs
@@ -134,7 +176,7 @@ async fn set(
 
 async fn delete(services: &Services, ns: &Namespace<'_>, key: &str) -> Result<Value, String> {
     let key = object_key(services, ns, key)?;
-    let _serial = services.inner.storage_writes.lock().await;
+    let _serial = services.inner.storage_writes.lock(ns).await;
     let blobs = &services.inner.blobs;
     let Some(old) = blobs.load(&key).await.map_err(|e| e.to_string())? else {
         return Err("data not found".into());
@@ -201,7 +243,31 @@ fn clean_path(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::clean_path;
+    use super::{clean_path, Namespace, WriteLocks};
+
+    #[tokio::test]
+    async fn write_locks_serialise_one_namespace_and_are_forgotten() {
+        let locks = WriteLocks::default();
+        let a = Namespace {
+            tenant_id: "t",
+            plugin_id: "a/p",
+            declared_size: None,
+        };
+        let b = Namespace {
+            tenant_id: "t",
+            plugin_id: "a/q",
+            declared_size: None,
+        };
+        let held = locks.lock(&a).await;
+        // Another namespace is not blocked; the same one is.
+        drop(locks.lock(&b).await);
+        let blocked =
+            tokio::time::timeout(std::time::Duration::from_millis(50), locks.lock(&a)).await;
+        assert!(blocked.is_err());
+        drop(held);
+        drop(locks.lock(&a).await);
+        assert!(locks.0.lock().expect("map").is_empty());
+    }
 
     #[test]
     fn clean_path_follows_go() {
