@@ -122,20 +122,29 @@ struct Answers {
 }
 
 impl Answers {
-    async fn send(&self, event: &str, message: &str, data: Value) {
+    /// False when the plugin could not be written to (the caller stops relaying).
+    async fn send(&self, event: &str, message: &str, data: Value) -> bool {
         let answer = json!({
             "backwards_request_id": self.id,
             "event": event,
             "message": message,
             "data": data,
         });
-        if let Err(err) = self.responder.send(answer).await {
-            tracing::warn!(error = %err, "could not answer a backwards invocation");
+        match self.responder.send(answer).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not answer a backwards invocation");
+                false
+            }
         }
     }
 
     async fn error(&self, message: impl AsRef<str>) {
         self.send("error", message.as_ref(), Value::Null).await;
+    }
+
+    async fn response(&self, message: &str, data: Value) -> bool {
+        self.send("response", message, data).await
     }
 }
 
@@ -163,7 +172,9 @@ async fn run(shared: &Shared, answers: &Answers, call: Call) {
         };
         let request = Value::Object(call.request);
         return match persistence::handle(&shared.services, &ns, &request).await {
-            Ok(data) => answers.send("response", "struct", data).await,
+            Ok(data) => {
+                answers.response("struct", data).await;
+            }
             Err(e) => answers.error(e).await,
         };
     }
@@ -343,7 +354,9 @@ async fn relay(api: &InnerApi, kind: InvokeType, body: &Value, answers: &Answers
     match kind.mode() {
         Mode::Struct => match api.call_json(kind.path(), body).await {
             Ok(data) => match struct_answer(kind, data) {
-                Ok(data) => answers.send("response", "struct", data).await,
+                Ok(data) => {
+                    answers.response("struct", data).await;
+                }
                 Err(e) => answers.error(format!("{invoke_failed}: {e}")).await,
             },
             Err(e) => answers.error(format!("{invoke_failed}: {e}")).await,
@@ -356,7 +369,9 @@ async fn relay(api: &InnerApi, kind: InvokeType, body: &Value, answers: &Answers
             while let Some(item) = stream.next().await {
                 match item {
                     Ok(data) if data.is_object() => {
-                        answers.send("response", "stream", data).await;
+                        if !answers.response("stream", data).await {
+                            return;
+                        }
                     }
                     Ok(other) => {
                         let e = DifyError::Decode(format!("expected an object, got {other}"));
