@@ -13,7 +13,7 @@ use crate::DifyError;
 pub const KEY_HEADER: &str = "X-Inner-Api-Key";
 
 /// Settings of the client.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct InnerApiConfig {
     /// `DIFY_INNER_API_URL`, e.g. `http://api:5001` (a trailing slash is harmless).
     pub url: String,
@@ -34,13 +34,22 @@ impl InnerApiConfig {
     }
 }
 
-/// Cheap to clone (the connection pool is shared).
-#[derive(Clone, Debug)]
+/// Cheap to clone (the connection pool is shared). `Debug` leaves the key out.
+#[derive(Clone)]
 pub struct InnerApi {
     base: String,
     key: String,
     read_timeout: Duration,
     http: reqwest::Client,
+}
+
+impl std::fmt::Debug for InnerApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InnerApi")
+            .field("base", &self.base)
+            .field("read_timeout", &self.read_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Body of `invoke/encrypt` (the endpoint-settings encryption, plugin-protocol §4.8).
@@ -222,6 +231,15 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_leaves_the_key_out() {
+        let api =
+            InnerApi::new(InnerApiConfig::new("http://dify:5001/", "very-secret")).expect("client");
+        let shown = format!("{api:?}");
+        assert!(shown.contains("http://dify:5001"), "{shown}");
+        assert!(!shown.contains("very-secret"), "{shown}");
+    }
 
     #[test]
     fn answers_decode_like_upstream() {
