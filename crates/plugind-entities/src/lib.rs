@@ -7,11 +7,13 @@ pub mod declaration;
 pub mod envelope;
 pub mod installation;
 pub mod naming;
+pub mod permission;
 pub mod task;
 pub mod uid;
 
 pub use declaration::{I18nObject, PluginCategory, PluginDeclaration};
 pub use envelope::{DaemonError, ErrorType};
 pub use installation::{PluginInstallation, ProviderInstallation, RuntimeType};
+pub use permission::{ModelKind, PluginPermission};
 pub use task::{InstallTask, InstallTaskEntry, InstallTaskStatus};
 pub use uid::{PluginUniqueIdentifier, UidError};

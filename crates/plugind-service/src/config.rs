@@ -32,6 +32,14 @@ pub struct ServiceConfig {
     /// verification is enforced (ours, in the spirit of Grafana's
     /// `allow_loading_unsigned_plugins`).
     pub unsigned_allowlist: Vec<UnsignedAllowed>,
+    /// The client of Dify's inner API (`DIFY_INNER_API_URL`/`DIFY_INNER_API_KEY`); without it
+    /// every backwards call to Dify fails.
+    pub inner_api: Option<plugind_dify::InnerApi>,
+    /// `PERSISTENCE_STORAGE_PATH`: object-storage prefix of the plugins' key–value storage.
+    pub persistence_storage_path: String,
+    /// `PERSISTENCE_STORAGE_MAX_SIZE`: bytes one plugin may store per tenant, whatever its
+    /// manifest declares.
+    pub persistence_max_size: u64,
 }
 
 /// One entry of `PLUGIN_ALLOW_UNSIGNED`: `author/name`, optionally pinned as
@@ -106,6 +114,9 @@ impl Default for ServiceConfig {
             media_cache_path: "assets".into(),
             platform: "local".into(),
             unsigned_allowlist: Vec::new(),
+            inner_api: None,
+            persistence_storage_path: "persistence".into(),
+            persistence_max_size: 104_857_600,
         }
     }
 }

@@ -331,6 +331,13 @@ impl Services {
             (500, DaemonError::internal(message))
         })?;
 
+        let caller = crate::backwards::Caller::new(
+            self.clone(),
+            tenant_id,
+            str_field(&body, "user_id"),
+            action.access_type,
+            uid,
+        );
         let request = SessionRequest {
             session_id: uuid::Uuid::new_v4().to_string(),
             conversation_id: opt_str(&body, "conversation_id"),
@@ -351,6 +358,8 @@ impl Services {
 
         let stream = async_stream(move |tx| async move {
             let _guard = guard;
+            // Dropped with the dispatch: backwards calls still running are cancelled.
+            let caller = caller;
             // One deadline covers waiting for a starting plugin and the whole execution.
             let sleep = tokio::time::sleep(deadline);
             tokio::pin!(sleep);
@@ -376,8 +385,10 @@ impl Services {
                     Some(SessionEvent::Stream(chunk)) => check_chunk(action, chunk),
                     Some(SessionEvent::Error(err)) => Err(plugin_error(&err)),
                     Some(SessionEvent::Invoke(request)) => {
-                        answer_unsupported_invoke(&session, &request).await;
-                        continue;
+                        match caller.start(session.responder(), request) {
+                            Ok(()) => continue,
+                            Err(err) => Err(err),
+                        }
                     }
                     Some(SessionEvent::End) | None => return,
                     Some(SessionEvent::Closed(reason)) => Err(DaemonError::internal(format!(
@@ -516,24 +527,6 @@ fn sort_keys(v: Value) -> Value {
         }
         Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
         other => other,
-    }
-}
-
-/// Backwards invocation is not wired yet: answer the plugin with an error and `end`, so it does
-/// not wait for 250 s.
-async fn answer_unsupported_invoke(session: &plugind_runtime::Session, request: &Value) {
-    let id = request
-        .get("backwards_request_id")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let kind = request.get("type").and_then(Value::as_str).unwrap_or("");
-    let error = json!({"backwards_request_id": id, "event": "error", "message": format!("unsupported invoke type: {kind}"), "data": null});
-    let end = json!({"backwards_request_id": id, "event": "end", "message": "", "data": null});
-    for answer in [error, end] {
-        if let Err(err) = session.send_backwards_response(answer).await {
-            tracing::warn!(error = %err, "could not answer a backwards invocation");
-            return;
-        }
     }
 }
 

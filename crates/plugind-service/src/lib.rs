@@ -10,16 +10,20 @@
 //! - [`readme`], [`assets`]: readmes and asset files of stored packages.
 //! - [`runtime_status`]: readiness, runtime statuses and lifecycle events for operators.
 //! - [`dispatch`]: turn a Dify dispatch request into a plugin session and a stream of chunks.
+//! - [`backwards`]: backwards invocations of a session: permissions, the call to Dify, the
+//!   answers to the plugin; [`persistence`]: the plugins' key–value storage.
 //! - [`binding`]: lenient field access on JSON bodies, the way upstream's binder behaves.
 //!
 //! **Architecture invariant:** this crate is the only user of `plugind-store`; the HTTP crate
 //! reaches state only through [`Services`].
 
 pub mod assets;
+mod backwards;
 pub mod binding;
 pub mod config;
 pub mod dispatch;
 pub mod install;
+mod persistence;
 pub mod query;
 pub mod readme;
 pub mod runtime_status;

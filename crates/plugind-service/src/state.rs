@@ -40,6 +40,9 @@ pub(crate) struct Inner {
     /// an error event, install jobs fail their task entry (see [`Services::interrupt`]).
     pub(crate) interrupted: CancellationToken,
     pub(crate) active_dispatch: AtomicI64,
+    /// Serialises plugin storage writes per (tenant, plugin), so a quota check and its write
+    /// see the same usage.
+    pub(crate) storage_writes: crate::persistence::WriteLocks,
 }
 
 impl Services {
@@ -53,6 +56,7 @@ impl Services {
                 jobs: TaskTracker::new(),
                 interrupted: CancellationToken::new(),
                 active_dispatch: AtomicI64::new(0),
+                storage_writes: Default::default(),
             }),
         }
     }

@@ -514,6 +514,48 @@ async fn forget_migrations(cfg: &DbConfig) {
     }
 }
 
+/// `tenant_storages` accounting: a change over the limit is refused and leaves usage as it
+/// was; usage never goes below zero; (tenant, plugin) pairs are separate.
+async fn scenario_storage_usage(db: &Db) {
+    let t = tenant();
+    let other = tenant();
+    assert_eq!(db.storage_size(&t, "a/p").await.unwrap(), 0);
+    assert!(db
+        .adjust_storage_size(&t, "a/p", 3000, Some(4096))
+        .await
+        .unwrap());
+    assert!(!db
+        .adjust_storage_size(&t, "a/p", 2000, Some(4096))
+        .await
+        .unwrap());
+    assert_eq!(db.storage_size(&t, "a/p").await.unwrap(), 3000);
+    assert!(db
+        .adjust_storage_size(&t, "a/p", -1000, Some(4096))
+        .await
+        .unwrap());
+    assert_eq!(db.storage_size(&t, "a/p").await.unwrap(), 2000);
+    assert!(db
+        .adjust_storage_size(&t, "a/p", -5000, None)
+        .await
+        .unwrap());
+    assert_eq!(db.storage_size(&t, "a/p").await.unwrap(), 0);
+    assert!(db
+        .adjust_storage_size(&other, "a/p", 10, None)
+        .await
+        .unwrap());
+    assert!(db
+        .adjust_storage_size(&t, "a/q", 20, Some(20))
+        .await
+        .unwrap());
+    assert!(!db
+        .adjust_storage_size(&t, "a/q", 1, Some(20))
+        .await
+        .unwrap());
+    assert_eq!(db.storage_size(&other, "a/p").await.unwrap(), 10);
+    assert_eq!(db.storage_size(&t, "a/q").await.unwrap(), 20);
+    assert_eq!(db.storage_size(&t, "a/p").await.unwrap(), 0);
+}
+
 async fn all_scenarios(cfg: DbConfig, backend: &'static str) {
     let db = Db::connect_and_migrate(&cfg)
         .await
@@ -523,6 +565,7 @@ async fn all_scenarios(cfg: DbConfig, backend: &'static str) {
     scenario_install(&db).await;
     scenario_concurrent(&db).await;
     scenario_tasks(&db).await;
+    scenario_storage_usage(&db).await;
     scenario_migrations_twice(&cfg, &db).await;
     db.close().await;
 }

@@ -7,9 +7,16 @@
 //!   each frame carrying one `{"data":…,"error":""}` payload;
 //! * everything else gets one JSON body `{"data":…,"error":""}` with HTTP 200.
 //!
+//! * a body without a non-empty `tenant_id` gets Dify's generic error JSON with HTTP 400.
+//!
 //! Defaults: `invoke/encrypt` returns the request's `data` unchanged (identity "encryption"),
-//! `invoke/tool` streams one text message, others return `{"data":{},"error":""}`. Tests can
-//! replace the answer for a path with [`FakeDify::set_json`] / [`FakeDify::set_stream`].
+//! `invoke/tool` streams one text message, `invoke/llm` streams two chunks that echo the last
+//! prompt message (so concurrent callers can tell their answers apart), `invoke/text-embedding`
+//! returns one 3-float vector per text, `invoke/app` streams two app events,
+//! `upload/file/request` returns a signed URL on the fake itself, where a multipart POST gets
+//! HTTP 201 and a file description; others return `{"data":{},"error":""}`. Tests can replace
+//! the answer for a path with [`FakeDify::set_json`] / [`FakeDify::set_stream`] /
+//! [`FakeDify::set_error`] / [`FakeDify::set_answer`] (hangs, broken frames, delays).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -72,13 +79,19 @@ pub enum FakeAnswer {
     Stream(Vec<Value>),
     /// Raw bytes with this status (for malformed-answer tests).
     Raw(u16, Vec<u8>),
+    /// HTTP 200 headers, then a body that never ends (for read-timeout tests).
+    Hang,
+    /// The inner answer after a pause.
+    Delayed(std::time::Duration, Box<FakeAnswer>),
 }
 
 #[derive(Default)]
 struct Shared {
     key: String,
+    url: String,
     requests: Mutex<Vec<RecordedRequest>>,
     answers: Mutex<HashMap<String, FakeAnswer>>,
+    delays: Mutex<HashMap<String, std::time::Duration>>,
 }
 
 /// The running fake; the server stops when this is dropped.
@@ -95,19 +108,20 @@ impl FakeDify {
     /// Binds 127.0.0.1:0 and serves in a background task of the current Tokio runtime.
     pub async fn start() -> FakeDify {
         let key = format!("inner-{}", uuid::Uuid::new_v4().simple());
-        let shared = Arc::new(Shared {
-            key: key.clone(),
-            ..Shared::default()
-        });
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap_or_else(|e| panic!("FakeDify bind: {e}"));
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("FakeDify local_addr: {e}"));
+        let shared = Arc::new(Shared {
+            key: key.clone(),
+            url: format!("http://{addr}"),
+            ..Shared::default()
+        });
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -153,6 +167,44 @@ impl FakeDify {
             .map(|d| json!({"data": d, "error": ""}))
             .collect();
         self.set_answer(inner_path, FakeAnswer::Stream(frames));
+    }
+
+    /// Answers `inner_path` the way Dify reports a failure: `{"data":null,"error":message}` as
+    /// plain JSON (HTTP 200), or as one frame on streaming paths.
+    pub fn set_error(&self, inner_path: &str, message: &str) {
+        let payload = json!({"data": null, "error": message});
+        let answer = if STREAM_PATHS.contains(&inner_path.trim_start_matches('/')) {
+            FakeAnswer::Stream(vec![payload])
+        } else {
+            FakeAnswer::Json(200, payload)
+        };
+        self.set_answer(inner_path, answer);
+    }
+
+    /// Makes every answer on `inner_path` (canned or default) wait `pause` first; zero removes
+    /// the delay.
+    pub fn set_delay(&self, inner_path: &str, pause: std::time::Duration) {
+        let path = inner_path.trim_start_matches('/').to_owned();
+        let mut delays = lock(&self.shared.delays);
+        if pause.is_zero() {
+            delays.remove(&path);
+        } else {
+            delays.insert(path, pause);
+        }
+    }
+
+    /// Forgets the canned answer for `inner_path` (back to the default).
+    pub fn clear_answer(&self, inner_path: &str) {
+        lock(&self.shared.answers).remove(inner_path.trim_start_matches('/'));
+    }
+
+    /// Requests to `/inner/api/<inner_path>` whose JSON body has `key == value`.
+    pub fn requests_with(&self, inner_path: &str, key: &str, value: &Value) -> Vec<Value> {
+        self.requests_to(inner_path)
+            .into_iter()
+            .map(|r| r.json())
+            .filter(|b| b.get(key) == Some(value))
+            .collect()
     }
 
     /// Installs any canned answer for `inner_path`.
@@ -207,6 +259,9 @@ async fn handle(
     };
     lock(&shared.requests).push(rec.clone());
 
+    if rec.path == UPLOAD_PATH {
+        return uploaded_file(&rec);
+    }
     let key_ok = rec.header(INNER_API_KEY_HEADER) == Some(shared.key.as_str());
     let Some(inner) = rec.path.strip_prefix("/inner/api/") else {
         return (StatusCode::NOT_FOUND, "not found").into_response();
@@ -214,16 +269,125 @@ async fn handle(
     if !key_ok {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     }
+    let req = rec.json();
+    if req
+        .get("tenant_id")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Response::builder()
+            .status(400)
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({"code": "bad_request", "message": "tenant_id is required", "status": 400})
+                    .to_string(),
+            ))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
     let inner = inner.trim_end_matches('/').to_owned();
     let answer = lock(&shared.answers)
         .get(&inner)
         .cloned()
-        .unwrap_or_else(|| default_answer(&inner, &rec.json()));
-    render(answer)
+        .unwrap_or_else(|| default_answer(&shared, &inner, &req));
+    let delay = lock(&shared.delays).get(&inner).copied();
+    if let Some(pause) = delay {
+        tokio::time::sleep(pause).await;
+    }
+    render(answer).await
 }
 
-fn default_answer(inner: &str, req: &Value) -> FakeAnswer {
+/// Where the signed upload URL of `upload/file/request` points (on the fake itself).
+pub const UPLOAD_PATH: &str = "/files/upload/for-plugin";
+
+/// The file upload a plugin makes to the signed URL: HTTP 201 and a file description whose
+/// `size` is the multipart body's length.
+fn uploaded_file(rec: &RecordedRequest) -> Response {
+    let signed = rec.query.contains("sign=");
+    if rec.method != "POST" || !signed {
+        return (StatusCode::FORBIDDEN, "invalid signature").into_response();
+    }
+    let body = json!({
+        "id": "fake-file-1",
+        "name": "upload",
+        "size": rec.body.len(),
+        "extension": "txt",
+        "mime_type": "text/plain",
+        "type": "document",
+        "preview_url": null,
+    });
+    Response::builder()
+        .status(201)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The text of the last prompt message of an LLM request ("" when there is none).
+fn last_prompt(req: &Value) -> String {
+    let content = req
+        .get("prompt_messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.last())
+        .and_then(|m| m.get("content"));
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+fn llm_chunk(model: &Value, index: u64, text: &str, finish: Option<&str>) -> Value {
+    json!({
+        "data": {
+            "model": model,
+            "prompt_messages": [],
+            "system_fingerprint": null,
+            "delta": {
+                "index": index,
+                "message": {"role": "assistant", "content": text, "tool_calls": []},
+                "usage": null,
+                "finish_reason": finish,
+            },
+        },
+        "error": "",
+    })
+}
+
+fn default_answer(shared: &Shared, inner: &str, req: &Value) -> FakeAnswer {
     match inner {
+        "invoke/llm" => {
+            let model = req.get("model").cloned().unwrap_or(Value::Null);
+            let prompt = last_prompt(req);
+            FakeAnswer::Stream(vec![
+                llm_chunk(&model, 0, "echo: ", None),
+                llm_chunk(&model, 1, &prompt, Some("stop")),
+            ])
+        }
+        "invoke/text-embedding" => {
+            let n = req
+                .get("texts")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let embeddings: Vec<Value> = (0..n).map(|i| json!([i as f64, 0.5, 1.0])).collect();
+            FakeAnswer::Json(
+                200,
+                json!({"data": {
+                    "model": req.get("model").cloned().unwrap_or(Value::Null),
+                    "embeddings": embeddings,
+                    "usage": {"tokens": n, "total_tokens": n, "unit_price": "0", "price_unit": "0",
+                              "total_price": "0", "currency": "USD", "latency": 0.01},
+                }, "error": ""}),
+            )
+        }
+        "invoke/parameter-extractor" | "invoke/question-classifier" => FakeAnswer::Json(
+            200,
+            json!({"data": {"process_data": {}, "inputs": {"query": req.get("query").cloned().unwrap_or(Value::Null)},
+                            "outputs": {"city": "Paris"}}, "error": ""}),
+        ),
+        "invoke/app" => FakeAnswer::Stream(vec![
+            json!({"data": {"event": "message", "answer": "hello "}, "error": ""}),
+            json!({"data": {"event": "message_end", "answer": "from app"}, "error": ""}),
+        ]),
         "invoke/encrypt" => FakeAnswer::Json(
             200,
             json!({"data": {"data": req.get("data").cloned().unwrap_or_else(|| json!({}))}, "error": ""}),
@@ -238,7 +402,7 @@ fn default_answer(inner: &str, req: &Value) -> FakeAnswer {
         ),
         "upload/file/request" => FakeAnswer::Json(
             200,
-            json!({"data": {"url": "http://127.0.0.1:9/files/upload"}, "error": ""}),
+            json!({"data": {"url": format!("{}{UPLOAD_PATH}?timestamp=1&nonce=n&sign=s", shared.url)}, "error": ""}),
         ),
         p if STREAM_PATHS.contains(&p) => {
             FakeAnswer::Stream(vec![json!({"data": {}, "error": ""})])
@@ -247,8 +411,23 @@ fn default_answer(inner: &str, req: &Value) -> FakeAnswer {
     }
 }
 
-fn render(answer: FakeAnswer) -> Response {
+async fn render(answer: FakeAnswer) -> Response {
+    let answer = match answer {
+        FakeAnswer::Delayed(pause, inner) => {
+            tokio::time::sleep(pause).await;
+            *inner
+        }
+        other => other,
+    };
     match answer {
+        FakeAnswer::Hang => Response::builder()
+            .status(200)
+            .header("content-type", "application/octet-stream")
+            .body(Body::from_stream(futures::stream::pending::<
+                Result<Bytes, std::io::Error>,
+            >()))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        FakeAnswer::Delayed(_, inner) => Box::pin(render(*inner)).await,
         FakeAnswer::Json(status, v) => Response::builder()
             .status(status)
             .header("content-type", "application/json")
@@ -298,7 +477,7 @@ mod tests {
         let v: Value = http()
             .post(format!("{}/inner/api/invoke/rerank", dify.url))
             .header(INNER_API_KEY_HEADER, &dify.key)
-            .json(&json!({}))
+            .json(&json!({"tenant_id": "t"}))
             .send()
             .await
             .expect("send")
@@ -321,7 +500,7 @@ mod tests {
         let resp = http()
             .post(format!("{}/inner/api/invoke/encrypt", dify.url))
             .header(INNER_API_KEY_HEADER, "nope")
-            .json(&json!({}))
+            .json(&json!({"tenant_id": "t"}))
             .send()
             .await
             .expect("send");
@@ -345,7 +524,7 @@ mod tests {
         let v: Value = http()
             .post(format!("{}/inner/api/invoke/encrypt", dify.url))
             .header(INNER_API_KEY_HEADER, &dify.key)
-            .json(&json!({"opt": "encrypt", "namespace": "endpoint", "data": {"k": "v"}}))
+            .json(&json!({"tenant_id": "t", "opt": "encrypt", "namespace": "endpoint", "data": {"k": "v"}}))
             .send()
             .await
             .expect("send")
@@ -362,7 +541,7 @@ mod tests {
         let body = http()
             .post(format!("{}/inner/api/invoke/llm", dify.url))
             .header(INNER_API_KEY_HEADER, &dify.key)
-            .json(&json!({}))
+            .json(&json!({"tenant_id": "t"}))
             .send()
             .await
             .expect("send")
@@ -386,6 +565,21 @@ mod tests {
                 json!({"data": {"b": 2}, "error": ""})
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn tenant_id_is_required() {
+        let dify = FakeDify::start().await;
+        let resp = http()
+            .post(format!("{}/inner/api/invoke/llm", dify.url))
+            .header(INNER_API_KEY_HEADER, &dify.key)
+            .json(&json!({"user_id": "u"}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 400);
+        let v: Value = resp.json().await.expect("json");
+        assert_eq!(v["message"], "tenant_id is required");
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub const ECHO_TOOL: &str = "echo";
 /// The probe tool of the echo fixture: tries to read the paths in its `paths` parameter (a JSON
 /// list) and to write in its working directory, `HOME` and `TMPDIR`, and reports each outcome.
 pub const PROBE_TOOL: &str = "probe";
+/// The backwards tool of the echo fixture: calls back into Dify through the daemon (LLM,
+/// embedding, tool, app, parameter extractor, storage, file upload) as its `mode` says, and
+/// returns one text message holding `{"mode", "result"|"error"}` as JSON.
+pub const BACKWARDS_TOOL: &str = "backwards";
 /// Size of the blob the `blob`/`all` modes yield.
 pub const ECHO_BLOB_SIZE: usize = 20000;
 

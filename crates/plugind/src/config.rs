@@ -50,6 +50,31 @@ pub struct Config {
     /// Required: key for Dify's inner API (Dify's `INNER_API_KEY_FOR_PLUGIN`).
     #[arg(long, env = "DIFY_INNER_API_KEY", hide_env_values = true)]
     pub dify_inner_api_key: Option<String>,
+    /// Milliseconds one answer of Dify's inner API may take in total (upstream: counted from the
+    /// response headers; here from sending the request).
+    #[arg(
+        long,
+        env = "DIFY_BACKWARDS_INVOCATION_READ_TIMEOUT",
+        default_value_t = 240_000
+    )]
+    pub dify_backwards_invocation_read_timeout: u64,
+    /// Accepted for compatibility; has no effect (as upstream).
+    #[arg(
+        long,
+        env = "DIFY_BACKWARDS_INVOCATION_WRITE_TIMEOUT",
+        default_value_t = 5_000
+    )]
+    pub dify_backwards_invocation_write_timeout: u64,
+    /// Object-storage prefix of the plugins' key–value storage.
+    #[arg(long, env = "PERSISTENCE_STORAGE_PATH", default_value = "persistence")]
+    pub persistence_storage_path: String,
+    /// Bytes one plugin may keep in its key–value storage per tenant.
+    #[arg(
+        long,
+        env = "PERSISTENCE_STORAGE_MAX_SIZE",
+        default_value_t = 104_857_600
+    )]
+    pub persistence_storage_max_size: u64,
     #[arg(long, env = "PLATFORM", default_value = "local")]
     pub platform: String,
     /// Connections served at once (more wait in the listen backlog); also reported by

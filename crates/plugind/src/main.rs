@@ -197,6 +197,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
+    let inner_api = plugind_dify::InnerApi::new(plugind_dify::InnerApiConfig {
+        url: config.dify_inner_api_url.clone().unwrap_or_default(),
+        key: config.dify_inner_api_key.clone().unwrap_or_default(),
+        read_timeout: Duration::from_millis(config.dify_backwards_invocation_read_timeout),
+    })
+    .context("Dify inner API client")?;
     let services = Services::new(
         ServiceConfig {
             max_plugin_package_size: config.max_plugin_package_size,
@@ -214,6 +220,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 &config.plugin_allow_unsigned,
             )
             .map_err(anyhow::Error::msg)?,
+            inner_api: Some(inner_api),
+            persistence_storage_path: config.persistence_storage_path.clone(),
+            persistence_max_size: config.persistence_storage_max_size,
         },
         db,
         blobs,

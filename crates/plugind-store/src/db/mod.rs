@@ -9,6 +9,7 @@
 mod declarations;
 mod installations;
 mod readmes;
+mod storages;
 mod tasks;
 
 use std::path::PathBuf;
