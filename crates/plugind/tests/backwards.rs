@@ -717,22 +717,26 @@ async fn echo_works(client: &Client, tenant: &str) {
     assert_eq!(events[0]["code"], 0, "{events:?}");
 }
 
+/// Every stage against one daemon, whatever its database.
+async fn all_stages(client: &Client, dify: &FakeDify) {
+    install(client, TENANT, pack_fixture(Variant::Latest)).await;
+    happy_path(client, dify, TENANT).await;
+    refused(client, dify, TENANT).await;
+    quota(client, TENANT).await;
+    dify_failures(client, dify, TENANT).await;
+    concurrency(client, dify, TENANT).await;
+    denied(client, dify).await;
+    agent_strategy(client, dify).await;
+    model_refused(client).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn backwards_invocation_on_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dify = FakeDify::start().await;
     let mut daemon = start(dir.path(), DbChoice::Sqlite, &dify, env()).await;
     let client = daemon.client();
-    install(&client, TENANT, pack_fixture(Variant::Latest)).await;
-
-    happy_path(&client, &dify, TENANT).await;
-    refused(&client, &dify, TENANT).await;
-    quota(&client, TENANT).await;
-    dify_failures(&client, &dify, TENANT).await;
-    concurrency(&client, &dify, TENANT).await;
-    denied(&client, &dify).await;
-    agent_strategy(&client, &dify).await;
-    model_refused(&client).await;
+    all_stages(&client, &dify).await;
 
     // Dify unreachable: the same data directory, the daemon pointed at a closed port.
     daemon.stop().await.expect("stop");
@@ -770,9 +774,7 @@ async fn backwards_invocation_on_postgres() {
     )
     .await;
     let client = daemon.client();
-    install(&client, TENANT, pack_fixture(Variant::Latest)).await;
-    happy_path(&client, &dify, TENANT).await;
-    quota(&client, TENANT).await;
+    all_stages(&client, &dify).await;
     drop(daemon);
     let _ = plugind_test_support::drop_pg_database(&database);
 }
