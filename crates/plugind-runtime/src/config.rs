@@ -9,10 +9,36 @@ use plugind_io::DEFAULT_MAX_LINE_BYTES;
 
 use crate::local::sandbox::PluginUsers;
 
-/// Default of [`RuntimeConfig::session_buffer_bytes`]: 8 MiB. A caller that keeps up never
-/// comes near it (one chunk larger than the limit still passes); 20 stalled callers hold at
-/// most 160 MiB.
+/// Default of [`SessionLimits::buffer_bytes`]: 8 MiB. A caller that keeps up never comes near
+/// it (one chunk larger than the limit still passes); 20 stalled callers hold at most 160 MiB.
 pub const DEFAULT_SESSION_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+/// Default of [`SessionLimits::in_flight`].
+pub const DEFAULT_SESSIONS_IN_FLIGHT: usize = 256;
+/// Default of [`SessionLimits::queued`].
+pub const DEFAULT_SESSIONS_QUEUED: usize = 1024;
+
+/// What one connection to a plugin (one process) takes on at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// `PLUGIN_SESSION_BUFFER_SIZE` (ours): bytes of a plugin's answer that may wait for a slow
+    /// caller before the daemon ends that session (other sessions keep flowing).
+    pub buffer_bytes: usize,
+    /// `PLUGIN_MAX_SESSIONS_IN_FLIGHT` (ours): sessions a connection serves at once.
+    pub in_flight: usize,
+    /// `PLUGIN_MAX_SESSIONS_QUEUED` (ours): further sessions that may wait for a turn; beyond
+    /// that a request is refused at once as busy.
+    pub queued: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            buffer_bytes: DEFAULT_SESSION_BUFFER_BYTES,
+            in_flight: DEFAULT_SESSIONS_IN_FLIGHT,
+            queued: DEFAULT_SESSIONS_QUEUED,
+        }
+    }
+}
 
 /// Everything the local runtime needs to build environments and run plugins.
 #[derive(Clone, Debug)]
@@ -42,9 +68,8 @@ pub struct RuntimeConfig {
     pub launch_concurrency: usize,
     /// How long a new process may take to send its first heartbeat.
     pub first_heartbeat_timeout: Duration,
-    /// `PLUGIN_SESSION_BUFFER_SIZE` (ours): bytes of a plugin's answer that may wait for a slow
-    /// caller before the daemon ends that session (other sessions keep flowing).
-    pub session_buffer_bytes: usize,
+    /// Per-connection session limits (buffer, in flight, queued).
+    pub sessions: SessionLimits,
 }
 
 /// Less common knobs, kept apart so that [`RuntimeConfig`] stays a plain list of upstream
@@ -100,7 +125,7 @@ impl RuntimeConfig {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             launch_concurrency: 2,
             first_heartbeat_timeout: Duration::from_secs(120),
-            session_buffer_bytes: DEFAULT_SESSION_BUFFER_BYTES,
+            sessions: SessionLimits::default(),
         }
     }
 }

@@ -13,6 +13,9 @@ pub enum InvokeError {
     /// Writing to the plugin's stdin failed; holds the IO error text.
     #[error("{0}\nfailed to write request")]
     Write(String),
+    /// The plugin already serves as many sessions as it may and its queue is full.
+    #[error("plugin is busy: {in_flight} requests in flight and {queued} waiting; retry later")]
+    Busy { in_flight: usize, queued: usize },
     /// The session id is already listening on this plugin.
     #[error("session {0} already exists")]
     DuplicateSession(String),

@@ -34,7 +34,7 @@ pub mod session;
 pub mod steps;
 mod writer;
 
-pub use config::{RuntimeConfig, RuntimeTuning};
+pub use config::{RuntimeConfig, RuntimeTuning, SessionLimits};
 pub use error::InvokeError;
 pub use lifecycle::{
     Lifecycle, LifecycleEvent, LifecycleKind, PluginStatus, RuntimeKind, RuntimeState,

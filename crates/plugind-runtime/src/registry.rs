@@ -524,6 +524,9 @@ impl PluginHandle {
             let conn = runtime.connection(deadline).await?;
             match conn.open(request.clone(), &line).await {
                 Ok(session) => return Ok(session),
+                Err(OpenError::Busy { in_flight, queued }) => {
+                    return Err(InvokeError::Busy { in_flight, queued })
+                }
                 Err(OpenError::Duplicate) => {
                     return Err(InvokeError::DuplicateSession(request.session_id.clone()))
                 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use plugind_io::InStreamEvent;
 use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::InvokeError;
 use crate::message::{SessionEvent, SessionRequest};
@@ -42,6 +43,8 @@ impl Responder {
 /// A registered listener plus the way to answer backwards invocations.
 pub struct Session {
     rx: SessionReceiver,
+    /// The connection's session slot, given back when the session is dropped.
+    _slot: OwnedSemaphorePermit,
     router: Arc<SessionRouter>,
     responder: Responder,
     finished: bool,
@@ -53,9 +56,11 @@ impl Session {
         rx: SessionReceiver,
         router: Arc<SessionRouter>,
         writer: Writer,
+        slot: OwnedSemaphorePermit,
     ) -> Self {
         Session {
             rx,
+            _slot: slot,
             router,
             responder: Responder { request, writer },
             finished: false,

@@ -194,6 +194,13 @@ pub struct Config {
     /// ended with an error (other sessions of the plugin keep flowing). Default 8 MiB.
     #[arg(long, env = "PLUGIN_SESSION_BUFFER_SIZE", default_value_t = plugind_runtime::config::DEFAULT_SESSION_BUFFER_BYTES)]
     pub plugin_session_buffer_size: usize,
+    /// Ours: sessions one plugin process serves at once; further requests queue.
+    #[arg(long, env = "PLUGIN_MAX_SESSIONS_IN_FLIGHT", default_value_t = plugind_runtime::config::DEFAULT_SESSIONS_IN_FLIGHT)]
+    pub plugin_max_sessions_in_flight: usize,
+    /// Ours: requests that may wait for a session slot of one plugin process; beyond that they
+    /// are answered "plugin is busy" at once.
+    #[arg(long, env = "PLUGIN_MAX_SESSIONS_QUEUED", default_value_t = plugind_runtime::config::DEFAULT_SESSIONS_QUEUED)]
+    pub plugin_max_sessions_queued: usize,
     /// Comma-separated extra variables handed to plugins on top of the built-in allow-list.
     #[arg(long, env = "PLUGIN_ENV_PASSTHROUGH", default_value = "")]
     pub plugin_env_passthrough: String,

@@ -187,7 +187,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
             max_line_bytes: config.max_line_bytes(),
             launch_concurrency: config.plugin_local_launching_concurrent.max(1),
             first_heartbeat_timeout: Duration::from_secs(120),
-            session_buffer_bytes: config.plugin_session_buffer_size,
+            sessions: plugind_runtime::SessionLimits {
+                buffer_bytes: config.plugin_session_buffer_size,
+                in_flight: config.plugin_max_sessions_in_flight,
+                queued: config.plugin_max_sessions_queued,
+            },
         },
         tuning,
     );

@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::process::{describe_status, kill_group, Spawned};
+use crate::config::SessionLimits;
 use crate::connection::Connection;
 use crate::lifecycle::{cut, Lifecycle, LifecycleKind, RuntimeKind};
 use crate::message::SessionEvent;
@@ -51,8 +52,8 @@ pub(crate) struct InstanceOptions {
     pub lifecycle: Lifecycle,
     pub max_line_bytes: usize,
     pub liveness_timeout: Duration,
-    /// Bytes a session may have waiting before it is cut off.
-    pub session_buffer_bytes: usize,
+    /// Per-connection session limits.
+    pub sessions: SessionLimits,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,12 +189,12 @@ impl Instance {
             stdin: tokio::sync::Mutex::new(Some(stdin)),
             killer: killer.clone(),
         });
-        let router = Arc::new(SessionRouter::new(opts.session_buffer_bytes));
+        let router = Arc::new(SessionRouter::new(opts.sessions.buffer_bytes));
         let instance = Arc::new(Instance {
             uid: opts.uid.clone(),
             lifecycle: opts.lifecycle.clone(),
             pid,
-            conn: Connection::new(router, stdin.clone()),
+            conn: Connection::new(router, stdin.clone(), opts.sessions),
             stdin,
             state: watch::channel(InstanceState::Starting).0,
             last_active: Mutex::new(Instant::now()),

@@ -103,7 +103,7 @@ impl LocalRuntime {
                 lifecycle: self.lifecycle.clone(),
                 max_line_bytes: self.cfg.max_line_bytes,
                 liveness_timeout: self.tuning.liveness_timeout,
-                session_buffer_bytes: self.cfg.session_buffer_bytes,
+                sessions: self.cfg.sessions,
             },
         );
         let ready = tokio::select! {
