@@ -54,3 +54,46 @@ pub fn signed_package() -> &'static [u8] {
 pub fn signed_checksum() -> String {
     checksum(signed_package()).expect("checksum")
 }
+
+/// Rewrites a zip entry by entry (zip order, comment kept), letting `edit` change contents.
+pub fn rezip(bytes: &[u8], edit: impl Fn(&str, &mut Vec<u8>)) -> Vec<u8> {
+    use std::io::{Cursor, Read, Write};
+    let mut src = zip::ZipArchive::new(Cursor::new(bytes)).expect("zip");
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    out.set_raw_comment(src.comment().to_vec().into_boxed_slice());
+    for i in 0..src.len() {
+        let mut f = src.by_index(i).expect("entry");
+        let name = f.name().to_owned();
+        let mut content = Vec::new();
+        f.read_to_end(&mut content).expect("read");
+        edit(&name, &mut content);
+        out.start_file(name, zip::write::SimpleFileOptions::default())
+            .expect("start");
+        out.write_all(&content).expect("write");
+    }
+    out.finish().expect("finish").into_inner()
+}
+
+/// A signed package still verifies after a re-zip (the signature covers contents, not zip
+/// layout), and one changed byte of `main.py` makes it unverified with another checksum.
+pub fn assert_signature_survives_rezip_not_a_changed_byte(
+    signed: &[u8],
+    opts: &DecodeOptions,
+    signed_checksum: &str,
+) {
+    let same = rezip(signed, |_, _| {});
+    assert!(
+        plugind_package::decode(&same, opts)
+            .expect("decode")
+            .verified
+    );
+    let tampered = rezip(signed, |name, content| {
+        if name == "main.py" {
+            content[0] ^= 0x01;
+        }
+    });
+    let pkg = plugind_package::decode(&tampered, opts).expect("decode");
+    assert!(!pkg.verified && !pkg.declaration.verified);
+    assert!(pkg.verification.is_none());
+    assert_ne!(pkg.checksum, signed_checksum);
+}
