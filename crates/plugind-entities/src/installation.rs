@@ -58,3 +58,14 @@ pub struct ProviderInstallation {
     pub plugin_unique_identifier: String,
     pub plugin_id: String,
 }
+
+/// The provider kinds that have a projection table (`tool_installations`,
+/// `ai_model_installations`, …) and management routes listing them (http-api §4.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    Tool,
+    Model,
+    AgentStrategy,
+    Datasource,
+    Trigger,
+}

@@ -13,7 +13,7 @@ pub mod uid;
 
 pub use declaration::{I18nObject, PluginCategory, PluginDeclaration};
 pub use envelope::{DaemonError, ErrorType};
-pub use installation::{PluginInstallation, ProviderInstallation, RuntimeType};
+pub use installation::{PluginInstallation, ProviderInstallation, ProviderKind, RuntimeType};
 pub use permission::{ModelKind, PluginPermission};
 pub use task::{InstallTask, InstallTaskEntry, InstallTaskStatus};
 pub use uid::{PluginUniqueIdentifier, UidError};

@@ -7,7 +7,7 @@
 //! - [`health`], [`management`], [`dispatch`], [`assets`]: one module per upstream route group.
 //! - [`runtime`]: plugind's own operator routes: runtime statuses and lifecycle events (SSE).
 //! - [`body`]: lenient request-body and query decoding.
-//! - [`metrics`]: `GET /metrics/` and per-request Prometheus metrics.
+//! - [`metrics`]: `GET /metrics/` (and the 301 from `/metrics`) and per-request Prometheus metrics.
 //! - [`tenant`]: the `{tenant_id}` path check for the whole `/plugin/{tenant_id}` group.
 //! - [`serve`]: the server loop (connection limit, header timeout, graceful stop).
 //!

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::response::Response;
-use plugind_entities::DaemonError;
+use plugind_entities::{DaemonError, ProviderKind};
 use plugind_service::binding::{paging, required_error, str_field};
 use serde_json::Value;
 
@@ -222,23 +222,30 @@ pub async fn list_plugins(
     reply::service(state.services.list_plugins(&tenant_id, page, size).await)
 }
 
-pub async fn list_tools(
-    State(state): State<AppState>,
-    Path(tenant_id): Path<String>,
+// ---- providers by kind (http-api §4.5 "Provider projections")
+
+async fn list_providers(
+    kind: ProviderKind,
+    state: AppState,
+    tenant_id: String,
     Paging(page, size): Paging,
 ) -> Response {
     reply::service(
         state
             .services
-            .list_tool_providers(&tenant_id, page, size)
+            .list_providers(kind, &tenant_id, page, size)
             .await,
     )
 }
 
-pub async fn get_tool(
-    State(state): State<AppState>,
-    Path(tenant_id): Path<String>,
-    RawQuery(q): RawQuery,
+/// `plugin_id` and `provider` from the query (both required; `request` names the upstream
+/// request struct in the 400 text).
+async fn get_provider(
+    kind: ProviderKind,
+    request: &str,
+    state: AppState,
+    tenant_id: String,
+    q: Option<String>,
 ) -> Response {
     let query = query_object(q.as_deref());
     let plugin_id = str_field(&query, "plugin_id");
@@ -249,14 +256,136 @@ pub async fn get_tool(
         } else {
             "Provider"
         };
-        return reply::bad_request(required_error(&format!("GetToolRequest.{field}")));
+        return reply::bad_request(required_error(&format!("{request}.{field}")));
     }
     reply::service(
         state
             .services
-            .get_tool_provider(&tenant_id, plugin_id, provider)
+            .get_provider(kind, &tenant_id, plugin_id, provider)
             .await,
     )
+}
+
+pub async fn list_tools(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    paging: Paging,
+) -> Response {
+    list_providers(ProviderKind::Tool, state, tenant_id, paging).await
+}
+
+pub async fn get_tool(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    get_provider(ProviderKind::Tool, "GetToolRequest", state, tenant_id, q).await
+}
+
+pub async fn list_models(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    paging: Paging,
+) -> Response {
+    list_providers(ProviderKind::Model, state, tenant_id, paging).await
+}
+
+pub async fn model_bindings(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+) -> Response {
+    reply::service(state.services.model_bindings(&tenant_id).await)
+}
+
+pub async fn list_agent_strategies(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    paging: Paging,
+) -> Response {
+    list_providers(ProviderKind::AgentStrategy, state, tenant_id, paging).await
+}
+
+pub async fn get_agent_strategy(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let request = "GetAgentStrategyRequest";
+    get_provider(ProviderKind::AgentStrategy, request, state, tenant_id, q).await
+}
+
+pub async fn list_datasources(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    paging: Paging,
+) -> Response {
+    list_providers(ProviderKind::Datasource, state, tenant_id, paging).await
+}
+
+pub async fn get_datasource(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let request = "GetDatasourceRequest";
+    get_provider(ProviderKind::Datasource, request, state, tenant_id, q).await
+}
+
+pub async fn list_triggers(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    paging: Paging,
+) -> Response {
+    list_providers(ProviderKind::Trigger, state, tenant_id, paging).await
+}
+
+pub async fn get_trigger(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    get_provider(
+        ProviderKind::Trigger,
+        "GetTriggerRequest",
+        state,
+        tenant_id,
+        q,
+    )
+    .await
+}
+
+/// `POST …/tools/check_existence`: `{"provider_ids":[{"plugin_id","provider_name"}]}`, each
+/// field required; answers one bool per entry, in order.
+pub async fn check_tools_existence(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    BodyBytes(body): BodyBytes,
+) -> Response {
+    let body = match json_body(&body) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let request = "CheckToolExistenceRequest.ProviderIDs";
+    let Some(items) = body.get("provider_ids").and_then(Value::as_array) else {
+        return reply::bad_request(required_error(request));
+    };
+    let mut providers = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let plugin_id = str_field(item, "plugin_id");
+        let provider = str_field(item, "provider_name");
+        if plugin_id.is_empty() {
+            errors.push(required_error(&format!("{request}[{i}].PluginID")));
+        }
+        if provider.is_empty() {
+            errors.push(required_error(&format!("{request}[{i}].ProviderName")));
+        }
+        providers.push((plugin_id.to_owned(), provider.to_owned()));
+    }
+    if !errors.is_empty() {
+        return reply::bad_request(errors.join("\n"));
+    }
+    reply::service(state.services.tools_exist(&tenant_id, &providers).await)
 }
 
 pub async fn fetch_readme(

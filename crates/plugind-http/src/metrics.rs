@@ -39,3 +39,16 @@ pub async fn render(State(state): State<AppState>) -> Response {
     );
     response
 }
+
+/// `GET /metrics`: 301 to `/metrics/`, the query string kept, as upstream's router answers.
+pub async fn redirect(uri: axum::http::Uri) -> Response {
+    let location = match uri.query() {
+        Some(q) => format!("/metrics/?{q}"),
+        None => "/metrics/".to_owned(),
+    };
+    let mut response = axum::http::StatusCode::MOVED_PERMANENTLY.into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}

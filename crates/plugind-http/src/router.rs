@@ -107,7 +107,19 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
         .route("/runtime/status", get(runtime::status))
         .route("/runtime/events", get(runtime::events))
         .route("/tools", get(management::list_tools))
-        .route("/tool", get(management::get_tool));
+        .route("/tool", get(management::get_tool))
+        .route(
+            "/tools/check_existence",
+            post(management::check_tools_existence),
+        )
+        .route("/models", get(management::list_models))
+        .route("/models/bindings", get(management::model_bindings))
+        .route("/agent_strategies", get(management::list_agent_strategies))
+        .route("/agent_strategy", get(management::get_agent_strategy))
+        .route("/datasources", get(management::list_datasources))
+        .route("/datasource", get(management::get_datasource))
+        .route("/triggers", get(management::list_triggers))
+        .route("/trigger", get(management::get_trigger));
 
     let plugin = Router::new()
         .nest("/management", management)
@@ -130,7 +142,9 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
         // `route_layer` puts the recorder on every route registered so far (not the fallback).
         app = app
             .route_layer(middleware::from_fn(metrics::record))
-            .route("/metrics/", get(metrics::render));
+            .route("/metrics/", get(metrics::render))
+            // Upstream's router redirects the slash-less form (http-api §1.2, §4.2).
+            .route("/metrics", get(metrics::redirect));
     }
     app.layer(middleware::from_fn_with_state(
         state.clone(),

@@ -264,6 +264,9 @@ pub fn find_action(path: &str) -> Option<&'static Action> {
 /// Chunks of one dispatch; ends after the plugin's `end`, an error, or the deadline.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Value, DaemonError>> + Send>>;
 
+/// Upstream's text for a plugin no node runs; Dify matches on it (http-api §6.4, §7.5).
+pub const NO_AVAILABLE_NODE: &str = "no available node, plugin runtime not found";
+
 /// A failure before the session exists: HTTP status plus error.
 pub type EarlyError = (u16, DaemonError);
 
@@ -321,14 +324,13 @@ impl Services {
         }
 
         // A plugin that is still starting (restore at start-up) has a handle: the session waits.
+        // No runtime (never launched, launch failed, stopped): upstream's "no available node"
+        // answer, which Dify treats as a transient "runtime unavailable" (http-api §6.4).
         let handle = self.inner.runtimes.get(&uid).ok_or_else(|| {
-            let message = match self.inner.runtimes.failure(&uid) {
-                Some(reason) => {
-                    format!("failed to get plugin runtime: plugin runtime not running: {reason}")
-                }
-                None => "failed to get plugin runtime: plugin runtime not found".to_owned(),
-            };
-            (500, DaemonError::internal(message))
+            if let Some(reason) = self.inner.runtimes.failure(&uid) {
+                tracing::warn!(plugin = %uid, %reason, "dispatch to a plugin whose launch failed");
+            }
+            (404, DaemonError::internal(NO_AVAILABLE_NODE))
         })?;
 
         let caller = crate::backwards::Caller::new(

@@ -6,7 +6,8 @@
 //! - [`upload`]: decode, verify and persist an uploaded `.difypkg`.
 //! - [`install`]: install tasks, the install job, uninstall, and bringing installed plugins back
 //!   at start-up.
-//! - [`query`]: listings of installations, tasks and tool providers.
+//! - [`query`]: listings of installations and tasks; [`providers`]: the tenant's providers by
+//!   kind (tools, models, agent strategies, datasources, triggers) and model bindings.
 //! - [`readme`], [`assets`]: readmes and asset files of stored packages.
 //! - [`runtime_status`]: readiness, runtime statuses and lifecycle events for operators.
 //! - [`dispatch`]: turn a Dify dispatch request into a plugin session and a stream of chunks.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod dispatch;
 pub mod install;
 mod persistence;
+pub mod providers;
 pub mod query;
 pub mod readme;
 pub mod runtime_status;

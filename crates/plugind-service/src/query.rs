@@ -1,8 +1,9 @@
-//! Read-only listings: installations, install tasks, tool providers (http-api §4.5).
+//! Read-only listings: installations and install tasks (http-api §4.5); providers by kind are
+//! in [`crate::providers`].
 
 use plugind_entities::{
     DaemonError, InstallTask, PluginCategory, PluginDeclaration, PluginInstallation,
-    PluginUniqueIdentifier, ProviderInstallation,
+    PluginUniqueIdentifier,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -35,19 +36,6 @@ pub struct PluginEntity {
 pub struct PluginList {
     pub list: Vec<PluginEntity>,
     pub total: i64,
-}
-
-/// An entry of `GET …/management/tools`.
-#[derive(Debug, Serialize)]
-pub struct ToolProviderEntity {
-    pub id: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-    pub tenant_id: String,
-    pub provider: String,
-    pub plugin_unique_identifier: String,
-    pub plugin_id: String,
-    pub declaration: Value,
 }
 
 /// An entry of `POST …/installation/fetch/batch`; field order is upstream's.
@@ -173,59 +161,6 @@ impl Services {
             .await
             .map_err(internal)?;
         Ok(true)
-    }
-
-    pub async fn list_tool_providers(
-        &self,
-        tenant_id: &str,
-        page: i64,
-        page_size: i64,
-    ) -> Result<Vec<ToolProviderEntity>, DaemonError> {
-        let rows = self
-            .inner
-            .db
-            .list_tool_providers(tenant_id, page, page_size)
-            .await
-            .map_err(internal)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            out.push(self.tool_entity(row).await?);
-        }
-        Ok(out)
-    }
-
-    /// A projection row joined with its plugin's tool provider declaration.
-    async fn tool_entity(
-        &self,
-        row: ProviderInstallation,
-    ) -> Result<ToolProviderEntity, DaemonError> {
-        let declaration = self.declaration(&row.plugin_unique_identifier).await?;
-        Ok(ToolProviderEntity {
-            id: row.id,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            tenant_id: row.tenant_id,
-            provider: row.provider,
-            plugin_unique_identifier: row.plugin_unique_identifier,
-            plugin_id: row.plugin_id,
-            declaration: declaration.tool.unwrap_or(Value::Null),
-        })
-    }
-
-    pub async fn get_tool_provider(
-        &self,
-        tenant_id: &str,
-        plugin_id: &str,
-        provider: &str,
-    ) -> Result<ToolProviderEntity, DaemonError> {
-        let row = self
-            .inner
-            .db
-            .get_tool_provider(tenant_id, plugin_id, provider)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| DaemonError::plugin_not_found("plugin not found"))?;
-        self.tool_entity(row).await
     }
 
     /// `GET …/fetch/identifier`: is the uid installed by any tenant?

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use plugind_entities::{
     InstallTask, InstallTaskEntry, InstallTaskStatus, PluginDeclaration, PluginUniqueIdentifier,
+    ProviderKind,
 };
 use plugind_store::{new_id, Blobs, Db, DbConfig, InstallOutcome, StoreError, UninstallOutcome};
 use serde_json::json;
@@ -132,17 +133,20 @@ async fn scenario_install(db: &Db) {
         (vec![], 1)
     );
 
-    let tools = db.list_tool_providers(&t1, 1, 10).await.unwrap();
+    let tools = db
+        .list_providers(ProviderKind::Tool, &t1, 1, 10)
+        .await
+        .unwrap();
     assert_eq!(tools.len(), 1);
     assert_eq!(tools[0].provider, "wikipedia_tool");
     assert_eq!(tools[0].plugin_unique_identifier, u.as_str());
     let tool = db
-        .get_tool_provider(&t1, u.plugin_id(), "wikipedia_tool")
+        .get_provider(ProviderKind::Tool, &t1, u.plugin_id(), "wikipedia_tool")
         .await
         .unwrap();
     assert_eq!(tool.as_ref(), tools.first());
     assert!(db
-        .get_tool_provider(&t2, u.plugin_id(), "wikipedia_tool")
+        .get_provider(ProviderKind::Tool, &t2, u.plugin_id(), "wikipedia_tool")
         .await
         .unwrap()
         .is_none());
@@ -191,7 +195,11 @@ async fn scenario_install(db: &Db) {
         .await
         .unwrap()
         .is_none());
-    assert!(db.list_tool_providers(&t1, 1, 10).await.unwrap().is_empty());
+    assert!(db
+        .list_providers(ProviderKind::Tool, &t1, 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(db.get_declaration(u.as_str()).await.unwrap().is_some());
 
     let id2 = second.installation().id.clone();
@@ -210,11 +218,79 @@ async fn scenario_install(db: &Db) {
         None,
         "declaration goes with the last tenant"
     );
-    assert!(db.list_tool_providers(&t2, 1, 10).await.unwrap().is_empty());
+    assert!(db
+        .list_providers(ProviderKind::Tool, &t2, 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         db.uninstall_plugin(&t2, &id2).await.unwrap(),
         UninstallOutcome::NotFound
     );
+}
+
+/// Every projection kind is readable, and model bindings follow the tenant's current
+/// installation only.
+async fn scenario_projections(db: &Db) {
+    let t1 = tenant();
+    let t2 = tenant();
+    let u = uid("everything", "0.1.0");
+    let d = PluginDeclaration {
+        agent_strategy: Some(json!({"identity": {"name": "everything_agent"}})),
+        datasource: Some(json!({"identity": {"name": "everything_datasource"}})),
+        trigger: Some(json!({"identity": {"name": "everything_trigger"}})),
+        ..decl("everything")
+    };
+    db.install_plugin(&t1, &u, "local", "package", &json!({}), &d)
+        .await
+        .unwrap();
+    let kinds = [
+        (ProviderKind::Tool, "everything_tool"),
+        (ProviderKind::Model, "everything_model"),
+        (ProviderKind::AgentStrategy, "everything_agent"),
+        (ProviderKind::Datasource, "everything_datasource"),
+        (ProviderKind::Trigger, "everything_trigger"),
+    ];
+    for (kind, provider) in kinds {
+        let rows = db.list_providers(kind, &t1, 1, 10).await.unwrap();
+        assert_eq!(rows.len(), 1, "{kind:?}");
+        assert_eq!(rows[0].provider, provider);
+        assert_eq!(rows[0].plugin_unique_identifier, u.as_str());
+        assert!(db
+            .list_providers(kind, &t1, 2, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(db
+            .list_providers(kind, &t2, 1, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let one = db
+            .get_provider(kind, &t1, u.plugin_id(), provider)
+            .await
+            .unwrap();
+        assert_eq!(one.as_ref(), rows.first(), "{kind:?}");
+        assert!(db
+            .get_provider(kind, &t1, u.plugin_id(), "other")
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    // A second model plugin, installed later: bindings are newest first.
+    let later = uid("later", "0.2.0");
+    // Timestamps have millisecond precision: keep the order unambiguous.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let installed = db
+        .install_plugin(&t1, &later, "local", "package", &json!({}), &decl("later"))
+        .await
+        .unwrap();
+    let bindings = db.model_bindings(&t1).await.unwrap();
+    let names: Vec<&str> = bindings.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(names, ["later_model", "everything_model"]);
+    assert_eq!(&bindings[0].1, installed.installation());
+    assert!(db.model_bindings(&t2).await.unwrap().is_empty());
 }
 
 async fn scenario_concurrent(db: &Db) {
@@ -563,6 +639,7 @@ async fn all_scenarios(cfg: DbConfig, backend: &'static str) {
     assert_eq!(db.backend(), backend);
     db.ping().await.unwrap();
     scenario_install(&db).await;
+    scenario_projections(&db).await;
     scenario_concurrent(&db).await;
     scenario_tasks(&db).await;
     scenario_storage_usage(&db).await;

@@ -5,6 +5,7 @@
 
 use plugind_entities::{
     PluginDeclaration, PluginInstallation, PluginUniqueIdentifier, ProviderInstallation,
+    ProviderKind,
 };
 use serde_json::Value;
 
@@ -127,6 +128,17 @@ fn projections(decl: &PluginDeclaration) -> Vec<(&'static str, String)> {
         out.push(("trigger_installations", name(v)));
     }
     out
+}
+
+/// The projection table holding providers of `kind`.
+fn projection_table(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Tool => "tool_installations",
+        ProviderKind::Model => "ai_model_installations",
+        ProviderKind::AgentStrategy => "agent_strategy_installations",
+        ProviderKind::Datasource => "datasource_installations",
+        ProviderKind::Trigger => "trigger_installations",
+    }
 }
 
 /// 1-based page and page size → (limit, offset).
@@ -425,9 +437,11 @@ impl Db {
         })
     }
 
-    /// One page (1-based) of the tenant's tool providers (`tool_installations`), newest first.
-    pub async fn list_tool_providers(
+    /// One page (1-based) of the tenant's providers of `kind` (its projection table), newest
+    /// first.
+    pub async fn list_providers(
         &self,
+        kind: ProviderKind,
         tenant_id: &str,
         page: i64,
         page_size: i64,
@@ -436,8 +450,9 @@ impl Db {
             return Ok(Vec::new());
         }
         let (limit, offset) = page_window(page, page_size);
+        let table = projection_table(kind);
         let sql = self.sql(&format!(
-            "SELECT {PROVIDER_COLUMNS} FROM tool_installations WHERE tenant_id = $1::uuid \
+            "SELECT {PROVIDER_COLUMNS} FROM {table} WHERE tenant_id = $1::uuid \
              ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
         ));
         dispatch!(self, pool => {
@@ -450,9 +465,10 @@ impl Db {
         })
     }
 
-    /// The tenant's tool provider `provider` of `plugin_id`.
-    pub async fn get_tool_provider(
+    /// The tenant's provider `provider` of `kind` in `plugin_id`.
+    pub async fn get_provider(
         &self,
+        kind: ProviderKind,
         tenant_id: &str,
         plugin_id: &str,
         provider: &str,
@@ -460,14 +476,47 @@ impl Db {
         if !self.uuid_ok(tenant_id) {
             return Ok(None);
         }
+        let table = projection_table(kind);
         let sql = self.sql(&format!(
-            "SELECT {PROVIDER_COLUMNS} FROM tool_installations WHERE tenant_id = $1::uuid AND plugin_id = $2 AND provider = $3"
+            "SELECT {PROVIDER_COLUMNS} FROM {table} WHERE tenant_id = $1::uuid AND plugin_id = $2 AND provider = $3"
         ));
         dispatch!(self, pool => {
             match sqlx::query(&sql).bind(tenant_id).bind(plugin_id).bind(provider).fetch_optional(pool).await? {
                 Some(row) => Ok(Some(provider_from_row!(row))),
                 None => Ok(None),
             }
+        })
+    }
+
+    /// The tenant's model providers whose projection row belongs to the tenant's current
+    /// installation of the plugin (same uid), as (provider, installation), newest installation
+    /// first. Duplicates are left to the caller.
+    pub async fn model_bindings(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<(String, PluginInstallation)>, StoreError> {
+        if !self.uuid_ok(tenant_id) {
+            return Ok(Vec::new());
+        }
+        let sql = self.sql(
+            "SELECT m.provider AS provider, i.id::text AS id, i.created_at AS created_at, \
+             i.updated_at AS updated_at, i.tenant_id::text AS tenant_id, i.plugin_id AS plugin_id, \
+             i.plugin_unique_identifier AS plugin_unique_identifier, i.runtime_type AS runtime_type, \
+             i.endpoints_setups AS endpoints_setups, i.endpoints_active AS endpoints_active, \
+             i.source AS source, i.meta AS meta \
+             FROM ai_model_installations m JOIN plugin_installations i \
+             ON i.tenant_id = m.tenant_id AND i.plugin_id = m.plugin_id \
+             AND i.plugin_unique_identifier = m.plugin_unique_identifier \
+             WHERE m.tenant_id = $1::uuid ORDER BY i.created_at DESC, i.id DESC, m.provider",
+        );
+        dispatch!(self, pool => {
+            let rows = sqlx::query(&sql).bind(tenant_id).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let provider: String = col!(row, "provider", String);
+                out.push((provider, installation_from_row!(row)));
+            }
+            Ok(out)
         })
     }
 
