@@ -211,6 +211,14 @@ impl Runtimes {
         }
     }
 
+    /// Settles a plugin that was scheduled but whose launch never began (its package or
+    /// declaration could not be loaded): it becomes failed with `reason`. No-op otherwise.
+    pub fn fail_scheduled(&self, uid: &PluginUniqueIdentifier, reason: &str) {
+        if matches!(self.slot_state(uid), Some(SlotState::Starting)) {
+            self.mark_failed(uid, reason.to_owned());
+        }
+    }
+
     fn starting_entry(kind: RuntimeKind) -> Entry {
         Entry {
             slot: Slot::new(),
@@ -623,6 +631,21 @@ mod tests {
         let status = runtimes.status(&uid).expect("status");
         assert_eq!(status.status, crate::RuntimeState::Stopped);
         assert!(status.last_error.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_plugin_whose_launch_never_began_can_be_settled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtimes = Runtimes::new(RuntimeConfig::new(dir.path()));
+        let uid = uid();
+        runtimes.schedule(&uid);
+        assert!(!runtimes.readiness().ready);
+        runtimes.fail_scheduled(&uid, "its package is missing");
+        assert!(runtimes.readiness().ready);
+        assert_eq!(
+            runtimes.failure(&uid).as_deref(),
+            Some("its package is missing")
+        );
     }
 
     #[tokio::test]

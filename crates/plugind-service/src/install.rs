@@ -227,7 +227,12 @@ impl Services {
                 };
                 match launched {
                     Ok(()) => tracing::info!(%uid, elapsed = ?started.elapsed(), "installed plugin is running again"),
-                    Err(err) => tracing::error!(%uid, error = %err, "installed plugin could not be started"),
+                    Err(err) => {
+                        tracing::error!(%uid, error = %err, "installed plugin could not be started");
+                        // A failure before the launch began (declaration, package) must settle
+                        // the scheduled plugin too, or readiness and waiting callers never end.
+                        services.inner.runtimes.fail_scheduled(&uid, &err);
+                    }
                 }
             });
             scheduled += 1;
