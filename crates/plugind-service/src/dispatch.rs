@@ -294,6 +294,44 @@ impl Services {
         action: &'static Action,
         body: Value,
     ) -> Result<ChunkStream, EarlyError> {
+        let uid = self.installed_uid(tenant_id, plugin_id).await?;
+        self.dispatch_to(tenant_id, uid, action, body)
+    }
+
+    /// `POST /v2/invoke/dispatch/*` (http-api §4.4): the same dispatch for a unique identifier
+    /// given by the caller (`X-Plugin-Unique-Identifier`), with `tenant_id` from the body; no
+    /// installation lookup, so a running uid that no tenant has installed still answers.
+    pub fn dispatch_direct(
+        &self,
+        uid: Option<&str>,
+        action: &'static Action,
+        body: Value,
+    ) -> Result<ChunkStream, EarlyError> {
+        let uid = uid.filter(|u| !u.is_empty()).ok_or_else(|| {
+            (
+                400,
+                DaemonError::bad_request("plugin_unique_identifier is required"),
+            )
+        })?;
+        let uid = PluginUniqueIdentifier::parse(uid).map_err(|e| {
+            (
+                400,
+                DaemonError::new(ErrorType::UniqueIdentifier, e.to_string()),
+            )
+        })?;
+        let tenant_id = str_field(&body, "tenant_id").to_owned();
+        if tenant_id.is_empty() {
+            return Err((400, DaemonError::bad_request("tenant_id is required")));
+        }
+        self.dispatch_to(&tenant_id, uid, action, body)
+    }
+
+    /// The unique identifier the tenant's installation of `plugin_id` runs.
+    async fn installed_uid(
+        &self,
+        tenant_id: &str,
+        plugin_id: Option<&str>,
+    ) -> Result<PluginUniqueIdentifier, EarlyError> {
         let plugin_id = plugin_id
             .filter(|p| !p.is_empty())
             .ok_or_else(|| (400, DaemonError::bad_request("plugin_id is required")))?;
@@ -304,14 +342,22 @@ impl Services {
             .await
             .map_err(|e| (500, DaemonError::internal(e.to_string())))?
             .ok_or_else(|| (404, DaemonError::plugin_not_found("plugin not found")))?;
-        let uid =
-            PluginUniqueIdentifier::parse(&installation.plugin_unique_identifier).map_err(|e| {
-                (
-                    400,
-                    DaemonError::new(ErrorType::UniqueIdentifier, e.to_string()),
-                )
-            })?;
+        PluginUniqueIdentifier::parse(&installation.plugin_unique_identifier).map_err(|e| {
+            (
+                400,
+                DaemonError::new(ErrorType::UniqueIdentifier, e.to_string()),
+            )
+        })
+    }
 
+    /// Opens the stream of `action` on the runtime of `uid` for `tenant_id`.
+    fn dispatch_to(
+        &self,
+        tenant_id: &str,
+        uid: PluginUniqueIdentifier,
+        action: &'static Action,
+        body: Value,
+    ) -> Result<ChunkStream, EarlyError> {
         let data = body.get("data").cloned().unwrap_or(Value::Null);
         let missing: Vec<String> = action
             .required
