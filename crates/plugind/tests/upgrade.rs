@@ -273,7 +273,7 @@ async fn upgrade_while_streaming(db: DbChoice) {
     assert_eq!(tool_texts(&envelopes), ["10"], "{envelopes:?}");
 
     wait_gone(&data_dir, &old).await;
-    assert_eq!(running_uids(&client, TENANT_A).await, [new.clone()]);
+    assert_eq!(running_uids(&client, TENANT_A).await, [new.as_str()]);
     assert_present(&data_dir, &new);
     let (status, body) = client
         .get(&format!(
@@ -336,7 +336,7 @@ async fn two_tenants_keep_what_the_other_uses_and_the_last_one_out_cleans_up() {
         json!({"all_installed": true, "task_id": ""})
     );
     assert_eq!(installed_uid(&client, TENANT_A).await, old);
-    assert_eq!(running_uids(&client, TENANT_A).await, [old.clone()]);
+    assert_eq!(running_uids(&client, TENANT_A).await, [old.as_str()]);
 
     // Validation, in upstream's shape.
     let (status, body) = post_upgrade(
