@@ -1,5 +1,6 @@
-//! Install tasks and the install job (PSC §4.3, §4.4), uninstall (§4.8), and bringing every
-//! installed plugin back at start-up.
+//! Install tasks and the install job (PSC §4.3, §4.4; the job also launches the new version of
+//! an upgrade, see [`crate::upgrade`]), uninstall (§4.8: the last reference retires the
+//! version), and bringing every installed plugin back at start-up.
 //!
 //! **Invariant:** a task row is never left `pending`/`running` by a daemon that is gone: start-up
 //! fails whatever a previous process left unfinished, with a reason, and the install can simply
