@@ -5,8 +5,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::response::Response;
-use plugind_entities::{DaemonError, ProviderKind};
+use plugind_entities::{DaemonError, PluginUniqueIdentifier, ProviderKind};
 use plugind_service::binding::{paging, required_error, str_field};
+use plugind_service::upgrade::UpgradeRequest;
 use serde_json::Value;
 
 use crate::body::{json_body, query_object, BodyBytes};
@@ -93,6 +94,53 @@ pub async fn install_from_identifiers(
             .install_from_identifiers(&tenant_id, &body)
             .await,
     )
+}
+
+/// `POST …/install/upgrade`: both uids and `source` are required (HTTP 400 otherwise).
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    BodyBytes(body): BodyBytes,
+) -> Response {
+    let body = match json_body(&body) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let uid = |key: &str, field: &str| {
+        let raw = str_field(&body, key);
+        if raw.is_empty() {
+            return Err(required_error(&format!("UpgradePluginRequest.{field}")));
+        }
+        PluginUniqueIdentifier::parse(raw).map_err(|_| {
+            format!(
+                "Key: 'UpgradePluginRequest.{field}' Error:Field validation for '{field}' failed on the 'plugin_unique_identifier' tag"
+            )
+        })
+    };
+    let original = uid(
+        "original_plugin_unique_identifier",
+        "OriginalPluginUniqueIdentifier",
+    );
+    let new = uid("new_plugin_unique_identifier", "NewPluginUniqueIdentifier");
+    let source = str_field(&body, "source");
+    let (original, new) = match (original, new) {
+        (Ok(original), Ok(new)) if !source.is_empty() => (original, new),
+        (original, new) => {
+            let mut errors: Vec<String> =
+                [original.err(), new.err()].into_iter().flatten().collect();
+            if source.is_empty() {
+                errors.push(required_error("UpgradePluginRequest.Source"));
+            }
+            return reply::bad_request(errors.join("\n"));
+        }
+    };
+    let req = UpgradeRequest {
+        original,
+        new,
+        source: source.to_owned(),
+        meta: body.get("meta").cloned().unwrap_or(Value::Null),
+    };
+    reply::service(state.services.upgrade(&tenant_id, req).await)
 }
 
 /// `page` and `page_size` from the query (`1 <= page_size <= 256`), or HTTP 400.

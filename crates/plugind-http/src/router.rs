@@ -74,6 +74,7 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
             "/install/identifiers",
             post(management::install_from_identifiers),
         )
+        .route("/install/upgrade", post(management::upgrade))
         .route("/install/tasks", get(management::list_tasks))
         .route(
             "/install/tasks/delete_all",

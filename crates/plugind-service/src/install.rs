@@ -1,5 +1,6 @@
-//! Install tasks and the install job (PSC §4.3, §4.4), uninstall (§4.8), and bringing every
-//! installed plugin back at start-up.
+//! Install tasks and the install job (PSC §4.3, §4.4; the job also launches the new version of
+//! an upgrade, see [`crate::upgrade`]), uninstall (§4.8: the last reference retires the
+//! version), and bringing every installed plugin back at start-up.
 //!
 //! **Invariant:** a task row is never left `pending`/`running` by a daemon that is gone: start-up
 //! fails whatever a previous process left unfinished, with a reason, and the install can simply
@@ -141,6 +142,7 @@ impl Services {
                 declaration,
                 source: source.to_owned(),
                 meta,
+                upgrade_from: None,
             };
             self.inner.jobs.spawn(job.run());
         }
@@ -174,16 +176,8 @@ impl Services {
         } = outcome
         {
             if let Ok(uid) = PluginUniqueIdentifier::parse(&uid) {
-                if let Err(err) = self
-                    .inner
-                    .blobs
-                    .delete(&self.installed_key(uid.as_str()))
-                    .await
-                {
-                    tracing::warn!(%uid, error = %err, "could not delete the installed package object");
-                }
-                self.inner.runtimes.stop(&uid).await;
-                tracing::info!(%uid, "uninstalled from its last tenant; runtime stopped");
+                // Upstream waits for the runtime to stop before answering; so does this.
+                self.retire(&uid).await;
             }
         }
         Ok(true)
@@ -294,19 +288,22 @@ impl Services {
     }
 }
 
-/// One plugin of one install task, run in the background.
-struct InstallJob {
-    services: Services,
-    task_id: String,
-    tenant_id: String,
-    uid: PluginUniqueIdentifier,
-    declaration: PluginDeclaration,
-    source: String,
-    meta: Value,
+/// One plugin of one install task (or the new version of an upgrade), run in the background.
+pub(crate) struct InstallJob {
+    pub(crate) services: Services,
+    pub(crate) task_id: String,
+    pub(crate) tenant_id: String,
+    pub(crate) uid: PluginUniqueIdentifier,
+    pub(crate) declaration: PluginDeclaration,
+    pub(crate) source: String,
+    pub(crate) meta: Value,
+    /// Set for an upgrade: the version the tenant's installation moves away from once `uid`
+    /// runs.
+    pub(crate) upgrade_from: Option<PluginUniqueIdentifier>,
 }
 
 impl InstallJob {
-    async fn run(self) {
+    pub(crate) async fn run(self) {
         let uid = self.uid.to_string();
         let timeout = self.services.inner.cfg.install_timeout;
         let interrupted = self.services.inner.interrupted.clone();
@@ -343,14 +340,17 @@ impl InstallJob {
             .set_entry(&self.task_id, uid, InstallTaskStatus::Running, "starting")
             .await;
         let db = &services.inner.db;
-        if db
-            .get_installation(&self.tenant_id, self.uid.plugin_id())
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some()
+        if self.upgrade_from.is_none()
+            && db
+                .get_installation(&self.tenant_id, self.uid.plugin_id())
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
         {
             return Ok("installed".into());
         }
+        // Held until the installation is recorded, so a retirement of this uid waits for it.
+        let _serial = services.inner.uid_locks.lock(uid).await;
 
         let started = Instant::now();
         let bytes = services
@@ -396,6 +396,9 @@ impl InstallJob {
         let report =
             launched.map_err(|e| format!("{e} (download {:.2}s)", download.as_secs_f64()))?;
 
+        if let Some(original) = &self.upgrade_from {
+            return services.record_upgrade(self, original).await;
+        }
         db.install_plugin(
             &self.tenant_id,
             &self.uid,

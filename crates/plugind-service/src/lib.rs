@@ -6,6 +6,8 @@
 //! - [`upload`]: decode, verify and persist an uploaded `.difypkg`.
 //! - [`install`]: install tasks, the install job, uninstall, and bringing installed plugins back
 //!   at start-up.
+//! - [`upgrade`]: moving an installation to another version, and retiring a version nothing
+//!   references (runtime stopped, working directory and package objects removed).
 //! - [`query`]: listings of installations and tasks; [`providers`]: the tenant's providers by
 //!   kind (tools, models, agent strategies, datasources, triggers) and model bindings.
 //! - [`readme`], [`assets`]: readmes and asset files of stored packages.
@@ -30,6 +32,7 @@ pub mod query;
 pub mod readme;
 pub mod runtime_status;
 pub mod state;
+pub mod upgrade;
 pub mod upload;
 
 pub use config::{parse_unsigned_allowlist, ServiceConfig, UnsignedAllowed};

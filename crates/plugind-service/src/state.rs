@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     /// Serialises plugin storage writes per (tenant, plugin), so a quota check and its write
     /// see the same usage.
     pub(crate) storage_writes: crate::persistence::WriteLocks,
+    /// Serialises an install job's launch-and-record with a retirement of the same uid.
+    pub(crate) uid_locks: crate::upgrade::UidLocks,
 }
 
 impl Services {
@@ -57,6 +59,7 @@ impl Services {
                 interrupted: CancellationToken::new(),
                 active_dispatch: AtomicI64::new(0),
                 storage_writes: Default::default(),
+                uid_locks: Default::default(),
             }),
         }
     }

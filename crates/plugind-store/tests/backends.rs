@@ -12,7 +12,9 @@ use plugind_entities::{
     InstallTask, InstallTaskEntry, InstallTaskStatus, PluginDeclaration, PluginUniqueIdentifier,
     ProviderKind,
 };
-use plugind_store::{new_id, Blobs, Db, DbConfig, InstallOutcome, StoreError, UninstallOutcome};
+use plugind_store::{
+    new_id, Blobs, Db, DbConfig, InstallOutcome, StoreError, UninstallOutcome, UpgradeOutcome,
+};
 use serde_json::json;
 use sqlx::Connection;
 
@@ -291,6 +293,103 @@ async fn scenario_projections(db: &Db) {
     assert_eq!(names, ["later_model", "everything_model"]);
     assert_eq!(&bindings[0].1, installed.installation());
     assert!(db.model_bindings(&t2).await.unwrap().is_empty());
+}
+
+/// Upgrade (PSC §4.11): the installation row keeps its id and takes the new uid; `refers` moves
+/// from the original to the new uid; the original's rows go with its last reference.
+async fn scenario_upgrade(db: &Db) {
+    let (t1, t2) = (tenant(), tenant());
+    let old = uid("upgrader", "0.0.1");
+    let new = uid("upgrader", "0.0.2");
+    let d = decl("upgrader");
+    let mut d2 = decl("upgrader");
+    d2.model = None;
+    for u in [&old, &new] {
+        db.insert_declaration_if_absent(u.as_str(), u.plugin_id(), &d)
+            .await
+            .unwrap();
+    }
+    let mut ids = Vec::new();
+    for t in [&t1, &t2] {
+        let outcome = db
+            .install_plugin(t, &old, "local", "package", &json!({}), &d)
+            .await
+            .unwrap();
+        ids.push(outcome.installation().id.clone());
+    }
+    assert_eq!(db.plugin_refers(old.as_str()).await.unwrap(), Some(2));
+
+    // Wrong source or tenant: nothing moves.
+    for (t, source) in [(&t1, "marketplace"), (&tenant(), "package")] {
+        assert_eq!(
+            db.upgrade_plugin(t, &old, &new, "local", source, &json!({}), &d2)
+                .await
+                .unwrap(),
+            UpgradeOutcome::NotFound
+        );
+    }
+    assert!(!db.plugin_exists(new.as_str()).await.unwrap());
+
+    let meta = json!({"k": "v"});
+    assert_eq!(
+        db.upgrade_plugin(&t1, &old, &new, "local", "package", &meta, &d2)
+            .await
+            .unwrap(),
+        UpgradeOutcome::Upgraded {
+            installation_id: ids[0].clone(),
+            original_deleted: false
+        }
+    );
+    let moved = db
+        .get_installation(&t1, old.plugin_id())
+        .await
+        .unwrap()
+        .expect("installation");
+    assert_eq!(
+        (
+            moved.id.as_str(),
+            moved.plugin_unique_identifier.as_str(),
+            &moved.meta
+        ),
+        (ids[0].as_str(), new.as_str(), &meta)
+    );
+    assert_eq!(db.plugin_refers(old.as_str()).await.unwrap(), Some(1));
+    assert_eq!(db.plugin_refers(new.as_str()).await.unwrap(), Some(1));
+    let tools = db
+        .list_providers(ProviderKind::Tool, &t1, 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0].plugin_unique_identifier, new.as_str());
+    assert!(db.get_declaration(old.as_str()).await.unwrap().is_some());
+
+    // The second tenant's upgrade takes the last reference of the original.
+    assert_eq!(
+        db.upgrade_plugin(&t2, &old, &new, "local", "package", &json!({}), &d2)
+            .await
+            .unwrap(),
+        UpgradeOutcome::Upgraded {
+            installation_id: ids[1].clone(),
+            original_deleted: true
+        }
+    );
+    assert!(!db.plugin_exists(old.as_str()).await.unwrap());
+    assert_eq!(db.get_declaration(old.as_str()).await.unwrap(), None);
+    assert_eq!(db.plugin_refers(new.as_str()).await.unwrap(), Some(2));
+    assert_eq!(
+        db.upgrade_plugin(&t2, &old, &new, "local", "package", &json!({}), &d2)
+            .await
+            .unwrap(),
+        UpgradeOutcome::NotFound
+    );
+
+    for (t, id) in [(&t1, &ids[0]), (&t2, &ids[1])] {
+        assert!(matches!(
+            db.uninstall_plugin(t, id).await.unwrap(),
+            UninstallOutcome::Removed { .. }
+        ));
+    }
+    assert!(!db.plugin_exists(new.as_str()).await.unwrap());
 }
 
 async fn scenario_concurrent(db: &Db) {
@@ -640,6 +739,7 @@ async fn all_scenarios(cfg: DbConfig, backend: &'static str) {
     db.ping().await.unwrap();
     scenario_install(&db).await;
     scenario_projections(&db).await;
+    scenario_upgrade(&db).await;
     scenario_concurrent(&db).await;
     scenario_tasks(&db).await;
     scenario_storage_usage(&db).await;

@@ -60,6 +60,20 @@ pub enum UninstallOutcome {
     },
 }
 
+/// Result of [`Db::upgrade_plugin`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpgradeOutcome {
+    /// The tenant has no installation of the original uid with that source; nothing changed.
+    NotFound,
+    Upgraded {
+        /// The installation row, now pointing at the new uid (id and `created_at` kept).
+        installation_id: String,
+        /// The last tenant left the original uid: its `plugins` and `plugin_declarations` rows
+        /// are gone.
+        original_deleted: bool,
+    },
+}
+
 fn parse_meta(meta: &str) -> Result<Value, StoreError> {
     if meta.trim().is_empty() {
         return Ok(Value::Object(Default::default()));
@@ -385,6 +399,178 @@ impl Db {
             };
             tx.commit().await?;
             Ok(UninstallOutcome::Removed { uid, plugin_id, plugin_deleted })
+        }).await)
+    }
+
+    /// Moves a tenant's installation of `original` to `new` (PSC §4.11, one transaction): the
+    /// installation row keeps its id and counters and takes the new uid, source and meta; the
+    /// new uid's `plugins` row is created if missing and gains a reference; the original loses
+    /// one, and when none is left its `plugins` and `plugin_declarations` rows are deleted;
+    /// projections of the original declaration are replaced by those of the new one.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upgrade_plugin(
+        &self,
+        tenant_id: &str,
+        original: &PluginUniqueIdentifier,
+        new: &PluginUniqueIdentifier,
+        runtime_type: &str,
+        source: &str,
+        meta: &Value,
+        new_decl: &PluginDeclaration,
+    ) -> Result<UpgradeOutcome, StoreError> {
+        if !self.uuid_ok(tenant_id) {
+            return Ok(UpgradeOutcome::NotFound);
+        }
+        let (original_s, new_s) = (original.as_str(), new.as_str());
+        let plugin_id = new.plugin_id();
+        let meta_json = serde_json::to_string(meta).map_err(StoreError::json("meta"))?;
+        let remote_declaration = serde_json::to_string(&PluginDeclaration::default())
+            .map_err(StoreError::json("remote_declaration"))?;
+        let lock_installation = self.sql(
+            "SELECT id::text AS id FROM plugin_installations \
+             WHERE tenant_id = $1::uuid AND plugin_unique_identifier = $2 AND source = $3 FOR UPDATE",
+        );
+        let insert_plugin = self.sql(
+            "INSERT INTO plugins (id, created_at, updated_at, plugin_unique_identifier, plugin_id, refers, install_type, \
+             manifest_type, remote_declaration, source) VALUES ($1::uuid, $2, $3, $4, $5, 0, $6, 'plugin', $7, $8) \
+             ON CONFLICT (plugin_unique_identifier) DO NOTHING",
+        );
+        let lock_plugin = self.sql(
+            "SELECT id::text AS id, refers, install_type FROM plugins WHERE plugin_unique_identifier = $1 FOR UPDATE",
+        );
+        let move_installation = self.sql(
+            "UPDATE plugin_installations SET plugin_unique_identifier = $1, source = $2, meta = $3, updated_at = $4 \
+             WHERE id = $5::uuid",
+        );
+        let add_refers = self
+            .sql("UPDATE plugins SET refers = refers + $1, updated_at = $2 WHERE id = $3::uuid");
+        let delete_plugin = self.sql("DELETE FROM plugins WHERE id = $1::uuid");
+        let delete_declaration =
+            self.sql("DELETE FROM plugin_declarations WHERE plugin_unique_identifier = $1");
+        let delete_serverless =
+            self.sql("DELETE FROM serverless_runtimes WHERE plugin_unique_identifier = $1");
+        let delete_projections: Vec<String> = PROJECTION_TABLES
+            .iter()
+            .map(|t| {
+                self.sql(&format!(
+                    "DELETE FROM {t} WHERE tenant_id = $1::uuid AND plugin_id = $2"
+                ))
+            })
+            .collect();
+        let insert_projections: Vec<(String, String)> = projections(new_decl)
+            .into_iter()
+            .map(|(table, provider)| {
+                let sql = self.sql(&format!(
+                    "INSERT INTO {table} (id, created_at, updated_at, tenant_id, provider, plugin_unique_identifier, plugin_id) \
+                     VALUES ($1::uuid, $2, $3, $4::uuid, $5, $6, $7)"
+                ));
+                (sql, provider)
+            })
+            .collect();
+        let statements = (
+            &lock_installation,
+            &insert_plugin,
+            &lock_plugin,
+            &move_installation,
+            &add_refers,
+            &delete_plugin,
+            &delete_declaration,
+            &delete_serverless,
+        );
+        let (delete_projections, insert_projections, meta_json, remote_declaration) = (
+            &delete_projections,
+            &insert_projections,
+            &meta_json,
+            &remote_declaration,
+        );
+
+        dispatch!(self, pool => retry(move || async move {
+            let (
+                lock_installation,
+                insert_plugin,
+                lock_plugin,
+                move_installation,
+                add_refers,
+                delete_plugin,
+                delete_declaration,
+                delete_serverless,
+            ) = statements;
+            let at = now();
+            let mut tx = pool.begin_write().await?;
+            let Some(row) = sqlx::query(lock_installation)
+                .bind(tenant_id)
+                .bind(original_s)
+                .bind(source)
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                tx.rollback().await?;
+                return Ok(UpgradeOutcome::NotFound);
+            };
+            let installation_id: String = col!(row, "id", String);
+            sqlx::query(insert_plugin)
+                .bind(new_id())
+                .bind(at)
+                .bind(at)
+                .bind(new_s)
+                .bind(plugin_id)
+                .bind(runtime_type)
+                .bind(remote_declaration)
+                .bind(source)
+                .execute(&mut *tx)
+                .await?;
+            // Two upgrades in opposite directions lock the same two rows in opposite orders; the
+            // database breaks such a deadlock and `retry` runs the loser again.
+            let original_row = match sqlx::query(lock_plugin).bind(original_s).fetch_optional(&mut *tx).await? {
+                Some(row) => Some((col!(row, "id", String), col!(row, "refers", i64), col!(row, "install_type", String))),
+                None => None,
+            };
+            let Some(new_row) = sqlx::query(lock_plugin).bind(new_s).fetch_optional(&mut *tx).await? else {
+                return Err(StoreError::Invalid(format!("plugins row of {new_s} vanished during upgrade")));
+            };
+            let new_row_id: String = col!(new_row, "id", String);
+            sqlx::query(move_installation)
+                .bind(new_s)
+                .bind(source)
+                .bind(meta_json)
+                .bind(at)
+                .bind(&installation_id)
+                .execute(&mut *tx)
+                .await?;
+            let original_deleted = match &original_row {
+                None => true,
+                Some((id, refers, install_type)) => {
+                    if *refers - 1 <= 0 {
+                        sqlx::query(delete_plugin).bind(id).execute(&mut *tx).await?;
+                        sqlx::query(delete_declaration).bind(original_s).execute(&mut *tx).await?;
+                        if install_type == "serverless" {
+                            sqlx::query(delete_serverless).bind(original_s).execute(&mut *tx).await?;
+                        }
+                        true
+                    } else {
+                        sqlx::query(add_refers).bind(-1_i64).bind(at).bind(id).execute(&mut *tx).await?;
+                        false
+                    }
+                }
+            };
+            sqlx::query(add_refers).bind(1_i64).bind(at).bind(&new_row_id).execute(&mut *tx).await?;
+            for sql in delete_projections {
+                sqlx::query(sql).bind(tenant_id).bind(plugin_id).execute(&mut *tx).await?;
+            }
+            for (sql, provider) in insert_projections {
+                sqlx::query(sql)
+                    .bind(new_id())
+                    .bind(at)
+                    .bind(at)
+                    .bind(tenant_id)
+                    .bind(provider)
+                    .bind(new_s)
+                    .bind(plugin_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(UpgradeOutcome::Upgraded { installation_id, original_deleted })
         }).await)
     }
 

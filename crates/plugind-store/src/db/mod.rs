@@ -26,7 +26,7 @@ use sqlx::{Connection, Database, Transaction};
 
 use crate::StoreError;
 
-pub use installations::{InstallOutcome, UninstallOutcome};
+pub use installations::{InstallOutcome, UninstallOutcome, UpgradeOutcome};
 
 /// How long connecting (and waiting for a pooled connection) may take before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
