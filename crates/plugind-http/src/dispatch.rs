@@ -1,4 +1,5 @@
-//! `POST /plugin/{tenant}/dispatch/*` (http-api §3, §4.3): an SSE stream in upstream's framing.
+//! `POST /plugin/{tenant}/dispatch/*` (http-api §3, §4.3) and the direct `/v2/invoke/*` routes
+//! (§4.4): an SSE stream in upstream's framing.
 //!
 //! Framing: `data: <envelope>\n\n` per chunk, `Content-Type: text/event-stream`, nothing else —
 //! no comments, no keep-alives (Dify would choke on them). The status line and headers are held
@@ -11,7 +12,7 @@ use axum::response::Response;
 use futures::StreamExt;
 use plugind_entities::envelope::success_json;
 use plugind_entities::DaemonError;
-use plugind_service::dispatch::find_action;
+use plugind_service::dispatch::{find_action, ChunkStream, EarlyError};
 
 use crate::body::{json_body, BodyBytes};
 use crate::reply;
@@ -31,11 +32,50 @@ pub async fn dispatch(
         Err(resp) => return resp,
     };
     let plugin_id = headers.get("X-Plugin-ID").and_then(|v| v.to_str().ok());
-    let mut chunks = match state
+    let chunks = state
         .services
         .dispatch(&tenant_id, plugin_id, action, body)
-        .await
-    {
+        .await;
+    sse_response(chunks).await
+}
+
+/// `POST /v2/invoke/dispatch/*` (http-api §4.4): the uid from `X-Plugin-Unique-Identifier`, the
+/// tenant from the body; otherwise the same bodies and SSE answers as the tenant route.
+pub async fn dispatch_direct(
+    State(state): State<AppState>,
+    Path(action): Path<String>,
+    headers: HeaderMap,
+    BodyBytes(body): BodyBytes,
+) -> Response {
+    let Some(action) = find_action(&action) else {
+        return reply::route_not_found();
+    };
+    let body = match json_body(&body) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let uid = headers
+        .get("X-Plugin-Unique-Identifier")
+        .and_then(|v| v.to_str().ok());
+    sse_response(state.services.dispatch_direct(uid, action, body)).await
+}
+
+/// `GET /v2/invoke/extract`: the stored package of the `X-Plugin-Unique-Identifier` decoded,
+/// as `decode/from_identifier` answers it.
+pub async fn extract(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let uid = headers
+        .get("X-Plugin-Unique-Identifier")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if uid.is_empty() {
+        return reply::bad_request("X-Plugin-Unique-Identifier is required");
+    }
+    reply::service(state.services.decode_from_identifier(uid).await)
+}
+
+/// The SSE answer of a dispatch, or its early error as plain JSON with its status.
+async fn sse_response(chunks: Result<ChunkStream, EarlyError>) -> Response {
+    let mut chunks = match chunks {
         Ok(chunks) => chunks,
         Err((status, err)) => {
             return reply::error(

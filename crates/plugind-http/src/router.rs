@@ -133,11 +133,20 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
             auth::require_api_key,
         ));
 
+    let direct = Router::new()
+        .route("/extract", get(dispatch::extract))
+        .route("/dispatch/{*action}", post(dispatch::dispatch_direct))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
+
     let metrics_enabled = state.http.prometheus.is_some();
     let mut app = Router::new()
         .route("/health/check", get(health::check))
         .route("/health/ready", get(health::ready))
         .nest("/plugin/{tenant_id}", plugin)
+        .nest("/v2/invoke", direct)
         .fallback(|| async { reply::route_not_found() });
     if metrics_enabled {
         // `route_layer` puts the recorder on every route registered so far (not the fallback).

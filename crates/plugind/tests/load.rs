@@ -1,4 +1,5 @@
-//! End-to-end: deadlines and load on one plugin process (issue 11, "Deadlines and load").
+//! End-to-end: deadlines and load on one plugin process (issue 11, "Deadlines and load"), and
+//! the direct `/v2/invoke/*` routes.
 //!
 //! * `PLUGIN_MAX_EXECUTION_TIMEOUT` ends a session the plugin never answers, with upstream's
 //!   "killed by timeout", while another session on the same process completes;
@@ -10,7 +11,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use plugind_test_support::{
-    pack_fixture, tool_texts, Daemon, DaemonOptions, DbChoice, FakeDify, Variant,
+    echo_invoke_body, pack_fixture, parse_sse_body, tool_texts, Daemon, DaemonOptions, DbChoice,
+    FakeDify, Variant,
 };
 use serde_json::Value;
 
@@ -24,6 +26,62 @@ fn bin() -> PathBuf {
 fn inner_error(envelope: &Value) -> Value {
     let message = envelope["message"].as_str().unwrap_or("");
     serde_json::from_str(message).unwrap_or_else(|_| Value::String(message.to_owned()))
+}
+
+/// `/v2/invoke/*` (http-api §4.4): the uid from `X-Plugin-Unique-Identifier`, the tenant from
+/// the body, no installation lookup.
+async fn direct_invocation(daemon: &Daemon, uid: &str) {
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", daemon.base_url);
+    let extracted: Value = http
+        .get(url("/v2/invoke/extract"))
+        .header("X-Api-Key", &daemon.server_key)
+        .header("X-Plugin-Unique-Identifier", uid)
+        .send()
+        .await
+        .expect("extract")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(extracted["code"], 0, "{extracted}");
+    assert_eq!(extracted["data"]["unique_identifier"], uid);
+    assert!(
+        extracted["data"]["manifest"]["name"].is_string(),
+        "{extracted}"
+    );
+
+    let dispatch = |uid: Option<&str>, body: Value| {
+        let mut request = http
+            .post(url("/v2/invoke/dispatch/tool/invoke"))
+            .header("X-Api-Key", &daemon.server_key)
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        if let Some(uid) = uid {
+            request = request.header("X-Plugin-Unique-Identifier", uid);
+        }
+        async move {
+            let resp = request.send().await.expect("dispatch");
+            (resp.status().as_u16(), resp.text().await.expect("body"))
+        }
+    };
+    let mut body = echo_invoke_body("direct", "text");
+    body["tenant_id"] = Value::String(TENANT.to_owned());
+    let (status, text) = dispatch(Some(uid), body.clone()).await;
+    assert_eq!(status, 200, "{text}");
+    let envelopes = parse_sse_body(&text).expect("SSE");
+    assert_eq!(tool_texts(&envelopes), ["direct"], "{text}");
+
+    let (status, text) = dispatch(None, body).await;
+    assert_eq!(status, 400, "no uid header: {text}");
+    let (status, text) = dispatch(Some(uid), echo_invoke_body("x", "text")).await;
+    assert_eq!(status, 400, "no tenant_id: {text}");
+    let unauthorized = http
+        .post(url("/v2/invoke/dispatch/tool/invoke"))
+        .header("X-Plugin-Unique-Identifier", uid)
+        .send()
+        .await
+        .expect("dispatch");
+    assert_eq!(unauthorized.status(), 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -49,10 +107,11 @@ async fn deadlines_and_back_pressure_on_one_plugin_process() {
     .await
     .expect("daemon starts");
     let client = daemon.client();
-    client
+    let uid = client
         .install_package(TENANT, pack_fixture(Variant::Sdk07))
         .await
         .expect("install");
+    direct_invocation(&daemon, &uid).await;
 
     // A session the plugin never answers in time, and a quick one beside it.
     let hung = {
