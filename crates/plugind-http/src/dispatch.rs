@@ -12,7 +12,7 @@ use axum::response::Response;
 use futures::StreamExt;
 use plugind_entities::envelope::success_json;
 use plugind_entities::DaemonError;
-use plugind_service::dispatch::{find_action, ChunkStream, EarlyError};
+use plugind_service::dispatch::{find_action, polling_result, ChunkStream, EarlyError};
 
 use crate::body::{json_body, BodyBytes};
 use crate::reply;
@@ -36,7 +36,27 @@ pub async fn dispatch(
         .services
         .dispatch(&tenant_id, plugin_id, action, body)
         .await;
+    if action.polling {
+        return polling_response(chunks).await;
+    }
     sse_response(chunks).await
+}
+
+/// Model polling (§4.3.6): one plain-JSON answer; every failure is HTTP 500 with the envelope.
+async fn polling_response(chunks: Result<ChunkStream, EarlyError>) -> Response {
+    let chunks = match chunks {
+        Ok(chunks) => chunks,
+        Err((status, err)) => {
+            return reply::error(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                &err,
+            )
+        }
+    };
+    match polling_result(chunks).await {
+        Ok(result) => reply::ok(&result),
+        Err(err) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, &err),
+    }
 }
 
 /// `POST /v2/invoke/dispatch/*` (http-api §4.4): the uid from `X-Plugin-Unique-Identifier`, the
@@ -47,7 +67,8 @@ pub async fn dispatch_direct(
     headers: HeaderMap,
     BodyBytes(body): BodyBytes,
 ) -> Response {
-    let Some(action) = find_action(&action) else {
+    // The polling routes exist only under the tenant's dispatch group (§4.3.6).
+    let Some(action) = find_action(&action).filter(|a| !a.polling) else {
         return reply::route_not_found();
     };
     let body = match json_body(&body) {

@@ -24,6 +24,8 @@ pub struct Action {
     pub required: &'static [&'static str],
     /// Chunks must be tool messages (`{"type": …}`), validated before forwarding.
     pub tool_messages: bool,
+    /// Answered as one plain-JSON `ModelPollingResult` (the last chunk), not as SSE (§4.3.6).
+    pub polling: bool,
 }
 
 const fn act(
@@ -38,10 +40,11 @@ const fn act(
         action,
         required,
         tool_messages: false,
+        polling: false,
     }
 }
 
-/// The streamed dispatch actions of http-api §4.3.2 (rows 1–34).
+/// The dispatch actions of http-api §4.3.2: rows 1–34 streamed, 35–36 (model polling) plain JSON.
 pub static ACTIONS: &[Action] = &[
     Action {
         tool_messages: true,
@@ -255,6 +258,24 @@ pub static ACTIONS: &[Action] = &[
             &["agent_strategy_provider", "agent_strategy"],
         )
     },
+    Action {
+        polling: true,
+        ..act(
+            "model/polling/start",
+            "model",
+            "start_polling",
+            &["provider", "model", "model_type"],
+        )
+    },
+    Action {
+        polling: true,
+        ..act(
+            "model/polling/check",
+            "model",
+            "check_polling",
+            &["provider", "model", "model_type", "plugin_state"],
+        )
+    },
 ];
 
 pub fn find_action(path: &str) -> Option<&'static Action> {
@@ -368,6 +389,17 @@ impl Services {
         if !missing.is_empty() {
             return Err((400, DaemonError::bad_request(missing.join("\n"))));
         }
+        if action.action == "check_polling"
+            && data
+                .get("plugin_state")
+                .and_then(Value::as_object)
+                .is_none_or(|state| state.is_empty())
+        {
+            return Err((
+                400,
+                DaemonError::bad_request("plugin_state must be an object with at least one key"),
+            ));
+        }
 
         // A plugin that is still starting (restore at start-up) has a handle: the session waits.
         // No runtime (never launched, launch failed, stopped): upstream's "no available node"
@@ -477,6 +509,68 @@ impl Cut<'_> {
         let _ = self.tx.send(Err(DaemonError::internal(message))).await;
         None
     }
+}
+
+/// The answer of a model-polling action (§4.3.6): the plugin's last chunk, checked as a
+/// `ModelPollingResult` (empty optional fields dropped). Every failure is an error Dify gets with
+/// HTTP 500.
+pub async fn polling_result(mut chunks: ChunkStream) -> Result<Value, DaemonError> {
+    use futures::StreamExt;
+    let mut last = None;
+    while let Some(item) = chunks.next().await {
+        last = Some(item?);
+    }
+    let invalid = |why: &str| {
+        let inner = json!({"error_type": "unmarshal_error", "message": format!("invalid polling result: {why}")});
+        DaemonError::invoke(inner.to_string())
+    };
+    let Some(Value::Object(mut result)) = last else {
+        return Err(match last {
+            None => DaemonError::invoke("no polling result received from plugin"),
+            Some(_) => invalid("not an object"),
+        });
+    };
+    let status = result.get("status").and_then(Value::as_str).unwrap_or("");
+    match status {
+        "running" => {
+            if result
+                .get("plugin_state")
+                .and_then(Value::as_object)
+                .is_none_or(|state| state.is_empty())
+            {
+                return Err(invalid("plugin_state is required while running"));
+            }
+        }
+        "succeeded" => {
+            if result.get("result").is_none_or(Value::is_null) {
+                return Err(invalid("result is required when succeeded"));
+            }
+        }
+        "failed" => {
+            if result
+                .get("error")
+                .and_then(Value::as_str)
+                .is_none_or(|e| e.trim().is_empty())
+            {
+                return Err(invalid("error is required when failed"));
+            }
+        }
+        other => return Err(invalid(&format!("unknown status {other:?}"))),
+    }
+    const FIELDS: [&str; 7] = [
+        "status",
+        "plugin_state",
+        "result",
+        "error",
+        "next_check_after_seconds",
+        "expires_after_seconds",
+        "max_attempts",
+    ];
+    result.retain(|key, value| {
+        FIELDS.contains(&key.as_str())
+            && (key == "status" || !(value.is_null() || value == "" || value == &json!({})))
+    });
+    Ok(Value::Object(result))
 }
 
 /// Decrements the active-dispatch gauge when the stream is dropped.
@@ -592,6 +686,40 @@ mod tests {
         let tool = find_action("tool/invoke").expect("action");
         assert!(check_chunk(tool, json!({"type": "nonsense"})).is_err());
         assert!(check_chunk(tool, json!({"type": "text", "message": {"text": "x"}})).is_ok());
+    }
+
+    fn chunks(items: Vec<Result<Value, DaemonError>>) -> ChunkStream {
+        Box::pin(futures::stream::iter(items))
+    }
+
+    #[tokio::test]
+    async fn polling_answers_the_last_chunk_checked_and_trimmed() {
+        let running = json!({"status": "running", "plugin_state": {"task_id": "t-1"},
+            "next_check_after_seconds": 10, "error": "", "extra": 1});
+        let out = polling_result(chunks(vec![Ok(json!({"status": "x"})), Ok(running)]))
+            .await
+            .expect("valid");
+        assert_eq!(
+            out,
+            json!({"status": "running", "plugin_state": {"task_id": "t-1"}, "next_check_after_seconds": 10})
+        );
+        let none = polling_result(chunks(vec![])).await.expect_err("no chunk");
+        assert_eq!(none.error_type, ErrorType::PluginInvoke);
+        assert!(none
+            .message
+            .contains("no polling result received from plugin"));
+        for bad in [
+            json!({"status": "running"}),
+            json!({"status": "succeeded"}),
+            json!({"status": "failed", "error": " "}),
+            json!({"status": "done"}),
+            json!([1]),
+        ] {
+            assert!(
+                polling_result(chunks(vec![Ok(bad.clone())])).await.is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
