@@ -5,7 +5,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 
-use super::{col, dispatch, new_id, now, BeginWrite, Db};
+use super::{col, dispatch, now, BeginWrite, Db};
 use crate::StoreError;
 
 const ENDPOINT_COLUMNS: &str = "id::text AS id, created_at, updated_at, name, hook_id, tenant_id, \
@@ -28,9 +28,11 @@ pub struct EndpointRow {
     pub settings: serde_json::Map<String, Value>,
 }
 
-/// What a new endpoint row holds besides the generated id and hook id.
+/// What a new endpoint row holds besides the generated hook id.
 #[derive(Clone, Debug)]
 pub struct NewEndpoint<'a> {
+    /// The row id, chosen by the caller (encrypted settings are bound to it).
+    pub id: &'a str,
     pub tenant_id: &'a str,
     pub user_id: &'a str,
     pub plugin_id: &'a str,
@@ -97,9 +99,10 @@ impl Db {
     /// (`setups +1`, `active +1`), in one transaction.
     pub async fn create_endpoint(&self, new: NewEndpoint<'_>) -> Result<EndpointRow, StoreError> {
         self.require_uuid("tenant_id", new.tenant_id)?;
+        self.require_uuid("endpoint id", new.id)?;
         let at = now();
         let row = EndpointRow {
-            id: new_id(),
+            id: new.id.to_owned(),
             created_at: at,
             updated_at: at,
             name: new.name.to_owned(),

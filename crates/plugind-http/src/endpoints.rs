@@ -1,0 +1,194 @@
+//! `/plugin/{tenant}/endpoint/*` (http-api §4.6): endpoint management. Service errors are
+//! HTTP 200 envelopes; only missing required fields are HTTP 400.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use plugind_service::binding::{paging, required_error, str_field};
+use plugind_service::endpoints::SetupRequest;
+use serde_json::{Map, Value};
+
+use crate::body::{json_body, query_object, BodyBytes};
+use crate::reply;
+use crate::AppState;
+
+/// The largest `page_size` the list routes accept.
+const MAX_PAGE_SIZE: i64 = 100;
+
+/// The JSON body, or the 400 answer for a body that is not JSON.
+fn body_of(bytes: &BodyBytes) -> Result<Value, Response> {
+    json_body(&bytes.0)
+}
+
+/// `settings` as an object (`null`, absent or another type read as `{}`).
+fn settings_of(body: &Value) -> Map<String, Value> {
+    body.get("settings")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// HTTP 400 listing every required field of `request` that is empty in `body`.
+fn require(body: &Value, request: &str, fields: &[(&str, &str)]) -> Result<(), Response> {
+    let missing: Vec<String> = fields
+        .iter()
+        .filter(|(key, _)| str_field(body, key).is_empty())
+        .map(|(_, name)| required_error(&format!("{request}.{name}")))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(reply::bad_request(missing.join("\n")))
+    }
+}
+
+pub async fn setup(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    bytes: BodyBytes,
+) -> Response {
+    let body = match body_of(&bytes) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let fields = [
+        ("plugin_unique_identifier", "PluginUniqueIdentifier"),
+        ("user_id", "UserID"),
+        ("name", "Name"),
+    ];
+    if let Err(resp) = require(&body, "SetupEndpointRequest", &fields) {
+        return resp;
+    }
+    let req = SetupRequest {
+        plugin_unique_identifier: str_field(&body, "plugin_unique_identifier"),
+        user_id: str_field(&body, "user_id"),
+        name: str_field(&body, "name"),
+        settings: settings_of(&body),
+    };
+    reply::service(state.services.setup_endpoint(&tenant_id, req).await)
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    bytes: BodyBytes,
+) -> Response {
+    let body = match body_of(&bytes) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let fields = [
+        ("endpoint_id", "EndpointID"),
+        ("user_id", "UserID"),
+        ("name", "Name"),
+    ];
+    if let Err(resp) = require(&body, "UpdateEndpointRequest", &fields) {
+        return resp;
+    }
+    reply::service(
+        state
+            .services
+            .update_endpoint(
+                &tenant_id,
+                str_field(&body, "endpoint_id"),
+                str_field(&body, "user_id"),
+                str_field(&body, "name"),
+                settings_of(&body),
+            )
+            .await,
+    )
+}
+
+/// The `endpoint_id` of a remove/enable/disable body, or the answer to send instead.
+fn endpoint_id(bytes: &BodyBytes, request: &str) -> Result<String, Response> {
+    let body = body_of(bytes)?;
+    require(&body, request, &[("endpoint_id", "EndpointID")])?;
+    Ok(str_field(&body, "endpoint_id").to_owned())
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    bytes: BodyBytes,
+) -> Response {
+    match endpoint_id(&bytes, "RemoveEndpointRequest") {
+        Ok(id) => reply::service(state.services.remove_endpoint(&tenant_id, &id).await),
+        Err(resp) => resp,
+    }
+}
+
+pub async fn enable(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    bytes: BodyBytes,
+) -> Response {
+    match endpoint_id(&bytes, "EnableEndpointRequest") {
+        Ok(id) => reply::service(
+            state
+                .services
+                .set_endpoint_enabled(&tenant_id, &id, true)
+                .await,
+        ),
+        Err(resp) => resp,
+    }
+}
+
+pub async fn disable(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    bytes: BodyBytes,
+) -> Response {
+    match endpoint_id(&bytes, "DisableEndpointRequest") {
+        Ok(id) => reply::service(
+            state
+                .services
+                .set_endpoint_enabled(&tenant_id, &id, false)
+                .await,
+        ),
+        Err(resp) => resp,
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query_object(query.as_deref());
+    let (page, size) = match paging(&query, MAX_PAGE_SIZE) {
+        Ok(p) => p,
+        Err(msg) => return reply::bad_request(msg),
+    };
+    reply::service(
+        state
+            .services
+            .list_endpoints(&tenant_id, None, page, size)
+            .await,
+    )
+}
+
+pub async fn list_by_plugin(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query_object(query.as_deref());
+    let mut errors = Vec::new();
+    let plugin_id = str_field(&query, "plugin_id").to_owned();
+    if plugin_id.is_empty() {
+        errors.push(required_error("ListEndpointsByPluginRequest.PluginID"));
+    }
+    let paged = paging(&query, MAX_PAGE_SIZE);
+    if let Err(msg) = &paged {
+        errors.push(msg.clone());
+    }
+    let (page, size) = match (errors.is_empty(), paged) {
+        (true, Ok(p)) => p,
+        _ => return reply::bad_request(errors.join("\n")),
+    };
+    reply::service(
+        state
+            .services
+            .list_endpoints(&tenant_id, Some(&plugin_id), page, size)
+            .await,
+    )
+}
