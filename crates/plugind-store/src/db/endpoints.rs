@@ -5,7 +5,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 
-use super::{col, dispatch, now, BeginWrite, Db};
+use super::{col, dispatch, now, Backend, BeginWrite, Db};
 use crate::StoreError;
 
 const ENDPOINT_COLUMNS: &str = "id::text AS id, created_at, updated_at, name, hook_id, tenant_id, \
@@ -121,9 +121,10 @@ impl Db {
              VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         );
         let counters = self.sql(COUNTERS);
+        let mysql = self.kind() == Backend::MySql;
         dispatch!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            sqlx::query(&insert)
+            let query = sqlx::query(&insert)
                 .bind(&row.id)
                 .bind(row.created_at)
                 .bind(row.updated_at)
@@ -131,8 +132,15 @@ impl Db {
                 .bind(&row.hook_id)
                 .bind(&row.tenant_id)
                 .bind(&row.user_id)
-                .bind(&row.plugin_id)
-                .bind(row.expired_at)
+                .bind(&row.plugin_id);
+            // sqlx sends a `DateTime<Utc>` to MySQL as a TIMESTAMP, which MariaDB zeroes past
+            // 2038; the column is a DATETIME, so send the plain UTC date-time there.
+            let query = if mysql {
+                query.bind(row.expired_at.naive_utc())
+            } else {
+                query.bind(row.expired_at)
+            };
+            query
                 .bind(row.enabled)
                 .bind(&settings)
                 .execute(&mut *tx)
