@@ -14,11 +14,6 @@ use crate::AppState;
 /// The largest `page_size` the list routes accept.
 const MAX_PAGE_SIZE: i64 = 100;
 
-/// The JSON body, or the 400 answer for a body that is not JSON.
-fn body_of(bytes: &BodyBytes) -> Result<Value, Response> {
-    json_body(&bytes.0)
-}
-
 /// `settings` as an object (`null`, absent or another type read as `{}`).
 fn settings_of(body: &Value) -> Map<String, Value> {
     body.get("settings")
@@ -27,8 +22,9 @@ fn settings_of(body: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-/// HTTP 400 listing every required field of `request` that is empty in `body`.
-fn require(body: &Value, request: &str, fields: &[(&str, &str)]) -> Result<(), Response> {
+/// The validator text (one line per field) for every required field of `request` that is
+/// empty in `body`.
+fn require(body: &Value, request: &str, fields: &[(&str, &str)]) -> Result<(), String> {
     let missing: Vec<String> = fields
         .iter()
         .filter(|(key, _)| str_field(body, key).is_empty())
@@ -37,7 +33,7 @@ fn require(body: &Value, request: &str, fields: &[(&str, &str)]) -> Result<(), R
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(reply::bad_request(missing.join("\n")))
+        Err(missing.join("\n"))
     }
 }
 
@@ -46,7 +42,7 @@ pub async fn setup(
     Path(tenant_id): Path<String>,
     bytes: BodyBytes,
 ) -> Response {
-    let body = match body_of(&bytes) {
+    let body = match json_body(&bytes.0) {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -55,8 +51,8 @@ pub async fn setup(
         ("user_id", "UserID"),
         ("name", "Name"),
     ];
-    if let Err(resp) = require(&body, "SetupEndpointRequest", &fields) {
-        return resp;
+    if let Err(msg) = require(&body, "SetupEndpointRequest", &fields) {
+        return reply::bad_request(msg);
     }
     let req = SetupRequest {
         plugin_unique_identifier: str_field(&body, "plugin_unique_identifier"),
@@ -72,7 +68,7 @@ pub async fn update(
     Path(tenant_id): Path<String>,
     bytes: BodyBytes,
 ) -> Response {
-    let body = match body_of(&bytes) {
+    let body = match json_body(&bytes.0) {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -81,8 +77,8 @@ pub async fn update(
         ("user_id", "UserID"),
         ("name", "Name"),
     ];
-    if let Err(resp) = require(&body, "UpdateEndpointRequest", &fields) {
-        return resp;
+    if let Err(msg) = require(&body, "UpdateEndpointRequest", &fields) {
+        return reply::bad_request(msg);
     }
     reply::service(
         state
@@ -98,11 +94,34 @@ pub async fn update(
     )
 }
 
-/// The `endpoint_id` of a remove/enable/disable body, or the answer to send instead.
-fn endpoint_id(bytes: &BodyBytes, request: &str) -> Result<String, Response> {
-    let body = body_of(bytes)?;
-    require(&body, request, &[("endpoint_id", "EndpointID")])?;
-    Ok(str_field(&body, "endpoint_id").to_owned())
+/// What a remove/enable/disable call does with the endpoint id.
+enum Toggle {
+    Remove,
+    Enable,
+    Disable,
+}
+
+/// Reads the `endpoint_id` (required) and runs `what` on it.
+async fn by_id(state: AppState, tenant_id: &str, bytes: &BodyBytes, what: Toggle) -> Response {
+    let body = match json_body(&bytes.0) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let request = match what {
+        Toggle::Remove => "RemoveEndpointRequest",
+        Toggle::Enable => "EnableEndpointRequest",
+        Toggle::Disable => "DisableEndpointRequest",
+    };
+    if let Err(msg) = require(&body, request, &[("endpoint_id", "EndpointID")]) {
+        return reply::bad_request(msg);
+    }
+    let id = str_field(&body, "endpoint_id");
+    let services = &state.services;
+    reply::service(match what {
+        Toggle::Remove => services.remove_endpoint(tenant_id, id).await,
+        Toggle::Enable => services.set_endpoint_enabled(tenant_id, id, true).await,
+        Toggle::Disable => services.set_endpoint_enabled(tenant_id, id, false).await,
+    })
 }
 
 pub async fn remove(
@@ -110,10 +129,7 @@ pub async fn remove(
     Path(tenant_id): Path<String>,
     bytes: BodyBytes,
 ) -> Response {
-    match endpoint_id(&bytes, "RemoveEndpointRequest") {
-        Ok(id) => reply::service(state.services.remove_endpoint(&tenant_id, &id).await),
-        Err(resp) => resp,
-    }
+    by_id(state, &tenant_id, &bytes, Toggle::Remove).await
 }
 
 pub async fn enable(
@@ -121,15 +137,7 @@ pub async fn enable(
     Path(tenant_id): Path<String>,
     bytes: BodyBytes,
 ) -> Response {
-    match endpoint_id(&bytes, "EnableEndpointRequest") {
-        Ok(id) => reply::service(
-            state
-                .services
-                .set_endpoint_enabled(&tenant_id, &id, true)
-                .await,
-        ),
-        Err(resp) => resp,
-    }
+    by_id(state, &tenant_id, &bytes, Toggle::Enable).await
 }
 
 pub async fn disable(
@@ -137,15 +145,7 @@ pub async fn disable(
     Path(tenant_id): Path<String>,
     bytes: BodyBytes,
 ) -> Response {
-    match endpoint_id(&bytes, "DisableEndpointRequest") {
-        Ok(id) => reply::service(
-            state
-                .services
-                .set_endpoint_enabled(&tenant_id, &id, false)
-                .await,
-        ),
-        Err(resp) => resp,
-    }
+    by_id(state, &tenant_id, &bytes, Toggle::Disable).await
 }
 
 pub async fn list(

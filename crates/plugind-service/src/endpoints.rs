@@ -125,10 +125,8 @@ fn validate(schema: &[Value], settings: &Settings) -> Result<(), String> {
         };
         let kind = item.get("type").and_then(Value::as_str).unwrap_or("");
         match kind {
-            "text-input" | "secret-input" => {
-                if !value.is_string() {
-                    return Err(format!("setting {name} should be a string"));
-                }
+            "text-input" | "secret-input" if !value.is_string() => {
+                return Err(format!("setting {name} should be a string"));
             }
             "select" => {
                 let Some(v) = value.as_str() else {
@@ -143,15 +141,11 @@ fn validate(schema: &[Value], settings: &Settings) -> Result<(), String> {
                     return Err(format!("setting {name} should be one of the options"));
                 }
             }
-            "boolean" => {
-                if !value.is_boolean() {
-                    return Err(format!("setting {name} should be a boolean"));
-                }
+            "boolean" if !value.is_boolean() => {
+                return Err(format!("setting {name} should be a boolean"));
             }
-            "app-selector" => {
-                if value.get("app_id").is_none() {
-                    return Err(format!("setting {name} should be an app selector"));
-                }
+            "app-selector" if value.get("app_id").is_none() => {
+                return Err(format!("setting {name} should be an app selector"));
             }
             "model-selector" => {
                 let ok = ["provider", "model", "model_type"]
