@@ -299,6 +299,7 @@ async fn scenario(db: DbChoice) {
     assert_eq!(counters(&client).await, (1, 1));
 
     bad_input(&client, &uid, &id).await;
+    encrypt_failure(&client, &dify, &uid, &id).await;
 
     // Remove: gone from the list, counters back to zero, a second remove is upstream's -500.
     let (status, resp) = post(
@@ -421,6 +422,36 @@ async fn bad_input(client: &Client, uid: &str, id: &str) {
         (1, 1),
         "failed calls change no counter"
     );
+}
+
+/// Dify failing to encrypt: setup and update answer -500 and nothing stored changes.
+async fn encrypt_failure(client: &Client, dify: &FakeDify, uid: &str, id: &str) {
+    let before = list(client).await;
+    dify.set_error("invoke/encrypt", "vault sealed");
+    let (status, resp) = post(
+        client,
+        "setup",
+        json!({"plugin_unique_identifier": uid, "user_id": USER, "name": "second",
+               "settings": {"api_key": SECRET}}),
+    )
+    .await;
+    let (s, code, kind, message) = err(status, &resp);
+    assert_eq!(
+        (s, code, kind.as_str()),
+        (200, -500, "PluginDaemonInternalServerError")
+    );
+    assert!(message.contains("vault sealed"), "{message}");
+    let (status, resp) = post(
+        client,
+        "update",
+        json!({"endpoint_id": id, "user_id": USER, "name": "changed",
+               "settings": {"api_key": "another-secret"}}),
+    )
+    .await;
+    assert_eq!(err(status, &resp).1, -500, "{resp}");
+    dify.clear_answer("invoke/encrypt");
+    assert_eq!(list(client).await, before, "nothing stored changed");
+    assert_eq!(counters(client).await, (1, 1));
 }
 
 /// A plugin whose manifest does not grant endpoint access cannot set one up.
