@@ -321,6 +321,49 @@ async fn scenario(db: DbChoice) {
             "failed to remove endpoint: record not found".to_owned()
         )
     );
+
+    orphaned(&client, &uid).await;
+}
+
+/// An endpoint whose plugin was uninstalled is still listed, with empty settings and an empty
+/// declaration (upstream's shape), and can still be removed.
+async fn orphaned(client: &Client, uid: &str) {
+    let (status, resp) = post(
+        client,
+        "setup",
+        json!({"plugin_unique_identifier": uid, "user_id": USER, "name": "orphan",
+               "settings": {"api_key": SECRET}}),
+    )
+    .await;
+    assert_eq!(ok(status, &resp), json!(true));
+    let (status, resp) = client
+        .get(&format!(
+            "/plugin/{TENANT}/management/list?page=1&page_size=10"
+        ))
+        .await
+        .expect("plugins");
+    let installation_id = ok(status, &resp)["list"][0]["installation_id"]
+        .as_str()
+        .expect("installation id")
+        .to_owned();
+    let (status, resp) = client
+        .post_json(
+            &format!("/plugin/{TENANT}/management/uninstall"),
+            json!({"plugin_installation_id": installation_id}),
+        )
+        .await
+        .expect("uninstall");
+    ok(status, &resp);
+    let endpoints = list(client).await;
+    assert_eq!(endpoints.len(), 1, "{endpoints:?}");
+    assert_eq!(endpoints[0]["settings"], json!({}));
+    assert_eq!(
+        endpoints[0]["declaration"],
+        json!({"settings": [], "endpoints": []})
+    );
+    let (status, resp) = post(client, "remove", json!({"endpoint_id": endpoints[0]["id"]})).await;
+    assert_eq!(ok(status, &resp), json!(true));
+    assert!(list(client).await.is_empty());
 }
 
 async fn bad_input(client: &Client, uid: &str, id: &str) {
