@@ -3,8 +3,8 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
+use plugind_entities::EndpointSetup;
 use plugind_service::binding::{paging, required_error, str_field};
-use plugind_service::endpoints::SetupRequest;
 use serde_json::{Map, Value};
 
 use crate::body::{json_body, query_object, BodyBytes};
@@ -54,7 +54,7 @@ pub async fn setup(
     if let Err(msg) = require(&body, "SetupEndpointRequest", &fields) {
         return reply::bad_request(msg);
     }
-    let req = SetupRequest {
+    let req = EndpointSetup {
         plugin_unique_identifier: str_field(&body, "plugin_unique_identifier"),
         user_id: str_field(&body, "user_id"),
         name: str_field(&body, "name"),

@@ -4,9 +4,10 @@
 //! endpoint id) and masked in listings.
 
 use plugind_dify::EncryptRequest;
-use plugind_entities::{DaemonError, ErrorType, PluginDeclaration, PluginPermission};
+use plugind_entities::{
+    DaemonError, Endpoint, EndpointSetup, ErrorType, PluginDeclaration, PluginPermission,
+};
 use plugind_store::{EndpointRow, NewEndpoint};
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::state::internal;
@@ -16,34 +17,6 @@ type Settings = Map<String, Value>;
 
 /// At most this many settings keys are accepted (upstream's limit).
 const MAX_SETTINGS: usize = 64;
-
-/// An endpoint as the list routes answer it; field order is upstream's.
-#[derive(Debug, Serialize)]
-pub struct Endpoint {
-    pub id: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-    pub name: String,
-    pub hook_id: String,
-    pub tenant_id: String,
-    pub user_id: String,
-    pub plugin_id: String,
-    pub expired_at: chrono::DateTime<chrono::Utc>,
-    pub enabled: bool,
-    /// Decrypted, with `secret-input` values masked.
-    pub settings: Settings,
-    /// The plugin's endpoint group declaration.
-    pub declaration: Value,
-}
-
-/// What `POST …/endpoint/setup` carries.
-#[derive(Debug)]
-pub struct SetupRequest<'a> {
-    pub plugin_unique_identifier: &'a str,
-    pub user_id: &'a str,
-    pub name: &'a str,
-    pub settings: Settings,
-}
 
 /// The endpoint group of a declaration and its settings schema.
 struct Group {
@@ -213,7 +186,7 @@ impl Services {
     pub async fn setup_endpoint(
         &self,
         tenant_id: &str,
-        req: SetupRequest<'_>,
+        req: EndpointSetup<'_>,
     ) -> Result<bool, DaemonError> {
         let not_found = || DaemonError::plugin_not_found("plugin not found");
         let uid = plugind_entities::PluginUniqueIdentifier::parse(req.plugin_unique_identifier)
