@@ -15,6 +15,6 @@ pub mod error;
 pub mod frame;
 pub mod route;
 
-pub use client::{DifyStream, InnerApi, InnerApiConfig};
+pub use client::{DifyStream, EncryptRequest, InnerApi, InnerApiConfig};
 pub use error::DifyError;
 pub use route::{InvokeType, Mode};

@@ -4,6 +4,7 @@
 //! keep upstream's field names and order, because Dify reads them byte for byte.
 
 pub mod declaration;
+pub mod endpoint;
 pub mod envelope;
 pub mod installation;
 pub mod naming;
@@ -12,6 +13,7 @@ pub mod task;
 pub mod uid;
 
 pub use declaration::{I18nObject, PluginCategory, PluginDeclaration};
+pub use endpoint::{Endpoint, EndpointSetup};
 pub use envelope::{DaemonError, ErrorType};
 pub use installation::{PluginInstallation, ProviderInstallation, ProviderKind, RuntimeType};
 pub use permission::{ModelKind, PluginPermission};

@@ -4,7 +4,8 @@
 //! - [`router`]: builds the axum `Router` (route table, fallbacks, layers).
 //! - [`reply`]: the `{code,message,data}` envelope and error responses.
 //! - [`auth`]: the `X-Api-Key` check on `/plugin/*`.
-//! - [`health`], [`management`], [`dispatch`], [`assets`]: one module per upstream route group.
+//! - [`health`], [`management`], [`endpoints`], [`dispatch`], [`assets`]: one module per upstream
+//!   route group.
 //! - [`runtime`]: plugind's own operator routes: runtime statuses and lifecycle events (SSE).
 //! - [`body`]: lenient request-body and query decoding.
 //! - [`metrics`]: `GET /metrics/` (and the 301 from `/metrics`) and per-request Prometheus metrics.
@@ -18,6 +19,7 @@ pub mod assets;
 pub mod auth;
 pub mod body;
 pub mod dispatch;
+pub mod endpoints;
 pub mod health;
 pub mod management;
 pub mod metrics;

@@ -11,7 +11,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use plugind_service::Services;
 
-use crate::{assets, auth, dispatch, health, management, metrics, reply, runtime, tenant};
+use crate::{
+    assets, auth, dispatch, endpoints, health, management, metrics, reply, runtime, tenant,
+};
 
 /// Settings of the HTTP edge.
 #[derive(Clone)]
@@ -122,8 +124,18 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
         .route("/triggers", get(management::list_triggers))
         .route("/trigger", get(management::get_trigger));
 
+    let endpoint = Router::new()
+        .route("/setup", post(endpoints::setup))
+        .route("/update", post(endpoints::update))
+        .route("/remove", post(endpoints::remove))
+        .route("/enable", post(endpoints::enable))
+        .route("/disable", post(endpoints::disable))
+        .route("/list", get(endpoints::list))
+        .route("/list/plugin", get(endpoints::list_by_plugin));
+
     let plugin = Router::new()
         .nest("/management", management)
+        .nest("/endpoint", endpoint)
         .route("/dispatch/{*action}", post(dispatch::dispatch))
         .route("/asset/{id}", get(assets::asset))
         .route("/extract-asset/", get(assets::extract_asset))

@@ -15,6 +15,8 @@
 //! - [`dispatch`]: turn a Dify dispatch request into a plugin session and a stream of chunks.
 //! - [`backwards`]: backwards invocations of a session: permissions, the call to Dify, the
 //!   answers to the plugin; [`persistence`]: the plugins' key–value storage.
+//! - [`endpoints`]: endpoint management (setup, list, update, enable/disable, remove) with
+//!   settings validation, masking and encryption through the inner API.
 //! - [`binding`]: lenient field access on JSON bodies, the way upstream's binder behaves.
 //!
 //! **Architecture invariant:** this crate is the only user of `plugind-store`; the HTTP crate
@@ -25,6 +27,7 @@ mod backwards;
 pub mod binding;
 pub mod config;
 pub mod dispatch;
+pub mod endpoints;
 pub mod install;
 mod persistence;
 pub mod providers;

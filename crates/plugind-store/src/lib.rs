@@ -11,6 +11,9 @@ pub mod error;
 pub mod settings;
 
 pub use blob::Blobs;
-pub use db::{new_id, Db, DbConfig, InstallOutcome, UninstallOutcome, UpgradeOutcome};
+pub use db::{
+    new_hook_id, new_id, Db, DbConfig, EndpointRow, InstallOutcome, NewEndpoint, UninstallOutcome,
+    UpgradeOutcome,
+};
 pub use error::StoreError;
 pub use settings::{DbSettings, DbSettingsError};

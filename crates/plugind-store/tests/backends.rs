@@ -13,7 +13,8 @@ use plugind_entities::{
     ProviderKind,
 };
 use plugind_store::{
-    new_id, Blobs, Db, DbConfig, InstallOutcome, StoreError, UninstallOutcome, UpgradeOutcome,
+    new_id, Blobs, Db, DbConfig, EndpointRow, InstallOutcome, NewEndpoint, StoreError,
+    UninstallOutcome, UpgradeOutcome,
 };
 use serde_json::json;
 use sqlx::Connection;
@@ -731,6 +732,124 @@ async fn scenario_storage_usage(db: &Db) {
     assert_eq!(db.storage_size(&t, "a/p").await.unwrap(), 0);
 }
 
+async fn scenario_endpoints(db: &Db) {
+    let t = tenant();
+    let other = tenant();
+    let u = uid("endpointer", "0.0.1");
+    let d = decl("endpointer");
+    db.insert_declaration_if_absent(u.as_str(), u.plugin_id(), &d)
+        .await
+        .unwrap();
+    db.install_plugin(&t, &u, "local", "marketplace", &json!({}), &d)
+        .await
+        .unwrap();
+    let counters = || async {
+        let i = db
+            .get_installation(&t, u.plugin_id())
+            .await
+            .unwrap()
+            .unwrap();
+        (i.endpoints_setups, i.endpoints_active)
+    };
+    assert_eq!(counters().await, (0, 0));
+
+    let settings: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_value(json!({"api_key": "enc:secret", "n": 1})).unwrap();
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let id = new_id();
+        let row = db
+            .create_endpoint(NewEndpoint {
+                id: &id,
+                tenant_id: &t,
+                user_id: "u1",
+                plugin_id: u.plugin_id(),
+                name,
+                settings: &settings,
+            })
+            .await
+            .unwrap();
+        assert_eq!(row.id, id);
+        assert_eq!(row.hook_id.len(), 16);
+        assert!(row.enabled);
+        assert_eq!(db.get_endpoint(&t, &id).await.unwrap(), Some(row));
+        ids.push(id);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(counters().await, (3, 3));
+    assert_eq!(db.get_endpoint(&other, &ids[0]).await.unwrap(), None);
+    assert_eq!(db.get_endpoint(&t, "not-a-uuid").await.unwrap(), None);
+
+    let names = |rows: Vec<EndpointRow>| rows.into_iter().map(|r| r.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(db.list_endpoints(&t, None, 1, 2).await.unwrap()),
+        ["c", "b"]
+    );
+    assert_eq!(
+        names(db.list_endpoints(&t, None, 2, 2).await.unwrap()),
+        ["a"]
+    );
+    assert_eq!(
+        names(
+            db.list_endpoints(&t, Some(u.plugin_id()), 1, 10)
+                .await
+                .unwrap()
+        ),
+        ["c", "b", "a"]
+    );
+    assert!(db
+        .list_endpoints(&t, Some("x/y"), 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(db
+        .list_endpoints(&other, None, 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let changed: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_value(json!({"api_key": "enc:other"})).unwrap();
+    assert!(db
+        .update_endpoint(&t, &ids[0], "renamed", &changed)
+        .await
+        .unwrap());
+    assert!(!db
+        .update_endpoint(&other, &ids[0], "x", &changed)
+        .await
+        .unwrap());
+    let row = db.get_endpoint(&t, &ids[0]).await.unwrap().unwrap();
+    assert_eq!((row.name.as_str(), &row.settings), ("renamed", &changed));
+
+    for _ in 0..2 {
+        let row = db
+            .set_endpoint_enabled(&t, &ids[0], false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!row.enabled);
+    }
+    assert_eq!(counters().await, (3, 2));
+    assert!(db
+        .set_endpoint_enabled(&other, &ids[0], true)
+        .await
+        .unwrap()
+        .is_none());
+    db.set_endpoint_enabled(&t, &ids[0], true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(counters().await, (3, 3));
+
+    assert!(db.delete_endpoint(&t, &ids[1]).await.unwrap().is_some());
+    assert!(db.delete_endpoint(&t, &ids[1]).await.unwrap().is_none());
+    assert_eq!(counters().await, (2, 2));
+    assert_eq!(
+        names(db.list_endpoints(&t, None, 1, 10).await.unwrap()),
+        ["c", "renamed"]
+    );
+}
+
 async fn all_scenarios(cfg: DbConfig, backend: &'static str) {
     let db = Db::connect_and_migrate(&cfg)
         .await
@@ -743,6 +862,7 @@ async fn all_scenarios(cfg: DbConfig, backend: &'static str) {
     scenario_concurrent(&db).await;
     scenario_tasks(&db).await;
     scenario_storage_usage(&db).await;
+    scenario_endpoints(&db).await;
     scenario_migrations_twice(&cfg, &db).await;
     db.close().await;
 }

@@ -7,6 +7,7 @@
 //! `Any` driver is involved and PostgreSQL `uuid`/`timestamptz` columns keep their real types.
 
 mod declarations;
+mod endpoints;
 mod installations;
 mod readmes;
 mod storages;
@@ -26,6 +27,7 @@ use sqlx::{Connection, Database, Transaction};
 
 use crate::StoreError;
 
+pub use endpoints::{new_hook_id, EndpointRow, NewEndpoint};
 pub use installations::{InstallOutcome, UninstallOutcome, UpgradeOutcome};
 
 /// How long connecting (and waiting for a pooled connection) may take before giving up.
