@@ -23,8 +23,9 @@ pub use daemon::{
 };
 pub use fake_dify::{FakeAnswer, FakeDify, RecordedRequest};
 pub use fixtures::{
-    assemble_fixture, fixture_root, pack_fixture, repo_root, test_cache_dir, upstream_fixture,
-    Variant, BACKWARDS_TOOL, ECHO_BLOB_SIZE, ECHO_PLUGIN_ID, ECHO_PROVIDER, ECHO_TOOL, PROBE_TOOL,
+    assemble_fixture, fixture_root, latest_manifest_as, pack_fixture, repo_root, test_cache_dir,
+    upstream_fixture, Variant, BACKWARDS_TOOL, ECHO_BLOB_SIZE, ECHO_PLUGIN_ID, ECHO_PROVIDER,
+    ECHO_TOOL, PROBE_TOOL,
 };
 pub use flows::{echo_invoke_body, tool_texts, INSTALL_TIMEOUT};
 pub use signing::{pack_fixture_with, TestSigner};

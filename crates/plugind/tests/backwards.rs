@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use plugind_test_support::{
-    create_pg_database, fixture_root, pack_fixture, pack_fixture_with, Client, Daemon,
-    DaemonOptions, DbChoice, FakeAnswer, FakeDify, Variant, BACKWARDS_TOOL, ECHO_PLUGIN_ID,
+    create_pg_database, fixture_root, latest_manifest_as, pack_fixture, pack_fixture_with, Client,
+    Daemon, DaemonOptions, DbChoice, FakeAnswer, FakeDify, Variant, BACKWARDS_TOOL, ECHO_PLUGIN_ID,
     ECHO_PROVIDER, ECHO_TOOL,
 };
 use serde_json::{json, Value};
@@ -462,13 +462,13 @@ async fn denied(client: &Client, dify: &FakeDify) {
 /// the LLM and then a tool, `rounds` times, feeding each answer into the next call: the shape of
 /// Dify's ReAct strategy.
 fn agent_package() -> Vec<u8> {
-    let manifest = std::fs::read_to_string(fixture_root().join("variant-latest/manifest.yaml"))
-        .expect("manifest");
-    let manifest = manifest.replace("name: echo\n", "name: agent\n").replace(
-        "plugins:\n  tools:\n    - provider/echo.yaml\n",
-        "plugins:\n  agent_strategies:\n    - provider/agent.yaml\n",
+    let manifest = latest_manifest_as(
+        "agent",
+        "plugins:
+  agent_strategies:
+    - provider/agent.yaml
+",
     );
-    assert!(manifest.contains("provider/agent.yaml"), "{manifest}");
     let provider = r#"identity:
   author: plugind
   name: agent
@@ -593,13 +593,13 @@ async fn agent_strategy(client: &Client, dify: &FakeDify) {
 /// A model plugin whose LLM tries a storage call while serving `llm/invoke` and answers with
 /// what happened.
 fn model_package() -> Vec<u8> {
-    let manifest = std::fs::read_to_string(fixture_root().join("variant-latest/manifest.yaml"))
-        .expect("manifest");
-    let manifest = manifest.replace("name: echo\n", "name: fakellm\n").replace(
-        "plugins:\n  tools:\n    - provider/echo.yaml\n",
-        "plugins:\n  models:\n    - provider/fakellm.yaml\n",
+    let manifest = latest_manifest_as(
+        "fakellm",
+        "plugins:
+  models:
+    - provider/fakellm.yaml
+",
     );
-    assert!(manifest.contains("provider/fakellm.yaml"), "{manifest}");
     let provider = r#"provider: fakellm
 label:
   en_US: Fake LLM

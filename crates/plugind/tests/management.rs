@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use plugind_entities::{PluginDeclaration, PluginUniqueIdentifier};
 use plugind_store::{Db, DbConfig};
 use plugind_test_support::{
-    fixture_root, pack_fixture, pack_fixture_with, Client, Daemon, DaemonOptions, FakeDify,
+    latest_manifest_as, pack_fixture, pack_fixture_with, Client, Daemon, DaemonOptions, FakeDify,
     Variant, ECHO_PLUGIN_ID, ECHO_PROVIDER,
 };
 use serde_json::{json, Value};
@@ -22,19 +22,8 @@ fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_plugind"))
 }
 
-/// The fixture manifest renamed to `name`, its tool provider replaced by `plugins`.
-fn manifest(name: &str, plugins: &str) -> String {
-    let manifest = std::fs::read_to_string(fixture_root().join("variant-latest/manifest.yaml"))
-        .expect("manifest");
-    let edited = manifest
-        .replace("name: echo\n", &format!("name: {name}\n"))
-        .replace("plugins:\n  tools:\n    - provider/echo.yaml\n", plugins);
-    assert_ne!(edited, manifest);
-    edited
-}
-
 fn model_package() -> Vec<u8> {
-    let manifest = manifest(
+    let manifest = latest_manifest_as(
         "fakellm",
         "plugins:\n  models:\n    - provider/fakellm.yaml\n",
     );
@@ -103,7 +92,7 @@ class FakeLLM(LargeLanguageModel):
 }
 
 fn agent_package() -> Vec<u8> {
-    let manifest = manifest(
+    let manifest = latest_manifest_as(
         "agent",
         "plugins:\n  agent_strategies:\n    - provider/agent.yaml\n",
     );
@@ -154,7 +143,7 @@ class PlainStrategy(AgentStrategy):
 }
 
 fn datasource_package() -> Vec<u8> {
-    let manifest = manifest(
+    let manifest = latest_manifest_as(
         "crawler",
         "plugins:\n  datasources:\n    - provider/crawler.yaml\n",
     );
@@ -212,7 +201,7 @@ class Crawl(WebsiteCrawlDatasource):
 }
 
 fn trigger_package() -> Vec<u8> {
-    let manifest = manifest(
+    let manifest = latest_manifest_as(
         "hooks",
         "plugins:\n  triggers:\n    - provider/hooks.yaml\n",
     );

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use plugind_test_support::{
-    fixture_root, pack_fixture_with, Daemon, DaemonOptions, FakeDify, Variant,
+    latest_manifest_as, pack_fixture_with, Daemon, DaemonOptions, FakeDify, Variant,
 };
 use serde_json::{json, Value};
 
@@ -16,15 +16,10 @@ fn bin() -> PathBuf {
 }
 
 fn polling_package() -> Vec<u8> {
-    let manifest = std::fs::read_to_string(fixture_root().join("variant-latest/manifest.yaml"))
-        .expect("manifest");
-    let manifest = manifest
-        .replace("name: echo\n", "name: pollingllm\n")
-        .replace(
-            "plugins:\n  tools:\n    - provider/echo.yaml\n",
-            "plugins:\n  models:\n    - provider/pollingllm.yaml\n",
-        );
-    assert!(manifest.contains("provider/pollingllm.yaml"), "{manifest}");
+    let manifest = latest_manifest_as(
+        "pollingllm",
+        "plugins:\n  models:\n    - provider/pollingllm.yaml\n",
+    );
     let provider = r#"provider: pollingllm
 label:
   en_US: Polling LLM
