@@ -238,10 +238,16 @@ async fn upgrade_while_streaming(db: DbChoice) {
     assert_ne!(old, new);
     assert_present(&data_dir, &old);
 
-    // A 0.0.1 stream that outlives the upgrade: it sleeps longer than installing 0.0.2 takes (about 2 s with a warm uv cache).
+    // A 0.0.1 stream that outlives the upgrade: it is held open until the test creates `release`
+    // (in a directory the plugin's own uid can look into).
+    let gate = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(gate.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let release = gate.path().join("release");
     let stream = {
         let client = client.clone();
-        tokio::spawn(async move { client.invoke_echo(TENANT_A, "10", "sleep").await })
+        let path = release.display().to_string();
+        tokio::spawn(async move { client.invoke_echo(TENANT_A, &path, "wait").await })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -250,7 +256,7 @@ async fn upgrade_while_streaming(db: DbChoice) {
     assert_eq!(task["plugins"][0]["message"], "upgraded", "{task}");
     assert!(
         !stream.is_finished(),
-        "the 0.0.1 stream should still run when the upgrade is done (make it sleep longer)"
+        "the 0.0.1 stream is held open until the test releases it"
     );
     assert_eq!(installed_uid(&client, TENANT_A).await, new);
     // Both run side by side while the old one drains.
@@ -268,9 +274,10 @@ async fn upgrade_while_streaming(db: DbChoice) {
     assert_eq!(status, 200, "{envelopes:?}");
     assert_eq!(tool_texts(&envelopes), ["after"]);
 
+    std::fs::write(&release, b"").expect("release the 0.0.1 stream");
     let (status, envelopes) = stream.await.expect("join").expect("stream");
     assert_eq!(status, 200, "{envelopes:?}");
-    assert_eq!(tool_texts(&envelopes), ["10"], "{envelopes:?}");
+    assert_eq!(tool_texts(&envelopes), ["released"], "{envelopes:?}");
 
     wait_gone(&data_dir, &old).await;
     assert_eq!(running_uids(&client, TENANT_A).await, [new.as_str()]);
