@@ -201,6 +201,25 @@ fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The latest-SDK fixture manifest turned into another plugin: named `name`, with its echo tool
+/// provider replaced by `plugins` (a whole `plugins:` section, e.g.
+/// `"plugins:\n  models:\n    - provider/x.yaml\n"`). Pack it with `pack_fixture_with`.
+///
+/// Panics when the manifest does not have the expected shape: this is test setup.
+pub fn latest_manifest_as(name: &str, plugins: &str) -> String {
+    let path = fixture_root().join("variant-latest/manifest.yaml");
+    let manifest =
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let edited = manifest
+        .replace("name: echo\n", &format!("name: {name}\n"))
+        .replace("plugins:\n  tools:\n    - provider/echo.yaml\n", plugins);
+    assert!(
+        edited.contains(&format!("name: {name}\n")) && edited.contains(plugins),
+        "unexpected fixture manifest: {manifest}"
+    );
+    edited
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,23 +334,4 @@ mod tests {
         assert!(upstream_fixture("x.difypkg").ends_with("shared/fixtures/upstream/x.difypkg"));
         assert!(test_cache_dir().join("uv").is_dir());
     }
-}
-
-/// The latest-SDK fixture manifest turned into another plugin: named `name`, with its echo tool
-/// provider replaced by `plugins` (a whole `plugins:` section, e.g.
-/// `"plugins:\n  models:\n    - provider/x.yaml\n"`). Pack it with `pack_fixture_with`.
-///
-/// Panics when the manifest does not have the expected shape: this is test setup.
-pub fn latest_manifest_as(name: &str, plugins: &str) -> String {
-    let path = fixture_root().join("variant-latest/manifest.yaml");
-    let manifest =
-        fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let edited = manifest
-        .replace("name: echo\n", &format!("name: {name}\n"))
-        .replace("plugins:\n  tools:\n    - provider/echo.yaml\n", plugins);
-    assert!(
-        edited.contains(&format!("name: {name}\n")) && edited.contains(plugins),
-        "unexpected fixture manifest: {manifest}"
-    );
-    edited
 }

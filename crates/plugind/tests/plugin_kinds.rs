@@ -26,8 +26,8 @@ struct Kit {
     _dir: tempfile::TempDir,
 }
 
-/// A daemon with `packages` installed for [`TENANT`] (concurrently); their unique identifiers.
-async fn start_with(packages: Vec<Vec<u8>>) -> (Kit, Vec<String>) {
+/// A daemon with `packages` installed for [`TENANT`] (concurrently).
+async fn start_with(packages: Vec<Vec<u8>>) -> Kit {
     let dir = tempfile::tempdir().expect("tempdir");
     let dify = FakeDify::start().await;
     let daemon = Daemon::start(
@@ -41,17 +41,15 @@ async fn start_with(packages: Vec<Vec<u8>>) -> (Kit, Vec<String>) {
     let installs = packages
         .into_iter()
         .map(|package| client.install_package(TENANT, package));
-    let mut uids = Vec::new();
     for result in futures::future::join_all(installs).await {
-        uids.push(result.unwrap_or_else(|e| panic!("install: {e:#}\n{}", daemon.log_tail(60))));
+        result.unwrap_or_else(|e| panic!("install: {e:#}\n{}", daemon.log_tail(60)));
     }
-    let kit = Kit {
+    Kit {
         daemon,
         client,
         _dify: dify,
         _dir: dir,
-    };
-    (kit, uids)
+    }
 }
 
 /// The dispatch body Dify sends: the ids of the call around `data`.
@@ -205,9 +203,11 @@ fn numbers_as_f64(v: Value) -> Value {
 /// `v` with long strings (base64 blobs) cut, for failure messages.
 fn shortened(v: Value) -> Value {
     match v {
-        Value::String(s) if s.len() > 80 => {
-            Value::String(format!("{}…({} chars)", &s[..40], s.len()))
-        }
+        Value::String(s) if s.len() > 80 => Value::String(format!(
+            "{}…({} chars)",
+            s.chars().take(40).collect::<String>(),
+            s.len()
+        )),
         Value::Array(items) => items.into_iter().map(shortened).collect(),
         Value::Object(map) => {
             Value::Object(map.into_iter().map(|(k, v)| (k, shortened(v))).collect())
@@ -259,7 +259,7 @@ fn assistant(content: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_provider_answers_every_model_action() {
-    let (kit, _) = start_with(vec![pack_kind_fixture("model")]).await;
+    let kit = start_with(vec![pack_kind_fixture("model")]).await;
     let mut diffs = Diffs::default();
     let id = MODEL_PLUGIN_ID;
     let base = |model: &str, model_type: &str, extra: Value| {
@@ -552,7 +552,7 @@ async fn model_provider_answers_every_model_action() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_with_oauth_and_dynamic_select() {
-    let (kit, _) = start_with(vec![pack_kind_fixture("tool")]).await;
+    let kit = start_with(vec![pack_kind_fixture("tool")]).await;
     let mut diffs = Diffs::default();
     let id = OAUTH_TOOL_PLUGIN_ID;
     let redirect = "https://dify.example/oauth/callback";
@@ -676,7 +676,7 @@ async fn tool_with_oauth_and_dynamic_select() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_strategy_streams_text_and_merged_blobs() {
-    let (kit, _) = start_with(vec![pack_kind_fixture("agent")]).await;
+    let kit = start_with(vec![pack_kind_fixture("agent")]).await;
     let mut diffs = Diffs::default();
     let size = 20000usize;
     let file: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
@@ -722,7 +722,7 @@ async fn datasources_answer_all_six_actions() {
         .iter()
         .map(|p| pack_datasource_fixture(p))
         .collect();
-    let (kit, _) = start_with(packages).await;
+    let kit = start_with(packages).await;
     let mut diffs = Diffs::default();
     let credentials = json!({"api_key": "good-key"});
     let plugin = |provider: &str| format!("plugind/{provider}");
@@ -840,7 +840,7 @@ async fn datasources_answer_all_six_actions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trigger_answers_all_six_actions() {
-    let (kit, _) = start_with(vec![pack_kind_fixture("trigger")]).await;
+    let kit = start_with(vec![pack_kind_fixture("trigger")]).await;
     let mut diffs = Diffs::default();
     let id = TRIGGER_PLUGIN_ID;
     let credentials = json!({"api_key": "good-key"});
