@@ -5,6 +5,10 @@
 //! `fixtures/variant-latest/` (runner 3.12, `pyproject.toml` + `uv.lock` with a 0.9/0.10 SDK).
 //! [`assemble_fixture`] copies the shared part and then the overlay into a plain directory;
 //! [`pack_fixture`] turns that directory into `.difypkg` bytes.
+//!
+//! One fixture plugin per other kind lives in `fixtures/<kind>/` (`model`, `tool`, `agent`,
+//! `datasource`, `trigger`): its manifest and sources only. [`pack_kind_fixture`] puts them on top
+//! of the latest variant's runtime files (entry point, icon, `pyproject.toml` + `uv.lock`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -55,6 +59,21 @@ pub const BACKWARDS_TOOL: &str = "backwards";
 /// Size of the blob the `blob`/`all` modes yield.
 pub const ECHO_BLOB_SIZE: usize = 20000;
 
+/// Plugin id of `fixtures/model/`: provider `allmodels` with one predefined model per type
+/// (`echo-llm`, `echo-embedding`, `echo-rerank`, `echo-tts`, `echo-s2t`, `echo-moderation`).
+pub const MODEL_PLUGIN_ID: &str = "plugind/allmodels";
+/// Plugin id of `fixtures/tool/`: provider `oauthtool` with OAuth and the `pick` tool, whose
+/// `channel` parameter is a dynamic select.
+pub const OAUTH_TOOL_PLUGIN_ID: &str = "plugind/oauthtool";
+/// Plugin id of `fixtures/agent/`: provider `blobagent`, strategy `chunky`.
+pub const AGENT_PLUGIN_ID: &str = "plugind/blobagent";
+/// Plugin id of `fixtures/trigger/`: provider `webhooks`, event `ping`.
+pub const TRIGGER_PLUGIN_ID: &str = "plugind/webhooks";
+/// The providers of `fixtures/datasource/` (`website_crawl`, `online_document`, `online_drive`).
+/// A plugin declares one datasource provider, so each is its own plugin `plugind/<provider>`
+/// ([`pack_datasource_fixture`]).
+pub const DATASOURCE_PROVIDERS: [&str; 3] = ["website", "document", "drive"];
+
 /// `.../crates/plugind-test-support/fixtures`.
 pub fn fixture_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -91,6 +110,54 @@ pub fn pack_fixture(v: Variant) -> Vec<u8> {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     assemble_fixture(v, tmp.path());
     plugind_package::pack_dir(tmp.path()).unwrap_or_else(|e| panic!("pack {}: {e}", v.dir_name()))
+}
+
+/// `fixtures/<kind>/` on top of the latest variant's runtime files (`main.py`, `.difyignore`,
+/// `_assets/`, `pyproject.toml`, `uv.lock`), packed. Deterministic like [`pack_fixture`].
+///
+/// Panics on I/O errors: this is test setup.
+pub fn pack_kind_fixture(kind: &str) -> Vec<u8> {
+    pack_kind_with(kind, None)
+}
+
+/// The datasource fixture as the plugin `plugind/<provider>` declaring only that provider
+/// (one of [`DATASOURCE_PROVIDERS`]), packed.
+pub fn pack_datasource_fixture(provider: &str) -> Vec<u8> {
+    let path = fixture_root().join("datasource/manifest.yaml");
+    let manifest =
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let edited = manifest
+        .replace("name: website\n", &format!("name: {provider}\n"))
+        .replace(
+            "provider/website.yaml",
+            &format!("provider/{provider}.yaml"),
+        );
+    assert!(
+        edited.contains(&format!("provider/{provider}.yaml")),
+        "unexpected datasource manifest: {manifest}"
+    );
+    pack_kind_with("datasource", Some(&edited))
+}
+
+fn pack_kind_with(kind: &str, manifest: Option<&str>) -> Vec<u8> {
+    let root = fixture_root();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let dst = tmp.path();
+    let copy = |from: &Path, to: &Path| {
+        fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    };
+    fs::create_dir_all(dst.join("_assets")).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    for file in ["main.py", ".difyignore", "_assets/icon.svg"] {
+        copy(&root.join("echo").join(file), &dst.join(file));
+    }
+    for file in ["pyproject.toml", "uv.lock"] {
+        copy(&root.join("variant-latest").join(file), &dst.join(file));
+    }
+    copy_tree(&root.join(kind), dst).unwrap_or_else(|e| panic!("copy {kind} fixture: {e}"));
+    if let Some(manifest) = manifest {
+        fs::write(dst.join("manifest.yaml"), manifest).unwrap_or_else(|e| panic!("write: {e}"));
+    }
+    plugind_package::pack_dir(dst).unwrap_or_else(|e| panic!("pack {kind}: {e}"))
 }
 
 /// `<repo>/../shared/fixtures/upstream/<name>`: upstream's own packages, beside the repository on
@@ -132,6 +199,25 @@ fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The latest-SDK fixture manifest turned into another plugin: named `name`, with its echo tool
+/// provider replaced by `plugins` (a whole `plugins:` section, e.g.
+/// `"plugins:\n  models:\n    - provider/x.yaml\n"`). Pack it with `pack_fixture_with`.
+///
+/// Panics when the manifest does not have the expected shape: this is test setup.
+pub fn latest_manifest_as(name: &str, plugins: &str) -> String {
+    let path = fixture_root().join("variant-latest/manifest.yaml");
+    let manifest =
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let edited = manifest
+        .replace("name: echo\n", &format!("name: {name}\n"))
+        .replace("plugins:\n  tools:\n    - provider/echo.yaml\n", plugins);
+    assert!(
+        edited.contains(&format!("name: {name}\n")) && edited.contains(plugins),
+        "unexpected fixture manifest: {manifest}"
+    );
+    edited
 }
 
 #[cfg(test)]
@@ -217,29 +303,35 @@ mod tests {
     }
 
     #[test]
+    fn kind_fixtures_decode_as_their_kind() {
+        let decode = |bytes: Vec<u8>| {
+            plugind_package::decode(&bytes, &plugind_package::DecodeOptions::default())
+                .unwrap_or_else(|e| panic!("decode failed: {e}"))
+        };
+        for (kind, id) in [
+            ("model", MODEL_PLUGIN_ID),
+            ("tool", OAUTH_TOOL_PLUGIN_ID),
+            ("agent", AGENT_PLUGIN_ID),
+            ("trigger", TRIGGER_PLUGIN_ID),
+        ] {
+            assert_eq!(
+                decode(pack_kind_fixture(kind)).uid.plugin_id(),
+                id,
+                "{kind}"
+            );
+        }
+        for provider in DATASOURCE_PROVIDERS {
+            let pkg = decode(pack_datasource_fixture(provider));
+            assert_eq!(pkg.uid.plugin_id(), format!("plugind/{provider}"));
+        }
+        assert_eq!(pack_kind_fixture("model"), pack_kind_fixture("model"));
+    }
+
+    #[test]
     fn paths_point_to_existing_things() {
         assert!(fixture_root().join("echo").join("main.py").is_file());
         assert!(repo_root().join("Cargo.toml").is_file());
         assert!(upstream_fixture("x.difypkg").ends_with("shared/fixtures/upstream/x.difypkg"));
         assert!(test_cache_dir().join("uv").is_dir());
     }
-}
-
-/// The latest-SDK fixture manifest turned into another plugin: named `name`, with its echo tool
-/// provider replaced by `plugins` (a whole `plugins:` section, e.g.
-/// `"plugins:\n  models:\n    - provider/x.yaml\n"`). Pack it with `pack_fixture_with`.
-///
-/// Panics when the manifest does not have the expected shape: this is test setup.
-pub fn latest_manifest_as(name: &str, plugins: &str) -> String {
-    let path = fixture_root().join("variant-latest/manifest.yaml");
-    let manifest =
-        fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let edited = manifest
-        .replace("name: echo\n", &format!("name: {name}\n"))
-        .replace("plugins:\n  tools:\n    - provider/echo.yaml\n", plugins);
-    assert!(
-        edited.contains(&format!("name: {name}\n")) && edited.contains(plugins),
-        "unexpected fixture manifest: {manifest}"
-    );
-    edited
 }

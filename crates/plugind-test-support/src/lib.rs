@@ -1,6 +1,7 @@
 //! Test helpers for plugind (never published):
 //!
-//! * [`fixtures`] — the echo fixture plugin in two SDK variants, assembling and packing it, and
+//! * [`fixtures`] — the echo fixture plugin in two SDK variants, one fixture plugin per other kind
+//!   (model, OAuth tool, agent strategy, datasource, trigger), assembling and packing them, and
 //!   well-known paths ([`upstream_fixture`], [`test_cache_dir`]);
 //! * [`signing`] — [`TestSigner`]: a key generated in the test, packages signed with it and the
 //!   daemon settings that trust it;
@@ -23,9 +24,10 @@ pub use daemon::{
 };
 pub use fake_dify::{FakeAnswer, FakeDify, RecordedRequest};
 pub use fixtures::{
-    assemble_fixture, fixture_root, latest_manifest_as, pack_fixture, repo_root, test_cache_dir,
-    upstream_fixture, Variant, BACKWARDS_TOOL, ECHO_BLOB_SIZE, ECHO_PLUGIN_ID, ECHO_PROVIDER,
-    ECHO_TOOL, PROBE_TOOL,
+    assemble_fixture, fixture_root, latest_manifest_as, pack_datasource_fixture, pack_fixture,
+    pack_kind_fixture, repo_root, test_cache_dir, upstream_fixture, Variant, AGENT_PLUGIN_ID,
+    BACKWARDS_TOOL, DATASOURCE_PROVIDERS, ECHO_BLOB_SIZE, ECHO_PLUGIN_ID, ECHO_PROVIDER, ECHO_TOOL,
+    MODEL_PLUGIN_ID, OAUTH_TOOL_PLUGIN_ID, PROBE_TOOL, TRIGGER_PLUGIN_ID,
 };
 pub use flows::{echo_invoke_body, tool_texts, INSTALL_TIMEOUT};
 pub use signing::{pack_fixture_with, TestSigner};
