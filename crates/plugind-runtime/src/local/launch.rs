@@ -6,14 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use plugind_entities::{PluginDeclaration, PluginUniqueIdentifier};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::env::{self, PythonChoice};
 use super::instance::InstanceOwner;
 use super::{extract_if_needed, LocalRuntime};
 use crate::config::{RuntimeConfig, RuntimeTuning};
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{Lifecycle, LifecycleKind, RuntimeKind};
 use crate::steps::{format_steps, LaunchError, LaunchReport, Step, StepTimer};
 
 /// uv and the interpreter found for each runner version, so discovery (1–1.6 s of probing)
@@ -128,15 +127,25 @@ pub(crate) async fn launch(
         cfg: ctx.cfg.clone(),
         tuning: ctx.tuning.clone(),
         lifecycle: ctx.lifecycle.clone(),
-        current: watch::channel(None).0,
+        bounds: ctx.tuning.scaling.bounds(uid.plugin_id()),
+        replicas: Default::default(),
         cancel: CancellationToken::new(),
         last_exit: Mutex::new(None),
     });
     let first = timer.run(Step::Launch, runtime.start_instance()).await?;
     tracing::info!(plugin = %uid, pid = first.pid(), steps = %format_steps(&timer.done), "plugin launched");
     progress(format!("plugin ready (pid {})", first.pid()));
-    // Serving from now on, before the supervisor task first runs.
-    runtime.current.send_replace(Some(first.shared()));
+    // Serving from now on, as replica slot 0, before the supervisor task first runs; the
+    // supervisor starts the other initial replicas beside it.
+    runtime.replicas.add(0);
+    runtime.replicas.set_instance(0, Some(first.shared()));
+    ctx.lifecycle.emit(
+        uid,
+        RuntimeKind::Local,
+        LifecycleKind::ScaleUp {
+            replicas: runtime.bounds.initial(),
+        },
+    );
     Ok(Launched {
         runtime,
         first,
