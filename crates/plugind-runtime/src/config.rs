@@ -168,9 +168,7 @@ impl ReplicaBounds {
             }
         };
         if max == 0 || min > max {
-            return Err(format!(
-                "{text:?}: MIN-MAX needs MIN <= MAX and MAX >= 1"
-            ));
+            return Err(format!("{text:?}: MIN-MAX needs MIN <= MAX and MAX >= 1"));
         }
         if max > MAX_REPLICAS {
             return Err(format!("{text:?}: at most {MAX_REPLICAS} replicas"));
@@ -235,11 +233,15 @@ impl ScalingConfig {
         let mut overrides = HashMap::new();
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let Some((plugin_id, bounds)) = item.split_once('=') else {
-                return Err(format!("{item:?}: expected author/name=N or author/name=MIN-MAX"));
+                return Err(format!(
+                    "{item:?}: expected author/name=N or author/name=MIN-MAX"
+                ));
             };
             let plugin_id = plugin_id.trim();
             if plugin_id.split('/').filter(|p| !p.is_empty()).count() != 2 {
-                return Err(format!("{item:?}: {plugin_id:?} is not a plugin id (author/name)"));
+                return Err(format!(
+                    "{item:?}: {plugin_id:?} is not a plugin id (author/name)"
+                ));
             }
             overrides.insert(plugin_id.to_owned(), ReplicaBounds::parse(bounds)?);
         }
@@ -286,7 +288,10 @@ mod tests {
         assert_eq!(scaling.bounds("acme/b"), ReplicaBounds { min: 0, max: 2 });
         assert_eq!(scaling.bounds("acme/c"), ReplicaBounds::default());
         for bad in ["acme/a", "acme=2", "a/b/c=1", "acme/a=x"] {
-            assert!(ScalingConfig::parse_overrides(bad).is_err(), "{bad:?} accepted");
+            assert!(
+                ScalingConfig::parse_overrides(bad).is_err(),
+                "{bad:?} accepted"
+            );
         }
     }
 }

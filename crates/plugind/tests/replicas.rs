@@ -144,7 +144,12 @@ fn outcome(envelopes: &[Value]) -> (Option<i64>, usize, bool) {
 
 async fn quick_call(client: &Client, plugin_id: &str) -> i64 {
     let (code, envelopes) = client
-        .dispatch(TENANT, plugin_id, "tool/invoke", echo_invoke_body("", "pid"))
+        .dispatch(
+            TENANT,
+            plugin_id,
+            "tool/invoke",
+            echo_invoke_body("", "pid"),
+        )
         .await
         .expect("dispatch");
     assert_eq!(code, 200, "{envelopes:?}");
@@ -279,7 +284,10 @@ async fn replicas_share_load_survive_a_crash_scale_and_sleep() {
             assert!(failed, "a call on the killed instance fails: {envelopes:?}");
             assert!(ticks < 30, "{envelopes:?}");
         } else {
-            assert!(!failed, "a call on a surviving instance completes: {envelopes:?}");
+            assert!(
+                !failed,
+                "a call on a surviving instance completes: {envelopes:?}"
+            );
             assert_eq!(ticks, 30, "{envelopes:?}");
         }
     }
@@ -324,14 +332,14 @@ async fn replicas_share_load_survive_a_crash_scale_and_sleep() {
     })
     .await;
     assert_eq!(elastic["status"], "active", "{elastic}");
-    assert_eq!(elastic["restarts"], 0, "retiring is not restarting: {elastic}");
+    assert_eq!(
+        elastic["restarts"], 0,
+        "retiring is not restarting: {elastic}"
+    );
     quick_call(&client, ELASTIC).await;
 
     // --- Scale to zero: idle, no process; the next call starts one.
-    let sleepy = wait_status(&client, SLEEPY, "scale to zero", |s| {
-        s["status"] == "idle"
-    })
-    .await;
+    let sleepy = wait_status(&client, SLEEPY, "scale to zero", |s| s["status"] == "idle").await;
     assert_eq!(sleepy["replicas"], 0, "{sleepy}");
     assert_eq!(sleepy["instances"], Value::Array(vec![]), "{sleepy}");
     assert_eq!(sleepy["pid"], Value::Null, "{sleepy}");

@@ -91,12 +91,24 @@ mod tests {
         let mut w = LoadWindow::default();
         let t0 = Instant::now();
         let s = |n, at: u64, w: &mut LoadWindow| {
-            decide(&cfg, bounds(1, 3), n, 9, Duration::ZERO, w, t0 + Duration::from_secs(at))
+            decide(
+                &cfg,
+                bounds(1, 3),
+                n,
+                9,
+                Duration::ZERO,
+                w,
+                t0 + Duration::from_secs(at),
+            )
         };
         assert_eq!(s(1, 0, &mut w), Decision::Hold);
         assert_eq!(s(1, 1, &mut w), Decision::Hold);
         assert_eq!(s(1, 2, &mut w), Decision::Up);
-        assert_eq!(s(2, 3, &mut w), Decision::Hold, "each step waits its own stretch");
+        assert_eq!(
+            s(2, 3, &mut w),
+            Decision::Hold,
+            "each step waits its own stretch"
+        );
         assert_eq!(s(2, 4, &mut w), Decision::Up);
         assert_eq!(s(3, 9, &mut w), Decision::Hold, "at the maximum");
     }
@@ -108,10 +120,22 @@ mod tests {
         let t0 = Instant::now();
         let at = |s| t0 + Duration::from_secs(s);
         let b = bounds(1, 3);
-        assert_eq!(decide(&cfg, b, 1, 5, Duration::ZERO, &mut w, at(0)), Decision::Hold);
-        assert_eq!(decide(&cfg, b, 1, 1, Duration::ZERO, &mut w, at(1)), Decision::Hold);
-        assert_eq!(decide(&cfg, b, 1, 5, Duration::ZERO, &mut w, at(2)), Decision::Hold);
-        assert_eq!(decide(&cfg, b, 1, 5, Duration::ZERO, &mut w, at(4)), Decision::Up);
+        assert_eq!(
+            decide(&cfg, b, 1, 5, Duration::ZERO, &mut w, at(0)),
+            Decision::Hold
+        );
+        assert_eq!(
+            decide(&cfg, b, 1, 1, Duration::ZERO, &mut w, at(1)),
+            Decision::Hold
+        );
+        assert_eq!(
+            decide(&cfg, b, 1, 5, Duration::ZERO, &mut w, at(2)),
+            Decision::Hold
+        );
+        assert_eq!(
+            decide(&cfg, b, 1, 5, Duration::ZERO, &mut w, at(4)),
+            Decision::Up
+        );
     }
 
     #[test]
@@ -141,10 +165,19 @@ mod tests {
         let idle = |s| Duration::from_secs(s);
         assert_eq!(decide(&cfg, b, 1, 0, idle(9), &mut w, now), Decision::Hold);
         assert_eq!(decide(&cfg, b, 1, 1, idle(20), &mut w, now), Decision::Hold);
-        assert_eq!(decide(&cfg, b, 1, 0, idle(10), &mut w, now), Decision::ToZero);
-        assert_eq!(decide(&cfg, b, 2, 0, idle(10), &mut w, now), Decision::ToZero);
+        assert_eq!(
+            decide(&cfg, b, 1, 0, idle(10), &mut w, now),
+            Decision::ToZero
+        );
+        assert_eq!(
+            decide(&cfg, b, 2, 0, idle(10), &mut w, now),
+            Decision::ToZero
+        );
         assert_eq!(decide(&cfg, b, 0, 0, idle(99), &mut w, now), Decision::Hold);
         let fixed = bounds(1, 1);
-        assert_eq!(decide(&cfg, fixed, 1, 0, idle(99), &mut w, now), Decision::Hold);
+        assert_eq!(
+            decide(&cfg, fixed, 1, 0, idle(99), &mut w, now),
+            Decision::Hold
+        );
     }
 }

@@ -110,7 +110,9 @@ pub(crate) async fn supervise(plugin: Arc<LocalRuntime>, first: InstanceOwner) {
             }
             _ = ticks.tick() => {
                 let sessions = plugin.replicas.sessions();
-                if sessions > 0 {
+                // Idle means an instance is ready and nothing is in flight: a slow cold start
+                // is not idleness.
+                if sessions > 0 || !plugin.replicas.has_ready() {
                     plugin.replicas.touch();
                 }
                 let decision = decide(
