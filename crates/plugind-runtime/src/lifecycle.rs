@@ -210,6 +210,9 @@ pub struct PluginStatus {
     /// Pids being retired on purpose: their shutdown is no restart.
     #[serde(skip)]
     retiring: BTreeSet<u32>,
+    /// Scaled to zero while launching (restored idle): ready means idle.
+    #[serde(skip)]
+    cold: bool,
 }
 
 impl PluginStatus {
@@ -231,6 +234,7 @@ impl PluginStatus {
             logs: VecDeque::new(),
             live: BTreeSet::new(),
             retiring: BTreeSet::new(),
+            cold: false,
         }
     }
 
@@ -264,7 +268,13 @@ impl PluginStatus {
                 self.stopped_at = None;
             }
             LifecycleKind::PluginReady => {
-                self.status = RuntimeState::Active;
+                // Restored idle (scaled to zero before its first instance): nothing runs yet.
+                self.status = if self.cold {
+                    RuntimeState::Idle
+                } else {
+                    RuntimeState::Active
+                };
+                self.cold = false;
                 self.active_at = Some(at);
             }
             LifecycleKind::PluginStartFailed { reason } => {
@@ -280,8 +290,11 @@ impl PluginStatus {
                 self.stopped_at = Some(at);
                 self.pid = None;
             }
-            LifecycleKind::ScaleUp { replicas } | LifecycleKind::ScaleDown { replicas } => {
+            LifecycleKind::ScaleUp { replicas } => self.replicas = *replicas,
+            LifecycleKind::ScaleDown { replicas } => {
                 self.replicas = *replicas;
+                self.cold = *replicas == 0
+                    && matches!(self.status, RuntimeState::Pending | RuntimeState::Launching);
             }
             LifecycleKind::DebuggingDisconnected { .. } => {}
             LifecycleKind::ScaleDownFailed { reason } => self.last_error = Some(reason.clone()),
@@ -649,6 +662,27 @@ mod tests {
         assert_eq!(
             (status.status, status.pid, status.replicas),
             (RuntimeState::Active, Some(4), 1)
+        );
+    }
+
+    #[test]
+    fn a_plugin_restored_idle_is_idle_until_its_first_instance() {
+        let hub = Lifecycle::default();
+        let uid = uid();
+        let local = RuntimeKind::Local;
+        hub.emit(&uid, local, LifecycleKind::PluginPending);
+        hub.emit(&uid, local, LifecycleKind::PluginStarting);
+        hub.emit(&uid, local, LifecycleKind::ScaleDown { replicas: 0 });
+        hub.emit(&uid, local, LifecycleKind::PluginReady);
+        let status = hub.status(&uid).expect("status");
+        assert!(status.is_settled());
+        assert_eq!((status.status, status.pid), (RuntimeState::Idle, None));
+        hub.emit(&uid, local, LifecycleKind::ScaleUp { replicas: 1 });
+        hub.emit(&uid, local, LifecycleKind::InstanceStarting { pid: 9 });
+        hub.emit(&uid, local, LifecycleKind::InstanceReady { pid: 9 });
+        assert_eq!(
+            hub.status(&uid).map(|s| s.status),
+            Some(RuntimeState::Active)
         );
     }
 

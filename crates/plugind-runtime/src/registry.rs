@@ -267,6 +267,29 @@ impl Runtimes {
         decl: &PluginDeclaration,
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<LaunchReport, LaunchError> {
+        self.launch_with(uid, package, decl, progress, false).await
+    }
+
+    /// [`Runtimes::launch`] for start-up restore: a plugin that may scale to zero and has a
+    /// working venv starts idle (no process until its first request).
+    pub async fn restore(
+        &self,
+        uid: &PluginUniqueIdentifier,
+        package: &[u8],
+        decl: &PluginDeclaration,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<LaunchReport, LaunchError> {
+        self.launch_with(uid, package, decl, progress, true).await
+    }
+
+    async fn launch_with(
+        &self,
+        uid: &PluginUniqueIdentifier,
+        package: &[u8],
+        decl: &PluginDeclaration,
+        progress: &(dyn Fn(String) + Send + Sync),
+        restoring: bool,
+    ) -> Result<LaunchReport, LaunchError> {
         if let Some(report) = self.running_report(uid) {
             return Ok(report);
         }
@@ -297,7 +320,7 @@ impl Runtimes {
             lifecycle: &self.inner.lifecycle,
             progress,
         };
-        match launch::launch(&ctx, uid, self.working_dir(uid), package, decl).await {
+        match launch::launch(&ctx, uid, self.working_dir(uid), package, decl, restoring).await {
             Ok(Launched {
                 runtime,
                 first,

@@ -208,7 +208,7 @@ fn process_exists(pid: i64) -> bool {
 async fn replicas_share_load_survive_a_crash_scale_and_sleep() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dify = FakeDify::start().await;
-    let daemon = Daemon::start(
+    let mut daemon = Daemon::start(
         &PathBuf::from(env!("CARGO_BIN_EXE_plugind")),
         DaemonOptions {
             data_dir: dir.path().to_path_buf(),
@@ -312,6 +312,7 @@ async fn replicas_share_load_survive_a_crash_scale_and_sleep() {
     })
     .await;
     assert_eq!(elastic["replicas"], 1, "{elastic}");
+    let busy_pid = serving_pids(&elastic)[0];
     let load: Vec<_> = (0..12)
         .map(|_| streaming_call(&daemon, ELASTIC, "600:0.5"))
         .collect();
@@ -322,7 +323,10 @@ async fn replicas_share_load_survive_a_crash_scale_and_sleep() {
     assert_eq!(elastic["status"], "active", "{elastic}");
     // New calls reach the new instances, which have the fewest sessions.
     let fresh = quick_call(&client, ELASTIC).await;
-    assert!(serving_pids(&elastic).contains(&fresh), "{elastic}");
+    assert!(
+        fresh != busy_pid && serving_pids(&elastic).contains(&fresh),
+        "{fresh} should be a new instance: {elastic}"
+    );
     // The callers go away: their sessions end, and the plugin is idle.
     for (_, task) in load {
         task.abort();
@@ -362,4 +366,25 @@ async fn replicas_share_load_survive_a_crash_scale_and_sleep() {
     assert!(!process_exists(woken));
     assert!(started_pids(&sleepy_events).contains(&woken));
     reader.abort();
+
+    // --- After a restart: the fixed plugin has its 3 instances again, the one that may scale
+    // to zero comes back idle without a process, and its first call starts one.
+    daemon.restart().await.expect("restart");
+    let client = daemon.client();
+    let ready = wait_status(&client, TRIO, "3 instances after the restart", |s| {
+        serving_pids(s).len() == 3
+    })
+    .await;
+    assert_eq!(ready["status"], "active", "{ready}");
+    let sleepy = wait_status(&client, SLEEPY, "the restore", |s| {
+        s["status"].is_string() && s["status"] != "pending" && s["status"] != "launching"
+    })
+    .await;
+    assert_eq!(
+        sleepy["status"], "idle",
+        "restored without a process: {sleepy}"
+    );
+    assert_eq!(sleepy["instances"], Value::Array(vec![]), "{sleepy}");
+    let woken = quick_call(&client, SLEEPY).await;
+    assert!(process_exists(woken));
 }

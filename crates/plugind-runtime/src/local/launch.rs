@@ -59,10 +59,11 @@ pub(crate) struct LaunchContext<'a> {
     pub progress: &'a (dyn Fn(String) + Send + Sync),
 }
 
-/// A launched plugin with its first, ready instance (owned: dropping it kills the process).
+/// A launched plugin with its first, ready instance (owned: dropping it kills the process);
+/// none when it was restored idle.
 pub(crate) struct Launched {
     pub runtime: Arc<LocalRuntime>,
-    pub first: InstanceOwner,
+    pub first: Option<InstanceOwner>,
     pub report: LaunchReport,
 }
 
@@ -74,13 +75,15 @@ fn entrypoint(decl: &PluginDeclaration) -> String {
 }
 
 /// Extracts the package into `wd` if absent, builds the venv unless a valid one is there, starts
-/// `python -m <entrypoint>` and resolves at its first heartbeat.
+/// `python -m <entrypoint>` and resolves at its first heartbeat. When `restoring` a plugin that
+/// may scale to zero with a venv already there, no process starts: it is idle until a request.
 pub(crate) async fn launch(
     ctx: &LaunchContext<'_>,
     uid: &PluginUniqueIdentifier,
     wd: PathBuf,
     package: &[u8],
     decl: &PluginDeclaration,
+    restoring: bool,
 ) -> Result<Launched, LaunchError> {
     let progress = ctx.progress;
     let mut timer = StepTimer::default();
@@ -99,7 +102,8 @@ pub(crate) async fn launch(
         ));
     }
 
-    let interpreter = if env::venv_is_valid(&wd) {
+    let reused = env::venv_is_valid(&wd);
+    let interpreter = if reused {
         let venv = wd.join(env::VENV_DIR);
         let version = env::venv_version(&venv).unwrap_or_else(|| "?".into());
         let described = format!("Python {version} from the existing venv {}", venv.display());
@@ -119,7 +123,6 @@ pub(crate) async fn launch(
         .await?
     };
 
-    progress("starting the plugin process".into());
     let runtime = Arc::new(LocalRuntime {
         uid: uid.clone(),
         wd,
@@ -132,6 +135,23 @@ pub(crate) async fn launch(
         cancel: CancellationToken::new(),
         last_exit: Mutex::new(None),
     });
+    if restoring && reused && runtime.bounds.min == 0 {
+        tracing::info!(plugin = %uid, "restored idle (scaled to zero): the first request starts it");
+        ctx.lifecycle.emit(
+            uid,
+            RuntimeKind::Local,
+            LifecycleKind::ScaleDown { replicas: 0 },
+        );
+        return Ok(Launched {
+            runtime,
+            first: None,
+            report: LaunchReport {
+                steps: timer.done,
+                interpreter,
+            },
+        });
+    }
+    progress("starting the plugin process".into());
     let first = timer.run(Step::Launch, runtime.start_instance()).await?;
     tracing::info!(plugin = %uid, pid = first.pid(), steps = %format_steps(&timer.done), "plugin launched");
     progress(format!("plugin ready (pid {})", first.pid()));
@@ -148,7 +168,7 @@ pub(crate) async fn launch(
     );
     Ok(Launched {
         runtime,
-        first,
+        first: Some(first),
         report: LaunchReport {
             steps: timer.done,
             interpreter,

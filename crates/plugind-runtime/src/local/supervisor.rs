@@ -69,9 +69,10 @@ impl Drop for MemberGuard<'_> {
     }
 }
 
-/// The plugin's background task: starts the other initial replicas beside the ready `first`,
-/// then scales until the plugin is stopped; returns once every instance is gone.
-pub(crate) async fn supervise(plugin: Arc<LocalRuntime>, first: InstanceOwner) {
+/// The plugin's background task: starts the other initial replicas beside the ready `first`
+/// (none: restored idle), then scales until the plugin is stopped; returns once every instance
+/// is gone.
+pub(crate) async fn supervise(plugin: Arc<LocalRuntime>, first: Option<InstanceOwner>) {
     let mut slots: JoinSet<()> = JoinSet::new();
     // Retire tokens of the slots that are not retiring, oldest first.
     let mut active: BTreeMap<u64, CancellationToken> = BTreeMap::new();
@@ -86,9 +87,11 @@ pub(crate) async fn supervise(plugin: Arc<LocalRuntime>, first: InstanceOwner) {
         plugin.replicas.add(slot);
         slots.spawn(keep_replica(plugin.clone(), slot, first, retire));
     };
-    spawn(Some(first), &mut slots, &mut active);
-    for _ in 1..plugin.bounds.initial() {
-        spawn(None, &mut slots, &mut active);
+    if let Some(first) = first {
+        spawn(Some(first), &mut slots, &mut active);
+        for _ in 1..plugin.bounds.initial() {
+            spawn(None, &mut slots, &mut active);
+        }
     }
     let scaling = &plugin.tuning.scaling;
     let mut ticks = tokio::time::interval(scaling.tick());
