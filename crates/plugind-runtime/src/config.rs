@@ -1,6 +1,7 @@
 //! Settings of the local runtime. The binary fills them from the environment; this crate reads
 //! no environment variables of its own.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +93,8 @@ pub struct RuntimeTuning {
     /// Uid separation (`docs/SECURITY.md`): `Some` runs each plugin process under its own uid
     /// from this range (the daemon must be root); `None` runs plugins as the daemon's uid.
     pub plugin_users: Option<Arc<PluginUsers>>,
+    /// How many instances of each local plugin run, and when that number changes.
+    pub scaling: ScalingConfig,
 }
 
 impl Default for RuntimeTuning {
@@ -104,6 +107,7 @@ impl Default for RuntimeTuning {
             healthy_after: Duration::from_secs(60),
             plugin_env_passthrough: Vec::new(),
             plugin_users: None,
+            scaling: ScalingConfig::default(),
         }
     }
 }
@@ -126,6 +130,168 @@ impl RuntimeConfig {
             launch_concurrency: 2,
             first_heartbeat_timeout: Duration::from_secs(120),
             sessions: SessionLimits::default(),
+        }
+    }
+}
+
+/// Largest number of instances one plugin may be given (a typo must not fork a thousand
+/// interpreters).
+pub const MAX_REPLICAS: usize = 64;
+
+/// How many instances of one local plugin may run: `min` (0 allows scaling to zero) to `max`
+/// (at least 1). `min == max` is a fixed count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaBounds {
+    pub min: usize,
+    pub max: usize,
+}
+
+impl Default for ReplicaBounds {
+    fn default() -> Self {
+        ReplicaBounds { min: 1, max: 1 }
+    }
+}
+
+impl ReplicaBounds {
+    /// `N` (a fixed count; `0` means scale to zero, at most one instance) or `MIN-MAX`.
+    pub fn parse(text: &str) -> Result<ReplicaBounds, String> {
+        let number = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{text:?} is not a replica count: use N or MIN-MAX"))
+        };
+        let (min, max) = match text.split_once('-') {
+            Some((min, max)) => (number(min)?, number(max)?),
+            None => {
+                let n = number(text)?;
+                (n, n.max(1))
+            }
+        };
+        if max == 0 || min > max {
+            return Err(format!("{text:?}: MIN-MAX needs MIN <= MAX and MAX >= 1"));
+        }
+        if max > MAX_REPLICAS {
+            return Err(format!("{text:?}: at most {MAX_REPLICAS} replicas"));
+        }
+        Ok(ReplicaBounds { min, max })
+    }
+
+    /// How many instances a launch starts: `min`, but at least one (a launch proves the plugin
+    /// starts; a plugin that may scale to zero stops after its idle time).
+    pub fn initial(&self) -> usize {
+        self.min.max(1)
+    }
+}
+
+/// Replica counts and the scaling policy of local plugins (README: `PLUGIN_REPLICAS*`,
+/// `PLUGIN_SCALE_*`).
+#[derive(Clone, Debug)]
+pub struct ScalingConfig {
+    /// `PLUGIN_REPLICAS`: the bounds of every plugin without an override.
+    pub default: ReplicaBounds,
+    /// `PLUGIN_REPLICAS_OVERRIDES`: bounds per plugin id (`author/name`).
+    pub overrides: HashMap<String, ReplicaBounds>,
+    /// `PLUGIN_SCALE_UP_SESSIONS`: in-flight sessions per instance above which a plugin gets
+    /// another instance (once the load stayed that high for `scale_up_after`). An instance is
+    /// removed once the load would fit in one instance fewer at half this value, for
+    /// `scale_down_after`.
+    pub scale_up_sessions: usize,
+    /// `PLUGIN_SCALE_UP_AFTER`.
+    pub scale_up_after: Duration,
+    /// `PLUGIN_SCALE_DOWN_AFTER`.
+    pub scale_down_after: Duration,
+    /// `PLUGIN_SCALE_TO_ZERO_AFTER`: a plugin whose minimum is 0 stops its last instance after
+    /// this long without a session; the next request starts one.
+    pub scale_to_zero_after: Duration,
+}
+
+impl Default for ScalingConfig {
+    fn default() -> Self {
+        ScalingConfig {
+            default: ReplicaBounds::default(),
+            overrides: HashMap::new(),
+            scale_up_sessions: 16,
+            scale_up_after: Duration::from_secs(10),
+            scale_down_after: Duration::from_secs(120),
+            scale_to_zero_after: Duration::from_secs(600),
+        }
+    }
+}
+
+impl ScalingConfig {
+    /// The bounds of `plugin_id`: its override, else the default.
+    pub fn bounds(&self, plugin_id: &str) -> ReplicaBounds {
+        self.overrides
+            .get(plugin_id)
+            .copied()
+            .unwrap_or(self.default)
+    }
+
+    /// Parses `PLUGIN_REPLICAS_OVERRIDES`: comma-separated `author/name=N` or
+    /// `author/name=MIN-MAX`; blanks are ignored.
+    pub fn parse_overrides(text: &str) -> Result<HashMap<String, ReplicaBounds>, String> {
+        let mut overrides = HashMap::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((plugin_id, bounds)) = item.split_once('=') else {
+                return Err(format!(
+                    "{item:?}: expected author/name=N or author/name=MIN-MAX"
+                ));
+            };
+            let plugin_id = plugin_id.trim();
+            if plugin_id.split('/').filter(|p| !p.is_empty()).count() != 2 {
+                return Err(format!(
+                    "{item:?}: {plugin_id:?} is not a plugin id (author/name)"
+                ));
+            }
+            overrides.insert(plugin_id.to_owned(), ReplicaBounds::parse(bounds)?);
+        }
+        Ok(overrides)
+    }
+
+    /// How often the scaling loop samples the load.
+    pub(crate) fn tick(&self) -> Duration {
+        let shortest = self
+            .scale_up_after
+            .min(self.scale_down_after)
+            .min(self.scale_to_zero_after);
+        (shortest / 4).clamp(Duration::from_millis(100), Duration::from_secs(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_bounds_parse() {
+        let b = |min, max| ReplicaBounds { min, max };
+        assert_eq!(ReplicaBounds::parse("3"), Ok(b(3, 3)));
+        assert_eq!(ReplicaBounds::parse("0"), Ok(b(0, 1)));
+        assert_eq!(ReplicaBounds::parse(" 1 - 4 "), Ok(b(1, 4)));
+        assert_eq!(ReplicaBounds::parse("0-2"), Ok(b(0, 2)));
+        assert_eq!(b(0, 2).initial(), 1);
+        assert_eq!(b(3, 3).initial(), 3);
+        for bad in ["", "x", "4-1", "0-0", "-3", "1-65", "65"] {
+            assert!(ReplicaBounds::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn overrides_parse_per_plugin_id() {
+        let overrides =
+            ScalingConfig::parse_overrides("acme/a=3, acme/b=0-2,,").expect("overrides");
+        let scaling = ScalingConfig {
+            overrides,
+            ..ScalingConfig::default()
+        };
+        assert_eq!(scaling.bounds("acme/a"), ReplicaBounds { min: 3, max: 3 });
+        assert_eq!(scaling.bounds("acme/b"), ReplicaBounds { min: 0, max: 2 });
+        assert_eq!(scaling.bounds("acme/c"), ReplicaBounds::default());
+        for bad in ["acme/a", "acme=2", "a/b/c=1", "acme/a=x"] {
+            assert!(
+                ScalingConfig::parse_overrides(bad).is_err(),
+                "{bad:?} accepted"
+            );
         }
     }
 }

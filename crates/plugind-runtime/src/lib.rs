@@ -34,10 +34,11 @@ pub mod session;
 pub mod steps;
 mod writer;
 
-pub use config::{RuntimeConfig, RuntimeTuning, SessionLimits};
+pub use config::{ReplicaBounds, RuntimeConfig, RuntimeTuning, ScalingConfig, SessionLimits};
 pub use error::InvokeError;
 pub use lifecycle::{
-    Lifecycle, LifecycleEvent, LifecycleKind, PluginStatus, RuntimeKind, RuntimeState,
+    InstanceStatus, Lifecycle, LifecycleEvent, LifecycleKind, PluginStatus, RuntimeKind,
+    RuntimeState,
 };
 pub use local::sandbox::{PluginUsers, DEFAULT_FIRST_UID, DEFAULT_UID_COUNT};
 pub use message::{SessionEvent, SessionRequest};

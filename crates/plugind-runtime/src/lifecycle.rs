@@ -7,7 +7,7 @@
 //! read from a bounded broadcast channel: a slow subscriber lags and loses events, it never
 //! blocks a plugin's I/O.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
@@ -53,6 +53,8 @@ pub enum RuntimeState {
     Active,
     /// Its instance ended; a replacement is being started.
     Restarting,
+    /// Scaled to zero after its idle time: no process runs; the next request starts one.
+    Idle,
     /// Not running: stopped, or its launch failed (see `last_error`).
     Stopped,
 }
@@ -64,6 +66,7 @@ impl RuntimeState {
             RuntimeState::Launching => "launching",
             RuntimeState::Active => "active",
             RuntimeState::Restarting => "restarting",
+            RuntimeState::Idle => "idle",
             RuntimeState::Stopped => "stopped",
         }
     }
@@ -116,6 +119,12 @@ pub enum LifecycleKind {
         pid: u32,
         reason: String,
     },
+    /// The runtime is stopping this instance on purpose (scale-down, scale to zero): it takes no
+    /// new sessions and ends once its sessions have; its shutdown is not a crash.
+    InstanceRetiring {
+        pid: u32,
+        reason: String,
+    },
     /// The instance ended (exit, kill, crash); `reason` says how.
     InstanceShutdown {
         pid: u32,
@@ -163,6 +172,16 @@ pub struct RecentLine {
     pub text: String,
 }
 
+/// One instance of a plugin, as the status route shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InstanceStatus {
+    pub pid: u32,
+    /// Sessions in flight on this instance.
+    pub sessions: usize,
+    /// Retiring (scale-down): takes no new sessions.
+    pub draining: bool,
+}
+
 /// What an operator sees of one plugin.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PluginStatus {
@@ -179,8 +198,21 @@ pub struct PluginStatus {
     pub last_heartbeat_at: Option<DateTime<Utc>>,
     /// Sessions in flight; filled in by the registry when read.
     pub sessions: usize,
+    /// Instances the runtime wants (its last scale event; 0 when scaled to zero).
+    pub replicas: usize,
+    /// The instances serving now; filled in by the registry when read.
+    pub instances: Vec<InstanceStatus>,
     /// The last log and stderr lines, oldest first.
     pub logs: VecDeque<RecentLine>,
+    /// Pids of ready instances, from the events.
+    #[serde(skip)]
+    live: BTreeSet<u32>,
+    /// Pids being retired on purpose: their shutdown is no restart.
+    #[serde(skip)]
+    retiring: BTreeSet<u32>,
+    /// Scaled to zero while launching (restored idle): ready means idle.
+    #[serde(skip)]
+    cold: bool,
 }
 
 impl PluginStatus {
@@ -197,7 +229,12 @@ impl PluginStatus {
             stopped_at: None,
             last_heartbeat_at: None,
             sessions: 0,
+            replicas: 0,
+            instances: Vec::new(),
             logs: VecDeque::new(),
+            live: BTreeSet::new(),
+            retiring: BTreeSet::new(),
+            cold: false,
         }
     }
 
@@ -231,7 +268,13 @@ impl PluginStatus {
                 self.stopped_at = None;
             }
             LifecycleKind::PluginReady => {
-                self.status = RuntimeState::Active;
+                // Restored idle (scaled to zero before its first instance): nothing runs yet.
+                self.status = if self.cold {
+                    RuntimeState::Idle
+                } else {
+                    RuntimeState::Active
+                };
+                self.cold = false;
                 self.active_at = Some(at);
             }
             LifecycleKind::PluginStartFailed { reason } => {
@@ -247,9 +290,13 @@ impl PluginStatus {
                 self.stopped_at = Some(at);
                 self.pid = None;
             }
-            LifecycleKind::ScaleUp { .. }
-            | LifecycleKind::ScaleDown { .. }
-            | LifecycleKind::DebuggingDisconnected { .. } => {}
+            LifecycleKind::ScaleUp { replicas } => self.replicas = *replicas,
+            LifecycleKind::ScaleDown { replicas } => {
+                self.replicas = *replicas;
+                self.cold = *replicas == 0
+                    && matches!(self.status, RuntimeState::Pending | RuntimeState::Launching);
+            }
+            LifecycleKind::DebuggingDisconnected { .. } => {}
             LifecycleKind::ScaleDownFailed { reason } => self.last_error = Some(reason.clone()),
             LifecycleKind::DebuggingConnected { .. } => {
                 self.status = RuntimeState::Active;
@@ -258,8 +305,9 @@ impl PluginStatus {
             LifecycleKind::InstanceStarting { pid } => self.pid = Some(*pid),
             LifecycleKind::InstanceReady { pid } => {
                 self.pid = Some(*pid);
+                self.live.insert(*pid);
                 self.last_heartbeat_at = Some(at);
-                if matches!(self.status, RuntimeState::Restarting) {
+                if matches!(self.status, RuntimeState::Restarting | RuntimeState::Idle) {
                     self.status = RuntimeState::Active;
                     self.active_at = Some(at);
                 }
@@ -268,12 +316,27 @@ impl PluginStatus {
                 self.last_error = Some(reason.clone());
                 self.pid = None;
             }
-            LifecycleKind::InstanceShutdown { reason, .. } => {
-                self.pid = None;
-                if matches!(self.status, RuntimeState::Active) {
-                    self.status = RuntimeState::Restarting;
-                    self.restarts += 1;
-                    self.last_error = Some(reason.clone());
+            LifecycleKind::InstanceRetiring { pid, .. } => {
+                self.retiring.insert(*pid);
+            }
+            LifecycleKind::InstanceShutdown { pid, reason } => {
+                let was_live = self.live.remove(pid);
+                self.pid = self.live.iter().next().copied();
+                let planned = self.retiring.remove(pid);
+                // An instance that never became ready (a failed scale-up) changes nothing here;
+                // its launch failure was reported.
+                if was_live && matches!(self.status, RuntimeState::Active) {
+                    if !planned {
+                        self.restarts += 1;
+                        self.last_error = Some(reason.clone());
+                    }
+                    if self.live.is_empty() {
+                        self.status = if planned && self.replicas == 0 {
+                            RuntimeState::Idle
+                        } else {
+                            RuntimeState::Restarting
+                        };
+                    }
                 }
             }
             LifecycleKind::Heartbeat { .. } => self.last_heartbeat_at = Some(at),
@@ -423,6 +486,9 @@ fn log_event(event: &LifecycleEvent) {
         LifecycleKind::InstanceLaunchFailed { pid, reason } => {
             tracing::warn!(plugin, pid, %reason, "plugin instance failed to start")
         }
+        LifecycleKind::InstanceRetiring { pid, reason } => {
+            tracing::info!(plugin, pid, %reason, "plugin instance retiring")
+        }
         LifecycleKind::InstanceShutdown { pid, reason } => {
             tracing::info!(plugin, pid, %reason, "plugin instance ended")
         }
@@ -452,6 +518,8 @@ pub async fn record_metrics(mut rx: broadcast::Receiver<Arc<LifecycleEvent>>) {
     let mut active_plugins = std::collections::HashSet::new();
     // Plugins being stopped: their instance's end is not a restart.
     let mut stopping = std::collections::HashSet::new();
+    // Instances retired on purpose (scale-down, scale to zero): their end is not a restart.
+    let mut retiring = std::collections::HashSet::new();
     loop {
         let event = match rx.recv().await {
             Ok(event) => event,
@@ -488,8 +556,12 @@ pub async fn record_metrics(mut rx: broadcast::Receiver<Arc<LifecycleEvent>>) {
             LifecycleKind::PluginStopping => {
                 stopping.insert(event.plugin_unique_identifier.clone());
             }
-            LifecycleKind::InstanceShutdown { .. }
-                if active_plugins.contains(&event.plugin_unique_identifier)
+            LifecycleKind::InstanceRetiring { pid, .. } => {
+                retiring.insert((event.plugin_unique_identifier.clone(), *pid));
+            }
+            LifecycleKind::InstanceShutdown { pid, .. }
+                if !retiring.remove(&(event.plugin_unique_identifier.clone(), *pid))
+                    && active_plugins.contains(&event.plugin_unique_identifier)
                     && !stopping.contains(&event.plugin_unique_identifier) =>
             {
                 metrics::counter!("plugin_restarts_total", "plugin_id" => plugin_id.clone())
@@ -540,6 +612,78 @@ mod tests {
         hub.emit(&uid, local, LifecycleKind::PluginStopping);
         hub.emit(&uid, local, LifecycleKind::PluginStopped);
         assert_eq!(state(&hub), None);
+    }
+
+    #[test]
+    fn replicas_crash_retire_and_scale_to_zero() {
+        let hub = Lifecycle::default();
+        let uid = uid();
+        let local = RuntimeKind::Local;
+        hub.emit(&uid, local, LifecycleKind::PluginStarting);
+        for pid in [1, 2, 3] {
+            hub.emit(&uid, local, LifecycleKind::InstanceStarting { pid });
+            hub.emit(&uid, local, LifecycleKind::InstanceReady { pid });
+        }
+        hub.emit(&uid, local, LifecycleKind::ScaleUp { replicas: 3 });
+        hub.emit(&uid, local, LifecycleKind::PluginReady);
+        let shutdown = |pid| LifecycleKind::InstanceShutdown {
+            pid,
+            reason: format!("{pid} ended"),
+        };
+        // One of three crashes: still active, one restart counted.
+        hub.emit(&uid, local, shutdown(2));
+        let status = hub.status(&uid).expect("status");
+        assert_eq!(
+            (status.status, status.restarts, status.replicas),
+            (RuntimeState::Active, 1, 3)
+        );
+        assert_eq!(status.last_error.as_deref(), Some("2 ended"));
+        // Scaled to zero: retiring instances end without counting as restarts.
+        hub.emit(&uid, local, LifecycleKind::ScaleDown { replicas: 0 });
+        for pid in [1, 3] {
+            hub.emit(
+                &uid,
+                local,
+                LifecycleKind::InstanceRetiring {
+                    pid,
+                    reason: "idle".into(),
+                },
+            );
+            hub.emit(&uid, local, shutdown(pid));
+        }
+        let status = hub.status(&uid).expect("status");
+        assert_eq!((status.status, status.restarts), (RuntimeState::Idle, 1));
+        assert_eq!(status.pid, None);
+        // The next request wakes it.
+        hub.emit(&uid, local, LifecycleKind::ScaleUp { replicas: 1 });
+        hub.emit(&uid, local, LifecycleKind::InstanceStarting { pid: 4 });
+        hub.emit(&uid, local, LifecycleKind::InstanceReady { pid: 4 });
+        let status = hub.status(&uid).expect("status");
+        assert_eq!(
+            (status.status, status.pid, status.replicas),
+            (RuntimeState::Active, Some(4), 1)
+        );
+    }
+
+    #[test]
+    fn a_plugin_restored_idle_is_idle_until_its_first_instance() {
+        let hub = Lifecycle::default();
+        let uid = uid();
+        let local = RuntimeKind::Local;
+        hub.emit(&uid, local, LifecycleKind::PluginPending);
+        hub.emit(&uid, local, LifecycleKind::PluginStarting);
+        hub.emit(&uid, local, LifecycleKind::ScaleDown { replicas: 0 });
+        hub.emit(&uid, local, LifecycleKind::PluginReady);
+        let status = hub.status(&uid).expect("status");
+        assert!(status.is_settled());
+        assert_eq!((status.status, status.pid), (RuntimeState::Idle, None));
+        hub.emit(&uid, local, LifecycleKind::ScaleUp { replicas: 1 });
+        hub.emit(&uid, local, LifecycleKind::InstanceStarting { pid: 9 });
+        hub.emit(&uid, local, LifecycleKind::InstanceReady { pid: 9 });
+        assert_eq!(
+            hub.status(&uid).map(|s| s.status),
+            Some(RuntimeState::Active)
+        );
     }
 
     #[test]

@@ -267,6 +267,29 @@ impl Runtimes {
         decl: &PluginDeclaration,
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<LaunchReport, LaunchError> {
+        self.launch_with(uid, package, decl, progress, false).await
+    }
+
+    /// [`Runtimes::launch`] for start-up restore: a plugin that may scale to zero and has a
+    /// working venv starts idle (no process until its first request).
+    pub async fn restore(
+        &self,
+        uid: &PluginUniqueIdentifier,
+        package: &[u8],
+        decl: &PluginDeclaration,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<LaunchReport, LaunchError> {
+        self.launch_with(uid, package, decl, progress, true).await
+    }
+
+    async fn launch_with(
+        &self,
+        uid: &PluginUniqueIdentifier,
+        package: &[u8],
+        decl: &PluginDeclaration,
+        progress: &(dyn Fn(String) + Send + Sync),
+        restoring: bool,
+    ) -> Result<LaunchReport, LaunchError> {
         if let Some(report) = self.running_report(uid) {
             return Ok(report);
         }
@@ -297,7 +320,7 @@ impl Runtimes {
             lifecycle: &self.inner.lifecycle,
             progress,
         };
-        match launch::launch(&ctx, uid, self.working_dir(uid), package, decl).await {
+        match launch::launch(&ctx, uid, self.working_dir(uid), package, decl, restoring).await {
             Ok(Launched {
                 runtime,
                 first,
@@ -315,11 +338,6 @@ impl Runtimes {
                     entry.slot.state.send_replace(SlotState::Running(runtime));
                 }
                 guard.disarm();
-                self.emit(
-                    uid,
-                    RuntimeKind::Local,
-                    LifecycleKind::ScaleUp { replicas: 1 },
-                );
                 self.emit(uid, RuntimeKind::Local, LifecycleKind::PluginReady);
                 Ok(report)
             }
@@ -449,10 +467,10 @@ impl Runtimes {
         }
     }
 
-    /// The status of one plugin, with its sessions in flight.
+    /// The status of one plugin, with its instances and sessions in flight.
     pub fn status(&self, uid: &PluginUniqueIdentifier) -> Option<PluginStatus> {
         let mut status = self.inner.lifecycle.status(uid)?;
-        status.sessions = self.get(uid).map_or(0, |h| h.session_count());
+        self.fill_live(&mut status);
         Some(status)
     }
 
@@ -460,11 +478,17 @@ impl Runtimes {
     pub fn statuses(&self) -> Vec<PluginStatus> {
         let mut all = self.inner.lifecycle.statuses();
         for status in &mut all {
-            status.sessions = self
-                .get(&status.plugin_unique_identifier)
-                .map_or(0, |h| h.session_count());
+            self.fill_live(status);
         }
         all
+    }
+
+    fn fill_live(&self, status: &mut PluginStatus) {
+        let runtime = self
+            .get(&status.plugin_unique_identifier)
+            .and_then(|h| h.runtime());
+        status.sessions = runtime.as_ref().map_or(0, |r| r.sessions());
+        status.instances = runtime.map(|r| r.instances()).unwrap_or_default();
     }
 }
 

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use crate::connection::Connection;
 use crate::error::InvokeError;
-use crate::lifecycle::RuntimeKind;
+use crate::lifecycle::{InstanceStatus, RuntimeKind};
 
 pub(crate) trait PluginRuntime: Send + Sync {
     fn kind(&self) -> RuntimeKind;
@@ -27,6 +27,11 @@ pub(crate) trait PluginRuntime: Send + Sync {
 
     /// Sessions in flight.
     fn sessions(&self) -> usize;
+
+    /// The instances serving now, for the status route (none for kinds without instances).
+    fn instances(&self) -> Vec<InstanceStatus> {
+        Vec::new()
+    }
 
     /// Asks the runtime to stop; the registry then awaits its background task.
     fn request_stop(&self);

@@ -246,7 +246,7 @@ impl Services {
         let bytes = self.load_package(uid.as_str(), true).await?;
         self.inner
             .runtimes
-            .launch(
+            .restore(
                 uid,
                 &bytes,
                 &declaration,

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use plugind_runtime::{ReplicaBounds, ScalingConfig};
 use plugind_store::DbSettings;
 
 /// Go-style booleans: `1/0/t/f/true/false` in any case.
@@ -206,6 +207,26 @@ pub struct Config {
     pub plugin_env_passthrough: String,
     #[arg(long, env = "PLUGIN_LOCAL_LAUNCHING_CONCURRENT", default_value_t = 2)]
     pub plugin_local_launching_concurrent: usize,
+    /// Ours: instances of each local plugin: `N`, or `MIN-MAX` to scale between them with the
+    /// load; a minimum of 0 (`0` or `0-MAX`) lets an idle plugin scale to zero.
+    #[arg(long, env = "PLUGIN_REPLICAS", default_value = "1", value_parser = ReplicaBounds::parse)]
+    pub plugin_replicas: ReplicaBounds,
+    /// Ours: per-plugin replicas, comma-separated `author/name=N` or `author/name=MIN-MAX`.
+    #[arg(long, env = "PLUGIN_REPLICAS_OVERRIDES", default_value = "")]
+    pub plugin_replicas_overrides: String,
+    /// Ours: sessions in flight per instance above which a plugin gets another instance.
+    #[arg(long, env = "PLUGIN_SCALE_UP_SESSIONS", default_value_t = 16)]
+    pub plugin_scale_up_sessions: usize,
+    /// Ours: seconds the load must stay above the threshold before a scale-up.
+    #[arg(long, env = "PLUGIN_SCALE_UP_AFTER", default_value_t = 10)]
+    pub plugin_scale_up_after: u64,
+    /// Ours: seconds the load must stay low before an instance is removed.
+    #[arg(long, env = "PLUGIN_SCALE_DOWN_AFTER", default_value_t = 120)]
+    pub plugin_scale_down_after: u64,
+    /// Ours: seconds without a session after which a plugin with a minimum of 0 replicas stops
+    /// its last instance.
+    #[arg(long, env = "PLUGIN_SCALE_TO_ZERO_AFTER", default_value_t = 600)]
+    pub plugin_scale_to_zero_after: u64,
     /// `auto` (default: on when the daemon runs as root), `true` (root required) or `false`:
     /// run each plugin process under its own unprivileged uid (docs/SECURITY.md).
     #[arg(long, env = "PLUGIN_UID_SEPARATION", default_value = "auto", value_parser = auto_bool)]
@@ -307,6 +328,19 @@ impl Config {
         }
     }
 
+    /// `PLUGIN_REPLICAS*` and `PLUGIN_SCALE_*`; a malformed override is an error.
+    pub fn scaling(&self) -> Result<ScalingConfig, String> {
+        Ok(ScalingConfig {
+            default: self.plugin_replicas,
+            overrides: ScalingConfig::parse_overrides(&self.plugin_replicas_overrides)
+                .map_err(|e| format!("PLUGIN_REPLICAS_OVERRIDES: {e}"))?,
+            scale_up_sessions: self.plugin_scale_up_sessions.max(1),
+            scale_up_after: Duration::from_secs(self.plugin_scale_up_after),
+            scale_down_after: Duration::from_secs(self.plugin_scale_down_after),
+            scale_to_zero_after: Duration::from_secs(self.plugin_scale_to_zero_after),
+        })
+    }
+
     pub fn max_execution_timeout(&self) -> Duration {
         Duration::from_secs(self.plugin_max_execution_timeout)
     }
@@ -361,5 +395,25 @@ mod tests {
             matches!(off.uid_separation(true), Ok(UidSeparation::Off(why)) if why.contains("run as root"))
         );
         assert!(Config::try_parse_from(["plugind", "--plugin-uid-separation", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn replicas_default_to_one_and_take_overrides() {
+        let scaling = parse(&[]).scaling().expect("scaling");
+        assert_eq!(scaling.bounds("a/b"), ReplicaBounds { min: 1, max: 1 });
+        let scaling = parse(&[
+            "--plugin-replicas",
+            "1-4",
+            "--plugin-replicas-overrides",
+            "a/b=3,c/d=0",
+        ])
+        .scaling()
+        .expect("scaling");
+        assert_eq!(scaling.bounds("x/y"), ReplicaBounds { min: 1, max: 4 });
+        assert_eq!(scaling.bounds("a/b"), ReplicaBounds { min: 3, max: 3 });
+        assert_eq!(scaling.bounds("c/d"), ReplicaBounds { min: 0, max: 1 });
+        assert!(Config::try_parse_from(["plugind", "--plugin-replicas", "3-1"]).is_err());
+        let bad = parse(&["--plugin-replicas-overrides", "a/b"]).scaling();
+        assert!(bad.is_err_and(|e| e.starts_with("PLUGIN_REPLICAS_OVERRIDES")));
     }
 }

@@ -167,6 +167,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 None
             }
         },
+        scaling: config.scaling().map_err(|e| anyhow::anyhow!("{e}"))?,
         ..RuntimeTuning::default()
     };
     let runtimes = Runtimes::with_tuning(

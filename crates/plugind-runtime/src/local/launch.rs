@@ -6,14 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use plugind_entities::{PluginDeclaration, PluginUniqueIdentifier};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::env::{self, PythonChoice};
 use super::instance::InstanceOwner;
 use super::{extract_if_needed, LocalRuntime};
 use crate::config::{RuntimeConfig, RuntimeTuning};
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{Lifecycle, LifecycleKind, RuntimeKind};
 use crate::steps::{format_steps, LaunchError, LaunchReport, Step, StepTimer};
 
 /// uv and the interpreter found for each runner version, so discovery (1–1.6 s of probing)
@@ -60,10 +59,11 @@ pub(crate) struct LaunchContext<'a> {
     pub progress: &'a (dyn Fn(String) + Send + Sync),
 }
 
-/// A launched plugin with its first, ready instance (owned: dropping it kills the process).
+/// A launched plugin with its first, ready instance (owned: dropping it kills the process);
+/// none when it was restored idle.
 pub(crate) struct Launched {
     pub runtime: Arc<LocalRuntime>,
-    pub first: InstanceOwner,
+    pub first: Option<InstanceOwner>,
     pub report: LaunchReport,
 }
 
@@ -75,13 +75,15 @@ fn entrypoint(decl: &PluginDeclaration) -> String {
 }
 
 /// Extracts the package into `wd` if absent, builds the venv unless a valid one is there, starts
-/// `python -m <entrypoint>` and resolves at its first heartbeat.
+/// `python -m <entrypoint>` and resolves at its first heartbeat. When `restoring` a plugin that
+/// may scale to zero with a venv already there, no process starts: it is idle until a request.
 pub(crate) async fn launch(
     ctx: &LaunchContext<'_>,
     uid: &PluginUniqueIdentifier,
     wd: PathBuf,
     package: &[u8],
     decl: &PluginDeclaration,
+    restoring: bool,
 ) -> Result<Launched, LaunchError> {
     let progress = ctx.progress;
     let mut timer = StepTimer::default();
@@ -100,7 +102,8 @@ pub(crate) async fn launch(
         ));
     }
 
-    let interpreter = if env::venv_is_valid(&wd) {
+    let reused = env::venv_is_valid(&wd);
+    let interpreter = if reused {
         let venv = wd.join(env::VENV_DIR);
         let version = env::venv_version(&venv).unwrap_or_else(|| "?".into());
         let described = format!("Python {version} from the existing venv {}", venv.display());
@@ -120,7 +123,6 @@ pub(crate) async fn launch(
         .await?
     };
 
-    progress("starting the plugin process".into());
     let runtime = Arc::new(LocalRuntime {
         uid: uid.clone(),
         wd,
@@ -128,18 +130,45 @@ pub(crate) async fn launch(
         cfg: ctx.cfg.clone(),
         tuning: ctx.tuning.clone(),
         lifecycle: ctx.lifecycle.clone(),
-        current: watch::channel(None).0,
+        bounds: ctx.tuning.scaling.bounds(uid.plugin_id()),
+        replicas: Default::default(),
         cancel: CancellationToken::new(),
         last_exit: Mutex::new(None),
     });
+    if restoring && reused && runtime.bounds.min == 0 {
+        tracing::info!(plugin = %uid, "restored idle (scaled to zero): the first request starts it");
+        ctx.lifecycle.emit(
+            uid,
+            RuntimeKind::Local,
+            LifecycleKind::ScaleDown { replicas: 0 },
+        );
+        return Ok(Launched {
+            runtime,
+            first: None,
+            report: LaunchReport {
+                steps: timer.done,
+                interpreter,
+            },
+        });
+    }
+    progress("starting the plugin process".into());
     let first = timer.run(Step::Launch, runtime.start_instance()).await?;
     tracing::info!(plugin = %uid, pid = first.pid(), steps = %format_steps(&timer.done), "plugin launched");
     progress(format!("plugin ready (pid {})", first.pid()));
-    // Serving from now on, before the supervisor task first runs.
-    runtime.current.send_replace(Some(first.shared()));
+    // Serving from now on, as replica slot 0, before the supervisor task first runs; the
+    // supervisor starts the other initial replicas beside it.
+    runtime.replicas.add(0);
+    runtime.replicas.set_instance(0, Some(first.shared()));
+    ctx.lifecycle.emit(
+        uid,
+        RuntimeKind::Local,
+        LifecycleKind::ScaleUp {
+            replicas: runtime.bounds.initial(),
+        },
+    );
     Ok(Launched {
         runtime,
-        first,
+        first: Some(first),
         report: LaunchReport {
             steps: timer.done,
             interpreter,

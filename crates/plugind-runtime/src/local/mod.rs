@@ -5,14 +5,18 @@
 //! * [`launch`] is the launch pipeline: extract → interpreter → venv → dependencies → process.
 //! * [`process`] spawns children with an allow-listed environment and kills process groups.
 //! * [`instance`] is one running process: its connection, readers, and the owner that kills it.
-//! * [`supervisor`] keeps one instance alive per plugin, restarting with back-off.
+//! * [`replicas`] is a plugin's replica set and the picker that spreads sessions over it.
+//! * [`scaling`] decides when a plugin gets another instance, loses one, or scales to zero.
+//! * [`supervisor`] keeps each replica alive (restart with back-off) and runs the scaling loop.
 //! * [`sandbox`] runs plugin processes under their own uid when the daemon is root.
 
 pub(crate) mod env;
 pub(crate) mod instance;
 pub(crate) mod launch;
 pub(crate) mod process;
+pub(crate) mod replicas;
 pub(crate) mod sandbox;
+pub(crate) mod scaling;
 pub(crate) mod supervisor;
 
 use std::path::{Path, PathBuf};
@@ -21,18 +25,18 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use plugind_entities::PluginUniqueIdentifier;
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{RuntimeConfig, RuntimeTuning};
+use crate::config::{ReplicaBounds, RuntimeConfig, RuntimeTuning};
 use crate::connection::Connection;
 use crate::error::InvokeError;
-use crate::lifecycle::{Lifecycle, LifecycleKind, RuntimeKind};
+use crate::lifecycle::{InstanceStatus, Lifecycle, LifecycleKind, RuntimeKind};
 use crate::runtime::PluginRuntime;
 use instance::{Instance, InstanceOptions, InstanceOwner};
+use replicas::Replicas;
 
-/// One launched local plugin: where it lives, how to start it, and its current instance.
+/// One launched local plugin: where it lives, how to start it, and its instances.
 pub(crate) struct LocalRuntime {
     pub uid: PluginUniqueIdentifier,
     pub wd: PathBuf,
@@ -40,9 +44,11 @@ pub(crate) struct LocalRuntime {
     pub cfg: Arc<RuntimeConfig>,
     pub tuning: Arc<RuntimeTuning>,
     pub lifecycle: Lifecycle,
-    /// The ready instance serving requests; `None` while (re)starting.
-    pub current: watch::Sender<Option<Arc<Instance>>>,
-    /// Cancelled by a stop: ends supervision and kills the instance.
+    /// How many instances may run (`PLUGIN_REPLICAS`, or this plugin's override).
+    pub bounds: ReplicaBounds,
+    /// The instances, and the picker that spreads sessions over them.
+    pub replicas: Replicas,
+    /// Cancelled by a stop: ends supervision and kills the instances.
     pub cancel: CancellationToken,
     /// Why the last instance ended, for logs and errors during a restart gap.
     pub last_exit: Mutex<Option<String>>,
@@ -123,35 +129,47 @@ impl LocalRuntime {
         }
     }
 
-    fn current(&self) -> Option<Arc<Instance>> {
-        self.current.borrow().clone()
-    }
-
+    /// The ready instance with the fewest sessions. With none, waits until `deadline` for one
+    /// (a restart, a scale-up); a plugin scaled to zero is asked to start one.
     async fn ready_connection(&self, deadline: Instant) -> Result<Connection, InvokeError> {
-        let mut current = self.current.subscribe();
-        // The watch guard must not live across an await (it is not Send): clone out of it.
-        let waited = tokio::time::timeout_at(deadline, async {
-            tokio::select! {
-                found = current.wait_for(|i| i.as_ref().is_some_and(|i| i.is_ready())) => {
-                    found.ok().and_then(|guard| guard.as_ref().cloned())
-                }
-                () = self.cancel.cancelled() => None,
+        let mut members = self.replicas.subscribe();
+        loop {
+            members.borrow_and_update();
+            if let Some(instance) = self.replicas.pick() {
+                self.replicas.touch();
+                return Ok(instance.connection().clone());
             }
-        })
-        .await;
-        match waited {
-            Ok(Some(instance)) => Ok(instance.connection().clone()),
-            Ok(None) | Err(_) => {
-                let last_exit = self
-                    .last_exit
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone()
-                    .unwrap_or_default();
-                tracing::warn!(plugin = %self.uid, last_exit = %last_exit, "no instance to serve the session");
-                Err(InvokeError::NotFound)
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            if self.replicas.is_empty() {
+                self.replicas.wake();
+            }
+            // Members change when an instance becomes ready, exits, or a slot comes or goes.
+            let changed = tokio::time::timeout_at(deadline, async {
+                tokio::select! {
+                    changed = members.changed() => changed.is_ok(),
+                    () = self.cancel.cancelled() => false,
+                }
+            })
+            .await;
+            if !matches!(changed, Ok(true)) {
+                break;
             }
         }
+        let last_exit = self
+            .last_exit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default();
+        tracing::warn!(plugin = %self.uid, last_exit = %last_exit, "no instance to serve the session");
+        Err(InvokeError::NotFound)
+    }
+
+    /// Scaled to zero (or on its way there): a request starts an instance.
+    fn is_idle(&self) -> bool {
+        self.bounds.min == 0 && !self.replicas.has_ready()
     }
 }
 
@@ -165,19 +183,28 @@ impl PluginRuntime for LocalRuntime {
     }
 
     fn connection_wait(&self) -> Duration {
-        self.tuning.session_wait
+        if self.is_idle() {
+            // A cold start: the new instance may take until its first heartbeat.
+            self.cfg.first_heartbeat_timeout + self.tuning.session_wait
+        } else {
+            self.tuning.session_wait
+        }
     }
 
     fn is_ready(&self) -> bool {
-        !self.cancel.is_cancelled() && self.current().is_some_and(|i| i.is_ready())
+        !self.cancel.is_cancelled() && (self.replicas.has_ready() || self.is_idle())
     }
 
     fn pid(&self) -> Option<u32> {
-        self.current().map(|i| i.pid())
+        self.replicas.first_pid()
     }
 
     fn sessions(&self) -> usize {
-        self.current().map_or(0, |i| i.session_count())
+        self.replicas.sessions()
+    }
+
+    fn instances(&self) -> Vec<InstanceStatus> {
+        self.replicas.statuses()
     }
 
     fn request_stop(&self) {
