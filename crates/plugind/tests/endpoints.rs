@@ -7,7 +7,8 @@
 //! The public hooks `/e/{hook_id}/…` (http-api §5) on the same endpoint: every method reaches the
 //! plugin's `Endpoint` with the request as upstream serialises it and the settings decrypted
 //! through the fake inner API; status, headers and body come back, a streamed body in pieces; a
-//! disabled endpoint, an unknown hook id, an uninstalled plugin and PATCH get upstream's errors.
+//! disabled endpoint, an unknown hook id, an uninstalled plugin, a failed decryption and PATCH get
+//! upstream's errors.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -602,6 +603,17 @@ async fn hooks(client: &Client, dify: &FakeDify, hook: &str, id: &str) {
         assert_eq!(resp.status(), code);
         assert_eq!(resp.headers()["location"], format!("/e/{hook}/?q=1"));
     }
+
+    // Dify failing to decrypt the settings: HTTP 500 with its error, the plugin is not called.
+    dify.set_error("invoke/encrypt", "vault sealed");
+    let (status, body) = hook_call(client, reqwest::Method::GET, hook, "/echo").await;
+    let (s, code, kind, message) = hook_error(status, &body);
+    assert_eq!(
+        (s, code, kind.as_str()),
+        (500, -500, "PluginDaemonInternalServerError")
+    );
+    assert!(message.contains("vault sealed"), "{message}");
+    dify.clear_answer("invoke/encrypt");
 
     // An unknown hook id.
     let (status, body) = hook_call(client, reqwest::Method::GET, "nosuchhook000000", "/ping").await;
