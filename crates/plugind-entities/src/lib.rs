@@ -7,10 +7,12 @@ pub mod declaration;
 pub mod endpoint;
 pub mod envelope;
 pub mod installation;
+pub mod management;
 pub mod naming;
 pub mod permission;
 pub mod task;
 pub mod uid;
+pub mod verification;
 
 pub use declaration::{I18nObject, PluginCategory, PluginDeclaration};
 pub use endpoint::{Endpoint, EndpointSetup};
@@ -19,3 +21,4 @@ pub use installation::{PluginInstallation, ProviderInstallation, ProviderKind, R
 pub use permission::{ModelKind, PluginPermission};
 pub use task::{InstallTask, InstallTaskEntry, InstallTaskStatus};
 pub use uid::{PluginUniqueIdentifier, UidError};
+pub use verification::Verification;

@@ -6,6 +6,8 @@
 //! - [`auth`]: the `X-Api-Key` check on `/plugin/*`.
 //! - [`health`], [`management`], [`endpoints`], [`dispatch`], [`assets`]: one module per upstream
 //!   route group.
+//! - [`hooks`]: the public endpoint hooks `/e/{hook_id}/…` (no API key): the request written
+//!   out for the plugin, its answer streamed back.
 //! - [`runtime`]: plugind's own operator routes: runtime statuses and lifecycle events (SSE).
 //! - [`body`]: lenient request-body and query decoding.
 //! - [`metrics`]: `GET /metrics/` (and the 301 from `/metrics`) and per-request Prometheus metrics.
@@ -21,6 +23,7 @@ pub mod body;
 pub mod dispatch;
 pub mod endpoints;
 pub mod health;
+pub mod hooks;
 pub mod management;
 pub mod metrics;
 pub mod reply;

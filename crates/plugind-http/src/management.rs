@@ -523,7 +523,7 @@ pub async fn list_category(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    let filter = plugind_service::query::CategoryFilter {
+    let filter = plugind_entities::management::CategoryFilter {
         category,
         page,
         page_size,

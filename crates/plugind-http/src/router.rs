@@ -7,12 +7,12 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, on, post, MethodFilter};
 use axum::Router;
 use plugind_service::Services;
 
 use crate::{
-    assets, auth, dispatch, endpoints, health, management, metrics, reply, runtime, tenant,
+    assets, auth, dispatch, endpoints, health, hooks, management, metrics, reply, runtime, tenant,
 };
 
 /// Settings of the HTTP edge.
@@ -28,6 +28,8 @@ pub struct HttpConfig {
     pub max_bundle_package_size: u64,
     /// `PROMETHEUS_ENABLED`: the recorder's handle serves `GET /metrics/`.
     pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// `PLUGIN_ENDPOINT_ENABLED`: serve the public hooks `/e/{hook_id}/…`.
+    pub endpoint_enabled: bool,
     /// `ROUTINE_POOL_SIZE`, reported by `/health/check` (the server loop also uses it as its
     /// connection limit, see [`crate::serve`]).
     pub routine_pool_size: i64,
@@ -160,6 +162,29 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
         .nest("/plugin/{tenant_id}", plugin)
         .nest("/v2/invoke", direct)
         .fallback(|| async { reply::route_not_found() });
+    if state.http.endpoint_enabled {
+        // No API key (http-api §1.4, §5.1); other methods (PATCH) are "route not found".
+        let methods = MethodFilter::GET
+            .or(MethodFilter::HEAD)
+            .or(MethodFilter::POST)
+            .or(MethodFilter::PUT)
+            .or(MethodFilter::DELETE)
+            .or(MethodFilter::OPTIONS);
+        let not_found = || async { reply::route_not_found() };
+        app = app
+            .route(
+                "/e/{hook_id}",
+                on(methods, hooks::add_slash).fallback(not_found),
+            )
+            .route(
+                "/e/{hook_id}/",
+                on(methods, hooks::hook).fallback(not_found),
+            )
+            .route(
+                "/e/{hook_id}/{*path}",
+                on(methods, hooks::hook).fallback(not_found),
+            );
+    }
     if metrics_enabled {
         // `route_layer` puts the recorder on every route registered so far (not the fallback).
         app = app

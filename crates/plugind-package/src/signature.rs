@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::{Pkcs1v15Sign, RsaPublicKey};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::archive::Archive;
@@ -21,20 +21,8 @@ const SHA256_DIGEST_INFO_PREFIX: [u8; 19] = [
     0x00, 0x04, 0x20,
 ];
 
-/// The content of `.verification.dify.json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Verification {
-    pub authorized_category: String,
-}
-
-impl Verification {
-    /// What a verified package without a verification file (legacy) reports.
-    pub fn langgenius() -> Self {
-        Self {
-            authorized_category: "langgenius".to_owned(),
-        }
-    }
-}
+/// The content of `.verification.dify.json` (a shared noun: upload answers carry it).
+pub use plugind_entities::Verification;
 
 /// The official Langgenius key, always part of the key set.
 pub fn official_public_key() -> RsaPublicKey {

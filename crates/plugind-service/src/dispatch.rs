@@ -278,6 +278,11 @@ pub static ACTIONS: &[Action] = &[
     },
 ];
 
+/// The public endpoint action (plugin-protocol §3.2 row 20). Not a dispatch route: reached
+/// through `/e/{hook_id}/…` (see `hooks`).
+pub(crate) static INVOKE_ENDPOINT: Action =
+    act("", "endpoint", "invoke_endpoint", &["raw_http_request"]);
+
 pub fn find_action(path: &str) -> Option<&'static Action> {
     ACTIONS.iter().find(|a| a.path == path)
 }
@@ -372,7 +377,7 @@ impl Services {
     }
 
     /// Opens the stream of `action` on the runtime of `uid` for `tenant_id`.
-    fn dispatch_to(
+    pub(crate) fn dispatch_to(
         &self,
         tenant_id: &str,
         uid: PluginUniqueIdentifier,

@@ -19,13 +19,13 @@ type Settings = Map<String, Value>;
 const MAX_SETTINGS: usize = 64;
 
 /// The endpoint group of a declaration and its settings schema.
-struct Group {
+pub(crate) struct Group {
     declaration: Value,
     schema: Vec<Value>,
 }
 
 impl Group {
-    fn of(decl: &PluginDeclaration) -> Option<Group> {
+    pub(crate) fn of(decl: &PluginDeclaration) -> Option<Group> {
         let declaration = decl.endpoint.clone().filter(|v| v.is_object())?;
         let schema = declaration
             .get("settings")
@@ -137,7 +137,7 @@ fn validate(schema: &[Value], settings: &Settings) -> Result<(), String> {
 impl Services {
     /// Runs `opt` (`encrypt`/`decrypt`) over `settings` through Dify's inner API, or returns
     /// them unchanged when the schema has no `secret-input` setting.
-    async fn crypt(
+    pub(crate) async fn crypt(
         &self,
         opt: &str,
         tenant_id: &str,
@@ -175,7 +175,7 @@ impl Services {
         }
     }
 
-    async fn endpoint_declaration(
+    pub(crate) async fn endpoint_declaration(
         &self,
         uid: &str,
     ) -> Result<Option<PluginDeclaration>, DaemonError> {

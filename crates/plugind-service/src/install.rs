@@ -9,11 +9,11 @@
 use std::time::Instant;
 
 use chrono::Utc;
+use plugind_entities::management::InstallResponse;
 use plugind_entities::{
     DaemonError, InstallTask, InstallTaskEntry, InstallTaskStatus, PluginDeclaration,
     PluginUniqueIdentifier, RuntimeType,
 };
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::binding::{required_error, str_field};
@@ -24,12 +24,6 @@ use crate::Services;
 /// Reason recorded on tasks a previous daemon process left unfinished.
 pub const INTERRUPTED_TASK_MESSAGE: &str =
     "failed: the daemon stopped while this install was running (restarted or killed); retry the install";
-
-#[derive(Debug, Serialize)]
-pub struct InstallResponse {
-    pub all_installed: bool,
-    pub task_id: String,
-}
 
 impl Services {
     /// `POST …/install/identifiers`.

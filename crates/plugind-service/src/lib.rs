@@ -16,7 +16,8 @@
 //! - [`backwards`]: backwards invocations of a session: permissions, the call to Dify, the
 //!   answers to the plugin; [`persistence`]: the plugins' key–value storage.
 //! - [`endpoints`]: endpoint management (setup, list, update, enable/disable, remove) with
-//!   settings validation, masking and encryption through the inner API.
+//!   settings validation, masking and encryption through the inner API; [`hooks`]: the public
+//!   `/e/{hook_id}` hooks (hook → `invoke_endpoint` session → response head and body).
 //! - [`binding`]: lenient field access on JSON bodies, the way upstream's binder behaves.
 //!
 //! **Architecture invariant:** this crate is the only user of `plugind-store`; the HTTP crate
@@ -28,6 +29,7 @@ pub mod binding;
 pub mod config;
 pub mod dispatch;
 pub mod endpoints;
+pub mod hooks;
 pub mod install;
 mod persistence;
 pub mod providers;

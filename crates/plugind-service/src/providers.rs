@@ -3,65 +3,15 @@
 //! `GET …/tools|tool`, `models`, `agent_strategies|agent_strategy`, `datasources|datasource`,
 //! `triggers|trigger`, plus `models/bindings` and `tools/check_existence`.
 
+use plugind_entities::management::{ModelBinding, ProviderEntity};
 use plugind_entities::{
     DaemonError, ErrorType, PluginDeclaration, PluginUniqueIdentifier, ProviderInstallation,
     ProviderKind,
 };
-use serde::ser::SerializeStruct;
-use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::state::internal;
 use crate::Services;
-
-/// One provider with its declaration. Serialised in upstream's field order for its kind: models
-/// put `provider` before `tenant_id`, agent strategies add the plugin's `meta` block.
-#[derive(Debug)]
-pub struct ProviderEntity {
-    pub kind: ProviderKind,
-    pub row: ProviderInstallation,
-    pub declaration: Value,
-    /// The plugin's `meta` block (agent strategies only).
-    pub meta: Option<Value>,
-}
-
-impl Serialize for ProviderEntity {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let row = &self.row;
-        let fields = if self.meta.is_some() { 9 } else { 8 };
-        let mut s = serializer.serialize_struct("ProviderEntity", fields)?;
-        s.serialize_field("id", &row.id)?;
-        s.serialize_field("created_at", &row.created_at)?;
-        s.serialize_field("updated_at", &row.updated_at)?;
-        if self.kind == ProviderKind::Model {
-            s.serialize_field("provider", &row.provider)?;
-            s.serialize_field("tenant_id", &row.tenant_id)?;
-        } else {
-            s.serialize_field("tenant_id", &row.tenant_id)?;
-            s.serialize_field("provider", &row.provider)?;
-        }
-        s.serialize_field("plugin_unique_identifier", &row.plugin_unique_identifier)?;
-        s.serialize_field("plugin_id", &row.plugin_id)?;
-        s.serialize_field("declaration", &self.declaration)?;
-        if let Some(meta) = &self.meta {
-            s.serialize_field("meta", meta)?;
-        }
-        s.end()
-    }
-}
-
-/// An entry of `GET …/models/bindings`; field order is upstream's.
-#[derive(Debug, Serialize)]
-pub struct ModelBinding {
-    pub provider: String,
-    pub installation_id: String,
-    pub plugin_id: String,
-    pub plugin_unique_identifier: String,
-    pub runtime_type: String,
-    pub source: String,
-    pub version: String,
-    pub verified: bool,
-}
 
 /// The declaration part listed for `kind`.
 fn declaration_of(kind: ProviderKind, declaration: &PluginDeclaration) -> Option<&Value> {

@@ -1,79 +1,17 @@
 //! Read-only listings: installations and install tasks (http-api §4.5); providers by kind are
 //! in [`crate::providers`].
 
+use plugind_entities::management::{
+    CategoryFilter, InstallationWithDeclaration, MissingPlugin, PluginEntity, PluginList,
+};
 use plugind_entities::{
     DaemonError, InstallTask, PluginCategory, PluginDeclaration, PluginInstallation,
     PluginUniqueIdentifier,
 };
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::state::internal;
 use crate::Services;
-
-/// A list entry of `GET …/management/list`; field order is upstream's.
-#[derive(Debug, Serialize)]
-pub struct PluginEntity {
-    pub id: String,
-    pub name: String,
-    pub plugin_id: String,
-    pub tenant_id: String,
-    pub plugin_unique_identifier: String,
-    pub endpoints_active: i64,
-    pub endpoints_setups: i64,
-    pub installation_id: String,
-    pub declaration: PluginDeclaration,
-    pub runtime_type: String,
-    pub version: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-    pub source: String,
-    pub checksum: String,
-    pub meta: Value,
-}
-
-#[derive(Debug, Serialize)]
-pub struct PluginList {
-    pub list: Vec<PluginEntity>,
-    pub total: i64,
-}
-
-/// An entry of `POST …/installation/fetch/batch`; field order is upstream's.
-#[derive(Debug, Serialize)]
-pub struct InstallationWithDeclaration {
-    pub id: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-    pub tenant_id: String,
-    pub plugin_id: String,
-    pub plugin_unique_identifier: String,
-    pub runtime_type: String,
-    pub endpoints_setups: i64,
-    pub endpoints_active: i64,
-    pub source: String,
-    pub meta: Value,
-    pub version: String,
-    pub checksum: String,
-    pub declaration: PluginDeclaration,
-}
-
-/// Inputs of `GET …/{category}/list`.
-#[derive(Debug, Default)]
-pub struct CategoryFilter {
-    pub category: String,
-    pub page: i64,
-    pub page_size: i64,
-    pub query: String,
-    pub tags: Vec<String>,
-    pub language: String,
-}
-
-/// An entry of `POST …/installation/missing`.
-#[derive(Debug, Serialize)]
-pub struct MissingPlugin {
-    pub plugin_unique_identifier: String,
-    pub current_identifier: String,
-}
 
 impl Services {
     async fn declaration(&self, uid: &str) -> Result<PluginDeclaration, DaemonError> {

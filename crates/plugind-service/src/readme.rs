@@ -1,16 +1,10 @@
 //! `GET …/management/fetch/readme` (PSC §1.12): readmes are extracted from the stored package on
 //! first request and kept in `plugin_readme_records`.
 
+use plugind_entities::management::Readme;
 use plugind_entities::{DaemonError, PluginUniqueIdentifier};
-use serde::Serialize;
 
 use crate::Services;
-
-#[derive(Debug, Serialize)]
-pub struct Readme {
-    pub content: String,
-    pub language: String,
-}
 
 impl Services {
     pub async fn fetch_readme(&self, uid: &str, language: &str) -> Result<Readme, DaemonError> {

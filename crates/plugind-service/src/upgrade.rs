@@ -19,7 +19,9 @@ use plugind_entities::{
 use plugind_store::UpgradeOutcome;
 use serde_json::Value;
 
-use crate::install::{InstallJob, InstallResponse};
+use plugind_entities::management::InstallResponse;
+
+use crate::install::InstallJob;
 use crate::state::internal;
 use crate::Services;
 

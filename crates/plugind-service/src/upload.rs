@@ -4,20 +4,12 @@
 //! Upload never installs anything; it makes a uid "known". **Invariant:** on any failure nothing
 //! the call wrote is left behind — every write is recorded in a [`Receipt`] and undone.
 
-use plugind_entities::{DaemonError, PluginDeclaration};
-use plugind_package::{DecodeOptions, Dependency, Package, Verification};
-use serde::Serialize;
+use plugind_entities::management::DecodedPackage;
+use plugind_entities::DaemonError;
+use plugind_package::{DecodeOptions, Dependency, Package};
 use serde_json::{json, Value};
 
 use crate::Services;
-
-/// What upload and decode return to Dify.
-#[derive(Debug, Serialize)]
-pub struct DecodedPackage {
-    pub manifest: PluginDeclaration,
-    pub unique_identifier: String,
-    pub verification: Option<Verification>,
-}
 
 /// A decoded package that passed every check, ready to persist.
 struct Prepared {

@@ -9,7 +9,9 @@
 //!
 //! * a body without a non-empty `tenant_id` gets Dify's generic error JSON with HTTP 400.
 //!
-//! Defaults: `invoke/encrypt` returns the request's `data` unchanged (identity "encryption"),
+//! Defaults: `invoke/encrypt` "encrypts" by prefixing each `secret-input` value named in the
+//! request's `config` with [`ENCRYPTED_PREFIX`] and decrypts by removing it (other values pass
+//! unchanged), so a test can tell stored from decrypted settings,
 //! `invoke/tool` streams one text message, `invoke/llm` streams two chunks that echo the last
 //! prompt message (so concurrent callers can tell their answers apart), `invoke/text-embedding`
 //! returns one 3-float vector per text, `invoke/app` streams two app events,
@@ -388,10 +390,9 @@ fn default_answer(shared: &Shared, inner: &str, req: &Value) -> FakeAnswer {
             json!({"data": {"event": "message", "answer": "hello "}, "error": ""}),
             json!({"data": {"event": "message_end", "answer": "from app"}, "error": ""}),
         ]),
-        "invoke/encrypt" => FakeAnswer::Json(
-            200,
-            json!({"data": {"data": req.get("data").cloned().unwrap_or_else(|| json!({}))}, "error": ""}),
-        ),
+        "invoke/encrypt" => {
+            FakeAnswer::Json(200, json!({"data": {"data": crypt(req)}, "error": ""}))
+        }
         "invoke/tool" => FakeAnswer::Stream(vec![json!({
             "data": {"type": "text", "message": {"text": "from fake dify"}, "meta": null},
             "error": ""
@@ -409,6 +410,34 @@ fn default_answer(shared: &Shared, inner: &str, req: &Value) -> FakeAnswer {
         }
         _ => FakeAnswer::Json(200, json!({"data": {}, "error": ""})),
     }
+}
+
+/// What the fake's `invoke/encrypt` prefixes `secret-input` values with.
+pub const ENCRYPTED_PREFIX: &str = "enc:";
+
+/// `data` with the `secret-input` values of `config` prefixed (`opt` `encrypt`) or unprefixed
+/// (any other `opt`).
+fn crypt(req: &Value) -> Value {
+    let mut data = req.get("data").cloned().unwrap_or_else(|| json!({}));
+    let encrypt = req.get("opt").and_then(Value::as_str) == Some("encrypt");
+    let secrets = req
+        .get("config")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|item| item.get("type").and_then(Value::as_str) == Some("secret-input"))
+        .filter_map(|item| item.get("name").and_then(Value::as_str));
+    for name in secrets {
+        let Some(Value::String(value)) = data.get_mut(name) else {
+            continue;
+        };
+        if encrypt {
+            value.insert_str(0, ENCRYPTED_PREFIX);
+        } else if let Some(plain) = value.strip_prefix(ENCRYPTED_PREFIX) {
+            *value = plain.to_owned();
+        }
+    }
+    data
 }
 
 async fn render(answer: FakeAnswer) -> Response {
@@ -519,19 +548,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn encrypt_is_identity() {
+    async fn encrypt_prefixes_secret_inputs_and_decrypt_removes_the_prefix() {
         let dify = FakeDify::start().await;
-        let v: Value = http()
-            .post(format!("{}/inner/api/invoke/encrypt", dify.url))
-            .header(INNER_API_KEY_HEADER, &dify.key)
-            .json(&json!({"tenant_id": "t", "opt": "encrypt", "namespace": "endpoint", "data": {"k": "v"}}))
-            .send()
+        let config =
+            json!([{"name": "k", "type": "secret-input"}, {"name": "m", "type": "select"}]);
+        let call = |opt: &str, data: Value| {
+            http()
+                .post(format!("{}/inner/api/invoke/encrypt", dify.url))
+                .header(INNER_API_KEY_HEADER, &dify.key)
+                .json(
+                    &json!({"tenant_id": "t", "opt": opt, "namespace": "endpoint",
+                              "data": data, "config": config}),
+                )
+                .send()
+        };
+        let v: Value = call("encrypt", json!({"k": "v", "m": "a"}))
             .await
             .expect("send")
             .json()
             .await
             .expect("json");
-        assert_eq!(v, json!({"data": {"data": {"k": "v"}}, "error": ""}));
+        assert_eq!(
+            v,
+            json!({"data": {"data": {"k": "enc:v", "m": "a"}}, "error": ""})
+        );
+        let v: Value = call("decrypt", json!({"k": "enc:v", "m": "a"}))
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            v,
+            json!({"data": {"data": {"k": "v", "m": "a"}}, "error": ""})
+        );
     }
 
     #[tokio::test]

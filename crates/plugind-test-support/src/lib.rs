@@ -22,7 +22,7 @@ pub use client::{envelope_data, parse_sse_body, Client};
 pub use daemon::{
     create_pg_database, daemon_bin, daemon_env, drop_pg_database, Daemon, DaemonOptions, DbChoice,
 };
-pub use fake_dify::{FakeAnswer, FakeDify, RecordedRequest};
+pub use fake_dify::{FakeAnswer, FakeDify, RecordedRequest, ENCRYPTED_PREFIX};
 pub use fixtures::{
     assemble_fixture, fixture_root, latest_manifest_as, pack_datasource_fixture, pack_fixture,
     pack_kind_fixture, repo_root, test_cache_dir, upstream_fixture, Variant, AGENT_PLUGIN_ID,

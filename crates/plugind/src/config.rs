@@ -241,6 +241,10 @@ pub struct Config {
     #[arg(long, env = "PROMETHEUS_ENABLED", default_value = "true", value_parser = go_bool)]
     pub prometheus_enabled: bool,
 
+    /// Serves the public endpoint hooks `/e/{hook_id}/…` (http-api §5.1).
+    #[arg(long, env = "PLUGIN_ENDPOINT_ENABLED", default_value = "true", value_parser = go_bool)]
+    pub plugin_endpoint_enabled: bool,
+
     #[arg(long, env = "LOG_LEVEL", default_value = "INFO")]
     pub log_level: String,
 }

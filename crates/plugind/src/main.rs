@@ -259,6 +259,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             max_plugin_package_size: config.max_plugin_package_size,
             max_bundle_package_size: config.max_bundle_package_size,
             prometheus,
+            endpoint_enabled: config.plugin_endpoint_enabled,
             routine_pool_size: config.routine_pool_size,
             max_request_body_size: config.max_request_body_size,
             body_read_timeout: seconds_or_unbounded(config.http_body_read_timeout),

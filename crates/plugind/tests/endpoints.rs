@@ -3,13 +3,19 @@
 //! listing with masking, update keeping a masked secret, disable/enable, remove, the
 //! installation's counters, the encrypt calls the fake Dify inner API received, and bad input
 //! per route. Runs on SQLite and on PostgreSQL.
+//!
+//! The public hooks `/e/{hook_id}/…` (http-api §5) on the same endpoint: every method reaches the
+//! plugin's `Endpoint` with the request as upstream serialises it and the settings decrypted
+//! through the fake inner API; status, headers and body come back, a streamed body in pieces; a
+//! disabled endpoint, an unknown hook id, an uninstalled plugin, a failed decryption and PATCH get
+//! upstream's errors.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use plugind_test_support::{
     create_pg_database, fixture_root, pack_fixture_with, Client, Daemon, DaemonOptions, DbChoice,
-    FakeDify, Variant, ECHO_PLUGIN_ID,
+    FakeDify, Variant, ECHO_PLUGIN_ID, ENCRYPTED_PREFIX,
 };
 use serde_json::{json, Value};
 
@@ -39,6 +45,12 @@ settings:
           en_US: Slow
 endpoints:
   - endpoints/ping.yaml
+  - endpoints/echo_get.yaml
+  - endpoints/echo_post.yaml
+  - endpoints/echo_put.yaml
+  - endpoints/echo_delete.yaml
+  - endpoints/echo_options.yaml
+  - endpoints/stream.yaml
 ";
 
 const ENDPOINT: &str = "\
@@ -61,6 +73,66 @@ class Ping(Endpoint):
         return Response(\"pong\", status=200, content_type=\"text/plain\")
 ";
 
+/// One `/echo` endpoint per method (HEAD comes with GET), all answered by `endpoints/echo.py`.
+const ECHO_METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "OPTIONS"];
+
+fn echo_endpoint(method: &str) -> String {
+    format!("path: /echo\nmethod: {method}\nextra:\n  python:\n    source: endpoints/echo.py\n")
+}
+
+/// Answers 201 with a JSON description of the request it got and the settings.
+const ECHO_PY: &str = "\
+import json
+from typing import Mapping
+
+from werkzeug import Request, Response
+from dify_plugin import Endpoint
+
+
+class Echo(Endpoint):
+    def _invoke(self, r: Request, values: Mapping, settings: Mapping) -> Response:
+        answer = {
+            \"method\": r.method,
+            \"path\": r.path,
+            \"args\": r.args.to_dict(flat=False),
+            \"headers\": {k.lower(): v for k, v in r.headers.items()},
+            \"body\": r.get_data(as_text=True),
+            \"settings\": dict(settings),
+        }
+        return Response(json.dumps(answer), status=201, headers={\"X-Plugin\": \"echo\"},
+                        content_type=\"application/json\")
+";
+
+const STREAM_ENDPOINT: &str = "\
+path: /stream
+method: GET
+extra:
+  python:
+    source: endpoints/stream.py
+";
+
+/// A streamed body in three pieces; `?fail=1` raises after them.
+const STREAM_PY: &str = "\
+from typing import Mapping
+
+from werkzeug import Request, Response
+from dify_plugin import Endpoint
+
+
+class Stream(Endpoint):
+    def _invoke(self, r: Request, values: Mapping, settings: Mapping) -> Response:
+        fail = r.args.get(\"fail\")
+
+        def pieces():
+            for i in range(3):
+                yield f\"part{i};\"
+            if fail:
+                raise RuntimeError(\"stream broke\")
+
+        return Response(pieces(), status=202, headers={\"X-Stream\": \"yes\"},
+                        content_type=\"text/plain\")
+";
+
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_plugind"))
 }
@@ -81,15 +153,26 @@ fn endpoint_package(permission: bool) -> Vec<u8> {
         );
     }
     assert_ne!(edited, manifest, "the manifest lists the endpoint group");
-    pack_fixture_with(
-        Variant::Latest,
-        &[
-            ("manifest.yaml", edited.as_bytes()),
-            ("group/ping.yaml", GROUP.as_bytes()),
-            ("endpoints/ping.yaml", ENDPOINT.as_bytes()),
-            ("endpoints/ping.py", ENDPOINT_PY.as_bytes()),
-        ],
-    )
+    let echo: Vec<(String, String)> = ECHO_METHODS
+        .iter()
+        .map(|m| {
+            (
+                format!("endpoints/echo_{}.yaml", m.to_lowercase()),
+                echo_endpoint(m),
+            )
+        })
+        .collect();
+    let mut files: Vec<(&str, &[u8])> = vec![
+        ("manifest.yaml", edited.as_bytes()),
+        ("group/ping.yaml", GROUP.as_bytes()),
+        ("endpoints/ping.yaml", ENDPOINT.as_bytes()),
+        ("endpoints/ping.py", ENDPOINT_PY.as_bytes()),
+        ("endpoints/echo.py", ECHO_PY.as_bytes()),
+        ("endpoints/stream.yaml", STREAM_ENDPOINT.as_bytes()),
+        ("endpoints/stream.py", STREAM_PY.as_bytes()),
+    ];
+    files.extend(echo.iter().map(|(p, c)| (p.as_str(), c.as_bytes())));
+    pack_fixture_with(Variant::Latest, &files)
 }
 
 async fn install(client: &Client, tenant: &str, package: Vec<u8>) -> String {
@@ -246,6 +329,8 @@ async fn scenario(db: DbChoice) {
         Value::Array(endpoints.clone())
     );
 
+    hooks(&client, &dify, hook, &id).await;
+
     // Update sending the masked secret back: the stored secret is kept.
     dify.clear_requests();
     let (status, resp) = post(
@@ -291,12 +376,29 @@ async fn scenario(db: DbChoice) {
     }
     assert_eq!(list(&client).await[0]["enabled"], false);
     assert_eq!(counters(&client).await, (1, 0));
+    let (status, body) = hook_call(&client, reqwest::Method::GET, hook, "/ping").await;
+    assert_eq!(
+        hook_error(status, &body),
+        (
+            404,
+            -404,
+            "PluginDaemonNotFoundError".to_owned(),
+            "endpoint not found".to_owned()
+        ),
+        "a disabled endpoint"
+    );
     for _ in 0..2 {
         let (status, resp) = post(&client, "enable", json!({"endpoint_id": id})).await;
         assert_eq!(ok(status, &resp), json!(true));
     }
     assert_eq!(list(&client).await[0]["enabled"], true);
     assert_eq!(counters(&client).await, (1, 1));
+    let (status, body) = hook_call(&client, reqwest::Method::GET, hook, "/ping").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "pong"),
+        "enabled again: the plugin answers"
+    );
 
     bad_input(&client, &uid, &id).await;
     encrypt_failure(&client, &dify, &uid, &id).await;
@@ -323,6 +425,207 @@ async fn scenario(db: DbChoice) {
     );
 
     orphaned(&client, &uid).await;
+}
+
+/// A client with no API key that does not follow redirects: what reaches `/e/` from outside.
+fn public_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+/// `method /e/{hook}{rest}` with no API key; (status, body text).
+async fn hook_call(
+    client: &Client,
+    method: reqwest::Method,
+    hook: &str,
+    rest: &str,
+) -> (u16, String) {
+    let resp = public_http()
+        .request(method, client.url(&format!("/e/{hook}{rest}")))
+        .send()
+        .await
+        .expect("hook request");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.expect("body"))
+}
+
+/// An `/e/` error: (HTTP status, code, error_type, message).
+fn hook_error(status: u16, body: &str) -> (u16, i64, String, String) {
+    let resp: Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{status} {body:?}: {e}"));
+    err(status, &resp)
+}
+
+/// The public hooks of the endpoint `id` (`hook`), set up with {api_key: SECRET, mode: fast}.
+async fn hooks(client: &Client, dify: &FakeDify, hook: &str, id: &str) {
+    let http = public_http();
+    let url = |rest: &str| client.url(&format!("/e/{hook}{rest}"));
+    let host = client.base_url().trim_start_matches("http://").to_owned();
+
+    // Every method reaches the plugin's endpoint with the request upstream would send.
+    dify.clear_requests();
+    for method in ECHO_METHODS {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let with_body = matches!(method, reqwest::Method::POST | reqwest::Method::PUT);
+        let mut request = http
+            .request(method.clone(), url("/echo?b=2&a=1&a=x+y&flag"))
+            .header("X-Custom", "v1")
+            .header("X-Forwarded-For", "10.0.0.1")
+            .header("X-Real-IP", "10.0.0.1");
+        if with_body {
+            request = request
+                .header("Content-Type", "text/plain")
+                .body(format!("body of {method}"));
+        }
+        let resp = request.send().await.expect("hook request");
+        assert_eq!(resp.status(), 201, "{method}");
+        assert_eq!(resp.headers()["x-plugin"], "echo", "{method}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/json",
+            "{method}"
+        );
+        let seen: Value = resp.json().await.expect("echo JSON");
+        assert_eq!(seen["method"], method.as_str());
+        assert_eq!(seen["path"], "/echo");
+        assert_eq!(
+            seen["args"],
+            json!({"a": ["1", "x y"], "b": ["2"], "flag": [""]}),
+            "{method}"
+        );
+        let headers = &seen["headers"];
+        assert_eq!(headers["x-custom"], "v1", "{seen}");
+        assert_eq!(headers["host"], host.as_str(), "{seen}");
+        assert_eq!(headers["dify-hook-id"], hook, "{seen}");
+        assert_eq!(
+            headers["dify-hook-url"],
+            format!("http://{host}/e/{hook}/echo"),
+            "{seen}"
+        );
+        assert!(headers.get("x-forwarded-for").is_none(), "{seen}");
+        assert!(headers.get("x-real-ip").is_none(), "{seen}");
+        let body = if with_body {
+            format!("body of {method}")
+        } else {
+            String::new()
+        };
+        assert_eq!(seen["body"], body.as_str(), "{method}");
+        assert_eq!(
+            seen["settings"],
+            json!({"api_key": SECRET, "mode": "fast"}),
+            "the plugin gets the settings decrypted"
+        );
+    }
+    // Each invocation decrypted the stored (encrypted) settings for this endpoint.
+    let decrypts = dify.requests_with("invoke/encrypt", "opt", &json!("decrypt"));
+    assert_eq!(decrypts.len(), ECHO_METHODS.len(), "{decrypts:?}");
+    for call in &decrypts {
+        assert_eq!(call["identity"], id);
+        assert_eq!(call["namespace"], "endpoint");
+        assert_eq!(call["user_id"], "");
+        assert_eq!(call["tenant_id"], TENANT);
+        assert_eq!(
+            call["data"]["api_key"],
+            format!("{ENCRYPTED_PREFIX}{SECRET}"),
+            "stored encrypted"
+        );
+    }
+
+    // HEAD: the GET endpoint's head, no body.
+    let resp = http.head(url("/echo")).send().await.expect("HEAD");
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers()["x-plugin"], "echo");
+    assert!(resp.bytes().await.expect("body").is_empty());
+
+    // The original host (set by a proxy) is the one the plugin sees.
+    let resp = http
+        .get(url("/echo"))
+        .header("X-Original-Host", "dify.example")
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await
+        .expect("hook");
+    let seen: Value = resp.json().await.expect("echo JSON");
+    assert_eq!(seen["headers"]["host"], "dify.example");
+    assert_eq!(
+        seen["headers"]["dify-hook-url"],
+        format!("https://dify.example/e/{hook}/echo")
+    );
+    assert_eq!(seen["headers"]["x-forwarded-proto"], "https");
+    assert!(seen["headers"].get("x-original-host").is_none(), "{seen}");
+
+    // A streamed body: the head first, then the pieces, no Content-Length.
+    let resp = http.get(url("/stream")).send().await.expect("stream");
+    assert_eq!(resp.status(), 202);
+    assert_eq!(resp.headers()["x-stream"], "yes");
+    assert!(resp.headers().get("content-length").is_none());
+    assert_eq!(resp.headers()["transfer-encoding"], "chunked");
+    assert_eq!(resp.text().await.expect("body"), "part0;part1;part2;");
+    // A plugin failure after the head: its error is appended to the body (upstream).
+    let (status, body) = hook_call(client, reqwest::Method::GET, hook, "/stream?fail=1").await;
+    assert_eq!(status, 202);
+    let tail = body
+        .strip_prefix("part0;part1;part2;")
+        .unwrap_or_else(|| panic!("{body}"));
+    let error: Value = serde_json::from_str(tail).unwrap_or_else(|e| panic!("{tail}: {e}"));
+    assert_eq!(error["error_type"], "RuntimeError", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("stream broke"),
+        "{error}"
+    );
+
+    // A path the plugin does not serve: the SDK's own 404 comes through.
+    let (status, body) = hook_call(client, reqwest::Method::GET, hook, "/nowhere").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("Failed to dispatch endpoint request"),
+        "{body}"
+    );
+
+    // Router behaviour: PATCH is not a hook method; `/e/{hook}` redirects to `/e/{hook}/`.
+    let (status, body) = hook_call(client, reqwest::Method::PATCH, hook, "/echo").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (404, r#"{"code":"not_found","message":"route not found"}"#)
+    );
+    for (method, code) in [(reqwest::Method::GET, 301), (reqwest::Method::POST, 307)] {
+        let resp = http
+            .request(method, url("?q=1"))
+            .send()
+            .await
+            .expect("redirect");
+        assert_eq!(resp.status(), code);
+        assert_eq!(resp.headers()["location"], format!("/e/{hook}/?q=1"));
+    }
+
+    // Dify failing to decrypt the settings: HTTP 500 with its error, the plugin is not called.
+    dify.set_error("invoke/encrypt", "vault sealed");
+    let (status, body) = hook_call(client, reqwest::Method::GET, hook, "/echo").await;
+    let (s, code, kind, message) = hook_error(status, &body);
+    assert_eq!(
+        (s, code, kind.as_str()),
+        (500, -500, "PluginDaemonInternalServerError")
+    );
+    assert!(message.contains("vault sealed"), "{message}");
+    dify.clear_answer("invoke/encrypt");
+
+    // An unknown hook id.
+    let (status, body) = hook_call(client, reqwest::Method::GET, "nosuchhook000000", "/ping").await;
+    assert_eq!(
+        hook_error(status, &body),
+        (
+            404,
+            -400,
+            "PluginDaemonBadRequestError".to_owned(),
+            "endpoint not found".to_owned()
+        )
+    );
 }
 
 /// An endpoint whose plugin was uninstalled is still listed, with empty settings and an empty
@@ -356,6 +659,17 @@ async fn orphaned(client: &Client, uid: &str) {
     ok(status, &resp);
     let endpoints = list(client).await;
     assert_eq!(endpoints.len(), 1, "{endpoints:?}");
+    let hook = endpoints[0]["hook_id"].as_str().expect("hook id");
+    let (status, body) = hook_call(client, reqwest::Method::GET, hook, "/ping").await;
+    assert_eq!(
+        hook_error(status, &body),
+        (
+            404,
+            -400,
+            "PluginDaemonBadRequestError".to_owned(),
+            "plugin installation not found".to_owned()
+        )
+    );
     assert_eq!(endpoints[0]["settings"], json!({}));
     assert_eq!(
         endpoints[0]["declaration"],
@@ -540,4 +854,28 @@ async fn endpoint_management_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_setup_needs_the_manifest_permission() {
     permission_denied().await;
+}
+
+/// `PLUGIN_ENDPOINT_ENABLED=false`: the hooks are not served at all (upstream's 404), while
+/// endpoint management still is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_can_be_switched_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dify = FakeDify::start().await;
+    let mut options = DaemonOptions::new(dir.path());
+    options
+        .extra_env
+        .push(("PLUGIN_ENDPOINT_ENABLED".to_owned(), "false".to_owned()));
+    let daemon = Daemon::start(&bin(), options, &dify)
+        .await
+        .expect("daemon starts");
+    let client = daemon.client();
+    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+        let (status, body) = hook_call(&client, method, "somehook", "/ping").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (404, r#"{"code":"not_found","message":"route not found"}"#)
+        );
+    }
+    assert!(list(&client).await.is_empty());
 }

@@ -177,6 +177,22 @@ impl Db {
         })
     }
 
+    /// The endpoint whose public hook is `hook_id` (`/e/{hook_id}`, http-api §5.2), any tenant.
+    pub async fn get_endpoint_by_hook_id(
+        &self,
+        hook_id: &str,
+    ) -> Result<Option<EndpointRow>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE hook_id = $1"
+        ));
+        dispatch!(self, pool => {
+            match sqlx::query(&sql).bind(hook_id).fetch_optional(pool).await? {
+                Some(row) => Ok(Some(endpoint_from_row!(row))),
+                None => Ok(None),
+            }
+        })
+    }
+
     /// One page (1-based) of the tenant's endpoints, newest first; only those of `plugin_id`
     /// when given.
     pub async fn list_endpoints(
