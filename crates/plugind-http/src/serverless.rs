@@ -37,10 +37,7 @@ fn event_stream(body: Body) -> Response {
 }
 
 /// `POST /backwards-invocation/transaction`.
-pub async fn transaction(
-    State(state): State<AppState>,
-    request: Request,
-) -> Response {
+pub async fn transaction(State(state): State<AppState>, request: Request) -> Response {
     let session_header = request
         .headers()
         .get("Dify-Plugin-Session-ID")
@@ -172,7 +169,9 @@ pub async fn reinstall(State(state): State<AppState>, BodyBytes(body): BodyBytes
         };
     });
     let events = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
     });
     event_stream(Body::from_stream(events))
 }

@@ -372,7 +372,11 @@ impl Runtimes {
     /// Serves `uid` from `function` (start-up restore from its stored row, an admin endpoint
     /// switch): sessions already open finish where they are, new ones go to `function`. False
     /// when this is not the serverless platform.
-    pub fn attach_serverless(&self, uid: &PluginUniqueIdentifier, function: ServerlessFunction) -> bool {
+    pub fn attach_serverless(
+        &self,
+        uid: &PluginUniqueIdentifier,
+        function: ServerlessFunction,
+    ) -> bool {
         let Some(shared) = self.inner.serverless.get() else {
             return false;
         };

@@ -29,7 +29,10 @@ impl Responder {
     /// A responder whose lines (each a whole `backwards_response` message with `request`'s ids)
     /// go to `lines` instead of a plugin connection: the serverless transaction route
     /// (plugin-protocol §6.4) answers a backwards call in its own HTTP response.
-    pub fn to_channel(request: SessionRequest, lines: tokio::sync::mpsc::Sender<Vec<u8>>) -> Responder {
+    pub fn to_channel(
+        request: SessionRequest,
+        lines: tokio::sync::mpsc::Sender<Vec<u8>>,
+    ) -> Responder {
         Responder {
             request: Arc::new(request),
             writer: Arc::new(crate::writer::ChannelWriter(lines)),

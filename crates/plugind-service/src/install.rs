@@ -207,7 +207,9 @@ impl Services {
                 };
                 match self.restore_serverless(&uid).await {
                     Ok(()) => scheduled += 1,
-                    Err(err) => tracing::error!(%uid, error = %err, "serverless plugin could not be restored"),
+                    Err(err) => {
+                        tracing::error!(%uid, error = %err, "serverless plugin could not be restored")
+                    }
                 }
                 continue;
             }

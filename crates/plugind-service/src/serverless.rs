@@ -86,9 +86,9 @@ impl Services {
         let Some(function) = self.inner.runtimes.serverless_function(uid) else {
             return Ok(RuntimeType::Local.as_str());
         };
-        self.store_function(uid, &function)
-            .await
-            .map_err(|e| format!("the plugin launched but storing its serverless runtime failed: {e}"))?;
+        self.store_function(uid, &function).await.map_err(|e| {
+            format!("the plugin launched but storing its serverless runtime failed: {e}")
+        })?;
         Ok("serverless")
     }
 
@@ -109,7 +109,10 @@ impl Services {
     }
 
     /// Start-up on the serverless platform: serve an installed plugin from its stored row.
-    pub(crate) async fn restore_serverless(&self, uid: &PluginUniqueIdentifier) -> Result<(), String> {
+    pub(crate) async fn restore_serverless(
+        &self,
+        uid: &PluginUniqueIdentifier,
+    ) -> Result<(), String> {
         let row = self
             .inner
             .db
@@ -194,7 +197,9 @@ impl Services {
         let relaunched = self
             .inner
             .runtimes
-            .relaunch_serverless(&uid, &package, &declaration, &|_| progress("reinstalling...".into()))
+            .relaunch_serverless(&uid, &package, &declaration, &|_| {
+                progress("reinstalling...".into())
+            })
             .await;
         let function = match relaunched {
             Ok(f) => f,
@@ -251,7 +256,9 @@ impl Services {
             url: url.to_owned(),
             name: name.to_owned(),
         };
-        self.store_function(&uid, &function).await.map_err(internal)?;
+        self.store_function(&uid, &function)
+            .await
+            .map_err(internal)?;
         self.inner.runtimes.attach_serverless(&uid, function);
         Ok(true)
     }

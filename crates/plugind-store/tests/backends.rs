@@ -752,7 +752,10 @@ async fn scenario_serverless_runtimes(db: &Db) {
         done.expect("join").expect("concurrent upsert");
     }
     db.upsert_serverless_runtime(&row(9)).await.expect("update");
-    assert_eq!(db.get_serverless_runtime(uid).await.expect("get"), Some(row(9)));
+    assert_eq!(
+        db.get_serverless_runtime(uid).await.expect("get"),
+        Some(row(9))
+    );
 }
 
 async fn scenario_endpoints(db: &Db) {

@@ -63,7 +63,8 @@ fn local_python(version: &str) -> PathBuf {
             })
             .collect();
         dirs.sort();
-        dirs.pop().map(|d| d.join("bin").join(format!("python{version}")))
+        dirs.pop()
+            .map(|d| d.join("bin").join(format!("python{version}")))
     });
     found
         .filter(|p| p.is_file())
@@ -155,8 +156,14 @@ impl FakeConnector {
     pub fn daemon_env(&self) -> Vec<(String, String)> {
         vec![
             ("PLATFORM".into(), "serverless".into()),
-            ("DIFY_PLUGIN_SERVERLESS_CONNECTOR_URL".into(), self.url.clone()),
-            ("DIFY_PLUGIN_SERVERLESS_CONNECTOR_API_KEY".into(), self.key.clone()),
+            (
+                "DIFY_PLUGIN_SERVERLESS_CONNECTOR_URL".into(),
+                self.url.clone(),
+            ),
+            (
+                "DIFY_PLUGIN_SERVERLESS_CONNECTOR_API_KEY".into(),
+                self.key.clone(),
+            ),
         ]
     }
 }
@@ -166,10 +173,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn authorized(inner: &Inner, headers: &HeaderMap) -> bool {
-    headers
-        .get("Authorization")
-        .and_then(|v| v.to_str().ok())
-        == Some(inner.key.as_str())
+    headers.get("Authorization").and_then(|v| v.to_str().ok()) == Some(inner.key.as_str())
 }
 
 async fn ping(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
@@ -191,8 +195,10 @@ async fn instances(
     let items: Vec<Value> = lock(&inner.functions)
         .get(&filename)
         .map(|f| {
-            vec![json!({"ID": f.name, "Name": f.name, "Endpoint": f.url, "ResourceName": filename,
-                        "Status": {"State": "Running"}})]
+            vec![
+                json!({"ID": f.name, "Name": f.name, "Endpoint": f.url, "ResourceName": filename,
+                        "Status": {"State": "Running"}}),
+            ]
         })
         .unwrap_or_default();
     axum::Json(json!({"error": "", "Items": items})).into_response()
@@ -254,7 +260,9 @@ async fn launch(
         }
     });
     let lines = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
     });
     Response::new(Body::from_stream(lines))
 }

@@ -82,19 +82,41 @@ pub struct Config {
     #[arg(long, env = "DIFY_PLUGIN_SERVERLESS_CONNECTOR_URL")]
     pub serverless_connector_url: Option<String>,
     /// Required when `PLATFORM=serverless`: sent verbatim as `Authorization` to the connector.
-    #[arg(long, env = "DIFY_PLUGIN_SERVERLESS_CONNECTOR_API_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DIFY_PLUGIN_SERVERLESS_CONNECTOR_API_KEY",
+        hide_env_values = true
+    )]
     pub serverless_connector_api_key: Option<String>,
     /// Seconds a serverless launch may take.
-    #[arg(long, env = "DIFY_PLUGIN_SERVERLESS_CONNECTOR_LAUNCH_TIMEOUT", default_value_t = 240)]
+    #[arg(
+        long,
+        env = "DIFY_PLUGIN_SERVERLESS_CONNECTOR_LAUNCH_TIMEOUT",
+        default_value_t = 240
+    )]
     pub serverless_connector_launch_timeout: u64,
     /// Attempts of one serverless invocation in total (after transport errors and HTTP 502).
-    #[arg(long, env = "MAX_SERVERLESS_RETRY_TIMES", default_value_t = 3, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        env = "MAX_SERVERLESS_RETRY_TIMES",
+        default_value_t = 3,
+        allow_hyphen_values = true
+    )]
     pub max_serverless_retry_times: i64,
     /// Largest request body sent to a serverless function (> 0).
-    #[arg(long, env = "MAX_SERVERLESS_REQUEST_BYTES", default_value_t = 5_242_880, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        env = "MAX_SERVERLESS_REQUEST_BYTES",
+        default_value_t = 5_242_880,
+        allow_hyphen_values = true
+    )]
     pub max_serverless_request_bytes: i64,
     /// Seconds one `/backwards-invocation/transaction` request may last.
-    #[arg(long, env = "MAX_SERVERLESS_TRANSACTION_TIMEOUT", default_value_t = 300)]
+    #[arg(
+        long,
+        env = "MAX_SERVERLESS_TRANSACTION_TIMEOUT",
+        default_value_t = 300
+    )]
     pub max_serverless_transaction_timeout: u64,
     /// Mounts `/admin/*` (serverless reinstall and endpoint switch).
     #[arg(long, env = "ADMIN_API_ENABLED", default_value = "false", value_parser = go_bool)]
@@ -290,7 +312,9 @@ impl Config {
                     errors.push("PLATFORM=serverless needs DIFY_PLUGIN_SERVERLESS_CONNECTOR_API_KEY: the key the connector expects as Authorization".to_owned());
                 }
                 if self.max_serverless_transaction_timeout == 0 {
-                    errors.push("MAX_SERVERLESS_TRANSACTION_TIMEOUT must be more than 0 seconds".to_owned());
+                    errors.push(
+                        "MAX_SERVERLESS_TRANSACTION_TIMEOUT must be more than 0 seconds".to_owned(),
+                    );
                 }
             }
             other => errors.push(format!(
@@ -301,7 +325,9 @@ impl Config {
             errors.push("MAX_SERVERLESS_REQUEST_BYTES must be more than 0".to_owned());
         }
         if self.admin_api_enabled && self.admin_api_key.as_deref().map_or(0, str::len) < 10 {
-            errors.push("ADMIN_API_ENABLED=true needs ADMIN_API_KEY of at least 10 characters".to_owned());
+            errors.push(
+                "ADMIN_API_ENABLED=true needs ADMIN_API_KEY of at least 10 characters".to_owned(),
+            );
         }
         errors
     }

@@ -50,7 +50,10 @@ fn failed_dispatch(events: &[Value]) -> String {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["code"], -500, "{events:?}");
     let message = events[0]["message"].as_str().expect("message");
-    let inner: Value = serde_json::from_str(message).expect("inner error is JSON");
+    let outer: Value = serde_json::from_str(message).expect("error is JSON");
+    assert_eq!(outer["error_type"], "PluginInvokeError", "{outer}");
+    let inner: Value =
+        serde_json::from_str(outer["message"].as_str().expect("inner")).expect("inner is JSON");
     assert_eq!(inner["error_type"], "PluginDaemonInnerError", "{inner}");
     inner["message"].as_str().expect("text").to_owned()
 }
@@ -90,7 +93,9 @@ async fn install_invoke_backwards_restart_and_admin() {
     assert_eq!(connector.launches().len(), 1);
     assert!(connector.launches()[0].ends_with(".difypkg"));
     let (_, list) = client
-        .get(&format!("plugin/{TENANT}/management/list?page=1&page_size=10"))
+        .get(&format!(
+            "plugin/{TENANT}/management/list?page=1&page_size=10"
+        ))
         .await
         .expect("list");
     let listed = &list["data"]["list"][0];
@@ -104,9 +109,20 @@ async fn install_invoke_backwards_restart_and_admin() {
         .expect("invoke");
     assert_eq!(status, 200);
     assert_eq!(tool_texts(&events), ["hello serverless"]);
-    assert!(events.iter().all(|e| e["code"] == 0), "{} events, one failed", events.len());
-    assert_eq!(events[1]["data"]["message"]["json_object"], json!({"echo": "hello serverless"}));
-    assert!(events.len() >= 3, "text, json and the blob's chunks: {}", events.len());
+    assert!(
+        events.iter().all(|e| e["code"] == 0),
+        "{} events, one failed",
+        events.len()
+    );
+    assert_eq!(
+        events[1]["data"]["message"]["json_object"],
+        json!({"echo": "hello serverless"})
+    );
+    assert!(
+        events.len() >= 3,
+        "text, json and the blob's chunks: {}",
+        events.len()
+    );
 
     // Backwards storage: the SDK posts to /backwards-invocation/transaction.
     assert_eq!(
@@ -151,21 +167,46 @@ async fn install_invoke_backwards_restart_and_admin() {
 
     // Admin: a wrong key is refused; reinstall launches a new function even though the
     // connector still lists the old one, and the plugin serves again.
-    let (status, _) = admin(&daemon.base_url, "reinstall", "wrong-key-123", json!({"plugin_unique_identifier": uid})).await;
+    let (status, _) = admin(
+        &daemon.base_url,
+        "reinstall",
+        "wrong-key-123",
+        json!({"plugin_unique_identifier": uid}),
+    )
+    .await;
     assert_eq!(status, 401);
-    let (status, body) = admin(&daemon.base_url, "reinstall", ADMIN_KEY, json!({"plugin_unique_identifier": uid})).await;
+    let (status, body) = admin(
+        &daemon.base_url,
+        "reinstall",
+        ADMIN_KEY,
+        json!({"plugin_unique_identifier": uid}),
+    )
+    .await;
     assert_eq!(status, 200);
     let events = plugind_test_support::parse_sse_body(&body).expect("reinstall SSE");
     assert!(events.iter().all(|e| e["code"] == 0), "{events:?}");
     assert_eq!(events[0]["data"]["event"], "info", "{events:?}");
     let last = events.last().expect("events");
-    assert_eq!(last["data"], json!({"event": "done", "data": "successfully reinstalled"}), "{events:?}");
+    assert_eq!(
+        last["data"],
+        json!({"event": "done", "data": "successfully reinstalled"}),
+        "{events:?}"
+    );
     assert_eq!(connector.launches().len(), 2);
-    let (_, events) = client.invoke_echo(TENANT, "back", "text").await.expect("invoke");
+    let (_, events) = client
+        .invoke_echo(TENANT, "back", "text")
+        .await
+        .expect("invoke");
     assert_eq!(tool_texts(&events), ["back"], "{events:?}");
 
     // Switch-endpoint: required fields, then the plugin is served from the given function.
-    let (status, _) = admin(&daemon.base_url, "switch-endpoint", ADMIN_KEY, json!({"plugin_unique_identifier": uid})).await;
+    let (status, _) = admin(
+        &daemon.base_url,
+        "switch-endpoint",
+        ADMIN_KEY,
+        json!({"plugin_unique_identifier": uid}),
+    )
+    .await;
     assert_eq!(status, 400);
     let dead = format!("http://127.0.0.1:{}", free_port());
     let (status, body) = admin(
@@ -175,9 +216,16 @@ async fn install_invoke_backwards_restart_and_admin() {
         json!({"plugin_unique_identifier": uid, "function_name": "old", "function_url": dead}),
     )
     .await;
-    assert_eq!((status, body.as_str()), (200, r#"{"code":0,"message":"success","data":true}"#));
-    let (_, events) = client.invoke_echo(TENANT, "old", "text").await.expect("invoke");
-    assert!(failed_dispatch(&events).starts_with("Error sending request to serverless: all 2 attempts failed"));
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"code":0,"message":"success","data":true}"#)
+    );
+    let (_, events) = client
+        .invoke_echo(TENANT, "old", "text")
+        .await
+        .expect("invoke");
+    assert!(failed_dispatch(&events)
+        .starts_with("Error sending request to serverless: all 2 attempts failed"));
 }
 
 fn free_port() -> u16 {
@@ -200,7 +248,10 @@ async fn a_connector_that_is_down_at_start_is_a_startup_error() {
             "DIFY_PLUGIN_SERVERLESS_CONNECTOR_URL".into(),
             format!("http://127.0.0.1:{port}"),
         ),
-        ("DIFY_PLUGIN_SERVERLESS_CONNECTOR_API_KEY".into(), "k".into()),
+        (
+            "DIFY_PLUGIN_SERVERLESS_CONNECTOR_API_KEY".into(),
+            "k".into(),
+        ),
     ];
     let err = match Daemon::start(&bin(), opts.clone(), &dify).await {
         Ok(_) => panic!("the daemon must not start without its connector"),
@@ -216,5 +267,8 @@ async fn a_connector_that_is_down_at_start_is_a_startup_error() {
         Ok(_) => panic!("the daemon must not start without the connector key"),
         Err(e) => format!("{e:#}"),
     };
-    assert!(err.contains("DIFY_PLUGIN_SERVERLESS_CONNECTOR_API_KEY"), "{err}");
+    assert!(
+        err.contains("DIFY_PLUGIN_SERVERLESS_CONNECTOR_API_KEY"),
+        "{err}"
+    );
 }

@@ -115,27 +115,64 @@ fn add(a: &Value, b: &Value) -> Value {
 
 /// Merges the chunks of every batch (`results[i]` = the chunks of batch `i`, which held
 /// `counts[i]` texts) into one chunk.
-pub(crate) fn merge(action: &str, counts: &[usize], results: &[Vec<Value>]) -> Result<Value, String> {
+pub(crate) fn merge(
+    action: &str,
+    counts: &[usize],
+    results: &[Vec<Value>],
+) -> Result<Value, String> {
     let embedding = action == "invoke_text_embedding";
-    let key = if embedding { "embeddings" } else { "num_tokens" };
+    let key = if embedding {
+        "embeddings"
+    } else {
+        "num_tokens"
+    };
     let mut merged: Option<Map<String, Value>> = None;
     let mut items = Vec::new();
     for (i, (chunks, &expected)) in results.iter().zip(counts).enumerate() {
         let [chunk] = chunks.as_slice() else {
-            return Err(mismatch(action, i, expected, 0, chunks.len(), Some("response_count")));
+            return Err(mismatch(
+                action,
+                i,
+                expected,
+                0,
+                chunks.len(),
+                Some("response_count"),
+            ));
         };
-        let got = chunk.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+        let got = chunk
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if got.len() != expected {
-            let reason = if embedding { "embedding_count" } else { "token_count" };
+            let reason = if embedding {
+                "embedding_count"
+            } else {
+                "token_count"
+            };
             return Err(mismatch(action, i, expected, got.len(), 1, Some(reason)));
         }
         items.extend(got);
         let Some(obj) = chunk.as_object() else {
-            return Err(mismatch(action, i, expected, expected, 1, Some("response_count")));
+            return Err(mismatch(
+                action,
+                i,
+                expected,
+                expected,
+                1,
+                Some("response_count"),
+            ));
         };
         let Some(acc) = merged.as_mut() else {
             if embedding && !obj.get("usage").is_some_and(Value::is_object) {
-                return Err(mismatch(action, i, expected, expected, 1, Some("missing_usage_field")));
+                return Err(mismatch(
+                    action,
+                    i,
+                    expected,
+                    expected,
+                    1,
+                    Some("missing_usage_field"),
+                ));
             }
             merged = Some(obj.clone());
             continue;
@@ -149,7 +186,14 @@ pub(crate) fn merge(action: &str, counts: &[usize], results: &[Vec<Value>]) -> R
         let (Some(Value::Object(total)), Some(Value::Object(usage))) =
             (acc.get_mut("usage"), obj.get("usage"))
         else {
-            return Err(mismatch(action, i, expected, expected, 1, Some("missing_usage_field")));
+            return Err(mismatch(
+                action,
+                i,
+                expected,
+                expected,
+                1,
+                Some("missing_usage_field"),
+            ));
         };
         for same in ["unit_price", "price_unit", "currency"] {
             if total.get(same) != usage.get(same) {
@@ -166,8 +210,19 @@ pub(crate) fn merge(action: &str, counts: &[usize], results: &[Vec<Value>]) -> R
     }
     let expected: usize = counts.iter().sum();
     if items.len() != expected {
-        let reason = if embedding { "final_embedding_count" } else { "final_token_count" };
-        return Err(mismatch(action, counts.len(), expected, items.len(), results.len(), Some(reason)));
+        let reason = if embedding {
+            "final_embedding_count"
+        } else {
+            "final_token_count"
+        };
+        return Err(mismatch(
+            action,
+            counts.len(),
+            expected,
+            items.len(),
+            results.len(),
+            Some(reason),
+        ));
     }
     let mut out = merged.unwrap_or_default();
     out.insert(key.to_owned(), Value::Array(items));
@@ -194,7 +249,9 @@ mod tests {
 
     #[test]
     fn texts_are_packed_in_order_into_batches_that_fit() {
-        let texts: Vec<String> = (0..10).map(|i| format!("text-{i}-{}", "x".repeat(20))).collect();
+        let texts: Vec<String> = (0..10)
+            .map(|i| format!("text-{i}-{}", "x".repeat(20)))
+            .collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let m = message(&refs);
         let base = {
@@ -220,7 +277,12 @@ mod tests {
     fn a_text_that_cannot_fit_alone_is_named() {
         let m = message(&["short", &"y".repeat(500)]);
         let err = split(&m, "invoke_text_embedding", 300).expect_err("too large");
-        assert!(err.starts_with("ServerlessPayloadTooLarge: action=invoke_text_embedding payload_bytes="), "{err}");
+        assert!(
+            err.starts_with(
+                "ServerlessPayloadTooLarge: action=invoke_text_embedding payload_bytes="
+            ),
+            "{err}"
+        );
         assert!(err.ends_with("max_request_bytes=300 item_index=1"), "{err}");
         let err = split(&m, "invoke_tool", 300).expect_err("not splittable");
         assert!(!err.contains("item_index"), "{err}");
@@ -237,10 +299,16 @@ mod tests {
         assert_eq!(merged["usage"]["total_price"], json!("1"));
         assert_eq!(merged["usage"]["latency"], json!(1.0));
         let other_model = vec![json!({"model":"n","embeddings":[[0.3]],"usage":usage(4)})];
-        let err = merge("invoke_text_embedding", &[2, 1], &[r1.clone(), other_model]).expect_err("model");
+        let err =
+            merge("invoke_text_embedding", &[2, 1], &[r1.clone(), other_model]).expect_err("model");
         assert_eq!(err, "ServerlessBatchResultMismatch: action=invoke_text_embedding batch_index=1 expected_items=1 actual_items=1 response_count=1 reason=model");
         let err = merge("invoke_text_embedding", &[3], &[r1]).expect_err("count");
-        assert!(err.ends_with("expected_items=3 actual_items=2 response_count=1 reason=embedding_count"), "{err}");
+        assert!(
+            err.ends_with(
+                "expected_items=3 actual_items=2 response_count=1 reason=embedding_count"
+            ),
+            "{err}"
+        );
         let err = merge("invoke_text_embedding", &[1], &[vec![]]).expect_err("none");
         assert!(err.ends_with("reason=response_count"), "{err}");
     }
@@ -250,11 +318,19 @@ mod tests {
         let merged = merge(
             "get_text_embedding_num_tokens",
             &[2, 1],
-            &[vec![json!({"num_tokens":[1,2]})], vec![json!({"num_tokens":[3]})]],
+            &[
+                vec![json!({"num_tokens":[1,2]})],
+                vec![json!({"num_tokens":[3]})],
+            ],
         )
         .expect("merge");
         assert_eq!(merged, json!({"num_tokens":[1,2,3]}));
-        let err = merge("get_text_embedding_num_tokens", &[2], &[vec![json!({"num_tokens":[1]})]]).expect_err("count");
+        let err = merge(
+            "get_text_embedding_num_tokens",
+            &[2],
+            &[vec![json!({"num_tokens":[1]})]],
+        )
+        .expect_err("count");
         assert!(err.ends_with("reason=token_count"), "{err}");
     }
 }

@@ -45,7 +45,11 @@ pub(crate) fn package_filename(uid: &PluginUniqueIdentifier) -> String {
 }
 
 impl Connector {
-    pub(crate) fn new(url: &str, key: &str, launch_timeout: Duration) -> Result<Self, ConnectorError> {
+    pub(crate) fn new(
+        url: &str,
+        key: &str,
+        launch_timeout: Duration,
+    ) -> Result<Self, ConnectorError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(120))
@@ -168,9 +172,9 @@ impl Connector {
             loop {
                 let chunk = resp.chunk().await.map_err(|e| self.unreachable(e))?;
                 let batch = match &chunk {
-                    Some(chunk) => lines
-                        .push(chunk)
-                        .map_err(|e| ConnectorError::Unexpected(format!("launch line of {} bytes", e.0)))?,
+                    Some(chunk) => lines.push(chunk).map_err(|e| {
+                        ConnectorError::Unexpected(format!("launch line of {} bytes", e.0))
+                    })?,
                     None => lines.finish().into_iter().collect(),
                 };
                 for line in &batch {
@@ -276,18 +280,34 @@ mod tests {
             .line(br#"{"Stage":"end","State":"success"}"#, &progress)
             .expect("ok")
             .expect("done");
-        assert_eq!(done, ServerlessFunction { url: "http://f:1".into(), name: "fn-1".into() });
+        assert_eq!(
+            done,
+            ServerlessFunction {
+                url: "http://f:1".into(),
+                name: "fn-1".into()
+            }
+        );
         assert_eq!(
             *seen.lock().expect("lock"),
-            ["Building plugin...", "Launching plugin...", "Plugin launched"]
+            [
+                "Building plugin...",
+                "Launching plugin...",
+                "Plugin launched"
+            ]
         );
         let err = LaunchStages::default()
-            .line(br#"{"Stage":"build","State":"failed","Message":"no space"}"#, &progress)
+            .line(
+                br#"{"Stage":"build","State":"failed","Message":"no space"}"#,
+                &progress,
+            )
             .expect_err("failed");
         assert_eq!(err.to_string(), "no space");
         let err = LaunchStages::default()
             .line(br#"{"Stage":"end","State":"success"}"#, &progress)
             .expect_err("no function");
-        assert!(err.to_string().contains("failed to get lambda url"), "{err}");
+        assert!(
+            err.to_string().contains("failed to get lambda url"),
+            "{err}"
+        );
     }
 }

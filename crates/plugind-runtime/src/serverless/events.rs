@@ -172,8 +172,14 @@ mod tests {
     #[test]
     fn splits_chunks_into_lines_and_skips_blank_ones() {
         let mut lines = Lines::new(1024);
-        assert_eq!(lines.push(b"{\"a\":1}\n\n{\"b\"").expect("ok"), vec![b"{\"a\":1}".to_vec()]);
-        assert_eq!(lines.push(b":2}\r\n\n").expect("ok"), vec![b"{\"b\":2}".to_vec()]);
+        assert_eq!(
+            lines.push(b"{\"a\":1}\n\n{\"b\"").expect("ok"),
+            vec![b"{\"a\":1}".to_vec()]
+        );
+        assert_eq!(
+            lines.push(b":2}\r\n\n").expect("ok"),
+            vec![b"{\"b\":2}".to_vec()]
+        );
         assert_eq!(lines.push(b"{\"c\":3}").expect("ok"), Vec::<Vec<u8>>::new());
         assert_eq!(lines.finish(), Some(b"{\"c\":3}".to_vec()));
         let mut small = Lines::new(4);
@@ -193,7 +199,9 @@ mod tests {
         let end = br#"{"event":"session","session_id":"sl1","data":{"type":"end","data":{"x":1}}}"#;
         assert_eq!(classify(end), Line::End(json!({"x": 1})));
         let invoke = br#"{"event":"session","session_id":"s","data":{"type":"invoke","data":{}}}"#;
-        assert!(matches!(classify(invoke), Line::Forward(m) if m.kind == SessionMessageType::Invoke));
+        assert!(
+            matches!(classify(invoke), Line::Forward(m) if m.kind == SessionMessageType::Invoke)
+        );
         assert_eq!(
             classify(br#"{"event":"heartbeat","session_id":null,"data":{}}"#),
             Line::Ignore
@@ -206,7 +214,9 @@ mod tests {
 
     #[test]
     fn errors_stop_the_session_with_upstreams_shapes() {
-        let Line::Fail(e) = classify(br#"{"errorType":"Function.Timeout","errorMessage":"took too long","requestId":"r1"}"#) else {
+        let Line::Fail(e) = classify(
+            br#"{"errorType":"Function.Timeout","errorMessage":"took too long","requestId":"r1"}"#,
+        ) else {
             panic!("expected a failure");
         };
         assert_eq!(
@@ -217,14 +227,20 @@ mod tests {
             panic!("expected a failure");
         };
         assert_eq!(e["error_type"], json!("PluginDaemonInnerError"));
-        assert!(e["message"].as_str().is_some_and(|m| m.starts_with("encountered an error: ")));
+        assert!(e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("encountered an error: ")));
         let Line::Fail(e) = classify(br#"{"event":"error","data":{"message":"boom"}}"#) else {
             panic!("expected a failure");
         };
         assert_eq!(e["message"], json!("encountered an error: boom"));
-        let Line::Fail(e) = classify(br#"{"event":"session","session_id":"s","data":{"type":"stream"}}"#) else {
+        let Line::Fail(e) =
+            classify(br#"{"event":"session","session_id":"s","data":{"type":"stream"}}"#)
+        else {
             panic!("expected a failure");
         };
-        assert!(e["message"].as_str().is_some_and(|m| m.starts_with("failed to parse session message ")));
+        assert!(e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("failed to parse session message ")));
     }
 }

@@ -238,6 +238,9 @@ mod tests {
         assert_eq!(backoff(3), Duration::from_secs(2));
         assert_eq!(backoff(10), Duration::from_secs(30));
         assert_eq!(backoff(64), Duration::from_secs(30));
-        assert_eq!(invoke_url("http://f/x/", "invoke_tool"), "http://f/x/invoke?action=invoke_tool");
+        assert_eq!(
+            invoke_url("http://f/x/", "invoke_tool"),
+            "http://f/x/invoke?action=invoke_tool"
+        );
     }
 }

@@ -10,8 +10,8 @@
 //! writer turns each request line into an HTTP exchange whose events it routes back to the
 //! session, so callers see the same [`Session`](crate::Session)/[`SessionEvent`] API.
 
-pub mod connector;
 mod batch;
+pub mod connector;
 mod events;
 mod invoke;
 
@@ -78,7 +78,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(cfg: ServerlessConfig, sessions: SessionLimits) -> Result<Self, ConnectorError> {
+    pub(crate) fn new(
+        cfg: ServerlessConfig,
+        sessions: SessionLimits,
+    ) -> Result<Self, ConnectorError> {
         let connector = connector::Connector::new(
             &cfg.connector_url,
             &cfg.connector_api_key,
@@ -240,7 +243,8 @@ impl FunctionWriter {
         let url = self.url.clone();
         let router = self.router.clone();
         tokio::spawn(async move {
-            let mut route = |event: SessionEvent, size: usize| router.route(&session_id, event, size);
+            let mut route =
+                |event: SessionEvent, size: usize| router.route(&session_id, event, size);
             if batches.len() == 1 {
                 let (body, _) = batches.remove(0);
                 invoke::invoke(&shared, &url, &session_id, &action, body, &mut route).await;

@@ -16,7 +16,10 @@ pub struct ServerlessRuntimeRow {
 impl Db {
     /// Inserts the row of `row.plugin_unique_identifier`, or updates its function URL, name and
     /// checksum (`type` is always `serverless`).
-    pub async fn upsert_serverless_runtime(&self, row: &ServerlessRuntimeRow) -> Result<(), StoreError> {
+    pub async fn upsert_serverless_runtime(
+        &self,
+        row: &ServerlessRuntimeRow,
+    ) -> Result<(), StoreError> {
         let insert = "INSERT INTO serverless_runtimes \
              (id, created_at, updated_at, plugin_unique_identifier, function_url, function_name, type, checksum) \
              VALUES ($1::uuid, $2, $3, $4, $5, $6, 'serverless', $7)";
@@ -51,7 +54,10 @@ impl Db {
     }
 
     /// The row of `uid`, if any.
-    pub async fn get_serverless_runtime(&self, uid: &str) -> Result<Option<ServerlessRuntimeRow>, StoreError> {
+    pub async fn get_serverless_runtime(
+        &self,
+        uid: &str,
+    ) -> Result<Option<ServerlessRuntimeRow>, StoreError> {
         let sql = self.sql(
             "SELECT plugin_unique_identifier, function_url, function_name, checksum \
              FROM serverless_runtimes WHERE plugin_unique_identifier = $1",
