@@ -301,7 +301,7 @@ impl Config {
     /// each is one readable line.
     pub fn platform_errors(&self) -> Vec<String> {
         let mut errors = Vec::new();
-        let empty = |v: &Option<String>| v.as_deref().map_or(true, str::is_empty);
+        let empty = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
         match self.platform.as_str() {
             "local" => {}
             "serverless" => {
