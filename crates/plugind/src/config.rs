@@ -420,7 +420,7 @@ mod tests {
         ]);
         assert!(ok.platform_errors().is_empty());
         assert!(parse(&["--platform", "cloud"]).platform_errors()[0].contains("invalid platform"));
-        let admin = parse(&["--admin-api-enabled", "true", "--admin-api-key", "short"]);
+        let admin = parse(&["--admin-api-enabled", "--admin-api-key", "short"]);
         assert!(admin.platform_errors()[0].contains("ADMIN_API_KEY"));
         let bytes = parse(&["--max-serverless-request-bytes", "0"]);
         assert!(bytes.platform_errors()[0].contains("MAX_SERVERLESS_REQUEST_BYTES"));
