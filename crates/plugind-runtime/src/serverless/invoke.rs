@@ -229,7 +229,187 @@ async fn exchange(
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
+    use crate::config::SessionLimits;
+    use crate::serverless::ServerlessConfig;
+
+    /// A function that answers the requests it gets, in order, with `responses` (raw HTTP).
+    async fn function(responses: Vec<String>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            for response in responses {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                // Read the head and the body the Content-Length announces.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        url
+    }
+
+    fn http(status: &str, headers: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
+            body.len()
+        )
+    }
+
+    async fn run(responses: Vec<String>) -> Vec<SessionEvent> {
+        let url = function(responses).await;
+        let shared = Shared::new(
+            ServerlessConfig {
+                connector_url: "http://127.0.0.1:9".into(),
+                connector_api_key: "k".into(),
+                launch_timeout: Duration::from_secs(5),
+                max_request_bytes: 1 << 20,
+                max_retry_times: 3,
+                execution_timeout: Duration::from_secs(60),
+                max_line_bytes: 1 << 20,
+            },
+            SessionLimits::default(),
+        )
+        .expect("shared");
+        let mut events = Vec::new();
+        let mut sink = |e: SessionEvent, _: usize| {
+            events.push(e);
+            true
+        };
+        invoke(
+            &shared,
+            &url,
+            "s1",
+            "invoke_tool",
+            b"{}".to_vec(),
+            &mut sink,
+        )
+        .await;
+        events
+    }
+
+    const STREAM: &str =
+        r#"{"event":"session","session_id":"s1","data":{"type":"stream","data":{"n":1}}}"#;
+
+    #[tokio::test]
+    async fn a_body_that_stops_after_its_chunks_still_ends() {
+        let body = format!("{STREAM}\n\n{{\"event\":\"heartbeat\",\"data\":{{}}}}\n\n");
+        let events = run(vec![http("200 OK", "", &body)]).await;
+        assert_eq!(
+            events,
+            [SessionEvent::Stream(json!({"n": 1})), SessionEvent::End]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_502_is_retried_and_the_third_attempt_answers() {
+        let bad = http("502 Bad Gateway", "", "");
+        let body = format!("{STREAM}\n\n");
+        let events = run(vec![bad.clone(), bad, http("200 OK", "", &body)]).await;
+        assert_eq!(
+            events,
+            [SessionEvent::Stream(json!({"n": 1})), SessionEvent::End]
+        );
+    }
+
+    #[tokio::test]
+    async fn three_502s_give_upstreams_error() {
+        let bad = http("502 Bad Gateway", "", "");
+        let events = run(vec![bad.clone(), bad.clone(), bad]).await;
+        assert_eq!(
+            events,
+            [SessionEvent::Error(
+                json!({"error_type": "PluginDaemonInnerError",
+                "message": "Error sending request to serverless: all 3 attempts failed, last error: attempt 3/3 failed with status code: 502"})
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn other_statuses_are_not_retried_and_become_runtime_errors() {
+        let events = run(vec![http(
+            "500 Internal Server Error",
+            "x-amzn-RequestId: r-9\r\n",
+            r#"{"errorType":"Runtime.Crash","errorMessage":"it fell over"}"#,
+        )])
+        .await;
+        assert_eq!(
+            events,
+            [SessionEvent::Error(
+                json!({"error_type": "PluginRuntimeError",
+                "message": "Plugin runtime request failed: Runtime.Crash: it fell over",
+                "args": {"status_code": 500, "request_id": "r-9"}})
+            )]
+        );
+        let events = run(vec![http("503 Service Unavailable", "", "down")]).await;
+        assert_eq!(
+            events[0],
+            SessionEvent::Error(json!({"error_type": "PluginRuntimeError",
+                "message": "Plugin runtime request failed: 503 Service Unavailable",
+                "args": {"status_code": 503}}))
+        );
+        let events = run(vec![http(
+            "200 OK",
+            "x-amzn-ErrorType: Function.Unhandled\r\n",
+            "",
+        )])
+        .await;
+        assert_eq!(
+            events[0],
+            SessionEvent::Error(json!({"error_type": "PluginRuntimeError",
+                "message": "Plugin runtime request failed: Function.Unhandled",
+                "args": {"status_code": 200}}))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_and_a_backwards_call_over_the_stream_fail() {
+        let events = run(vec![http("200 OK", "", "\n\n")]).await;
+        assert_eq!(
+            events,
+            [SessionEvent::Error(
+                json!({"error_type": "PluginRuntimeError",
+                "message": "Plugin runtime request failed: no valid session response",
+                "args": {"status_code": 200}})
+            )]
+        );
+        let invoke = r#"{"event":"session","session_id":"s1","data":{"type":"invoke","data":{"type":"storage"}}}"#;
+        let events = run(vec![http(
+            "200 OK",
+            "",
+            &format!("{invoke}\n\n{STREAM}\n\n"),
+        )])
+        .await;
+        assert_eq!(events, [SessionEvent::Error(not_supported())]);
+    }
 
     #[test]
     fn backoff_doubles_to_thirty_seconds() {
