@@ -30,6 +30,7 @@ pub mod reply;
 pub mod router;
 pub mod runtime;
 pub mod serve;
+pub mod serverless;
 pub mod tenant;
 
 pub use router::{router, AppState, HttpConfig};

@@ -12,7 +12,8 @@ use axum::Router;
 use plugind_service::Services;
 
 use crate::{
-    assets, auth, dispatch, endpoints, health, hooks, management, metrics, reply, runtime, tenant,
+    assets, auth, dispatch, endpoints, health, hooks, management, metrics, reply, runtime,
+    serverless, tenant,
 };
 
 /// Settings of the HTTP edge.
@@ -39,6 +40,11 @@ pub struct HttpConfig {
     /// `HTTP_BODY_READ_TIMEOUT`: longest wait for the next bytes of a request body (`None`: no
     /// limit).
     pub body_read_timeout: Option<Duration>,
+    /// `MAX_SERVERLESS_TRANSACTION_TIMEOUT`: lifetime of one
+    /// `/backwards-invocation/transaction` request (mounted when `PLATFORM=serverless`).
+    pub serverless_transaction_timeout: Duration,
+    /// `ADMIN_API_KEY` when `ADMIN_API_ENABLED`: mounts `/admin/*`.
+    pub admin_api_key: Option<String>,
 }
 
 /// What every handler gets.
@@ -184,6 +190,22 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
                 "/e/{hook_id}/{*path}",
                 on(methods, hooks::hook).fallback(not_found),
             );
+    }
+    if state.http.platform == "serverless" {
+        app = app.route(
+            "/backwards-invocation/transaction",
+            post(serverless::transaction),
+        );
+    }
+    if state.http.admin_api_key.is_some() {
+        let admin = Router::new()
+            .route("/reinstall", post(serverless::reinstall))
+            .route("/switch-endpoint", post(serverless::switch_endpoint))
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                serverless::require_admin_key,
+            ));
+        app = app.nest("/admin/plugin/serverless", admin);
     }
     if metrics_enabled {
         // `route_layer` puts the recorder on every route registered so far (not the fallback).

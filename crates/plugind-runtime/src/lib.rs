@@ -5,6 +5,8 @@
 //! * [`registry`]: [`Runtimes`] (uid → running plugin of any kind), the launch entry points,
 //!   readiness, and [`PluginHandle`], the one handle callers get.
 //! * `runtime`: the trait every runtime kind implements for the registry.
+//! * [`serverless`]: functions behind a connector (`PLATFORM=serverless`), one HTTP exchange
+//!   per session, answers parsed line by line.
 //! * `local`: the stdio runtime: launch pipeline, environment build, processes, instances,
 //!   supervision, and uid separation ([`PluginUsers`]).
 //! * `connection`, `router`, `writer`: one connection to a plugin, whatever the transport: the
@@ -30,6 +32,7 @@ pub mod message;
 pub mod registry;
 mod router;
 mod runtime;
+pub mod serverless;
 pub mod session;
 pub mod steps;
 mod writer;
@@ -43,5 +46,6 @@ pub use lifecycle::{
 pub use local::sandbox::{PluginUsers, DEFAULT_FIRST_UID, DEFAULT_UID_COUNT};
 pub use message::{SessionEvent, SessionRequest};
 pub use registry::{PluginHandle, Readiness, Runtimes};
+pub use serverless::{ConnectorError, ServerlessConfig, ServerlessFunction};
 pub use session::{Responder, Session};
 pub use steps::{LaunchError, LaunchReport, Step};

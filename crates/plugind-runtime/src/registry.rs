@@ -23,6 +23,7 @@ use crate::local::launch::{self, Interpreters, LaunchContext, Launched};
 use crate::local::supervisor;
 use crate::message::SessionRequest;
 use crate::runtime::PluginRuntime;
+use crate::serverless::{self, ConnectorError, ServerlessConfig, ServerlessFunction};
 use crate::session::Session;
 use crate::steps::{LaunchError, LaunchReport, Step, StepTimer};
 
@@ -72,6 +73,8 @@ struct Inner {
     /// `PLUGIN_LOCAL_LAUNCHING_CONCURRENT`.
     launch_slots: Semaphore,
     interpreters: Interpreters,
+    /// Set on the serverless platform: launches go through the connector.
+    serverless: std::sync::OnceLock<Arc<serverless::Shared>>,
 }
 
 /// All plugins of this daemon. Cheap to clone.
@@ -151,6 +154,7 @@ impl Runtimes {
                 uid_locks: Mutex::new(HashMap::new()),
                 launch_slots: Semaphore::new(slots),
                 interpreters: Interpreters::default(),
+                serverless: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -304,6 +308,19 @@ impl Runtimes {
             uid,
             armed: true,
         };
+        if let Some(shared) = self.inner.serverless.get() {
+            return match shared.launch(uid, package, decl, false, progress).await {
+                Ok((function, report)) => {
+                    guard.disarm();
+                    self.attach_serverless(uid, function);
+                    Ok(report)
+                }
+                Err(err) => {
+                    guard.fail(err.to_string());
+                    Err(err)
+                }
+            };
+        }
         let _slot = match self.inner.launch_slots.acquire().await {
             Ok(permit) => permit,
             Err(e) => {
@@ -346,6 +363,74 @@ impl Runtimes {
                 Err(err)
             }
         }
+    }
+
+    /// Switches this registry to the serverless platform (plugin-protocol §6): the connector is
+    /// pinged now (an error says why it cannot be used), and from then on every launch looks up
+    /// or launches a function through it instead of starting a process.
+    pub async fn enable_serverless(&self, cfg: ServerlessConfig) -> Result<(), ConnectorError> {
+        let shared = serverless::Shared::new(cfg, self.inner.cfg.sessions)?;
+        shared.ping().await?;
+        self.inner
+            .serverless
+            .set(Arc::new(shared))
+            .map_err(|_| ConnectorError::Failed("the serverless platform is already set up".into()))
+    }
+
+    /// True on the serverless platform.
+    pub fn is_serverless(&self) -> bool {
+        self.inner.serverless.get().is_some()
+    }
+
+    /// The function serving `uid`, on the serverless platform.
+    pub fn serverless_function(&self, uid: &PluginUniqueIdentifier) -> Option<ServerlessFunction> {
+        self.inner.serverless.get()?.function(uid)
+    }
+
+    /// Serves `uid` from `function` (start-up restore from its stored row, an admin endpoint
+    /// switch): sessions already open finish where they are, new ones go to `function`. False
+    /// when this is not the serverless platform.
+    pub fn attach_serverless(
+        &self,
+        uid: &PluginUniqueIdentifier,
+        function: ServerlessFunction,
+    ) -> bool {
+        let Some(shared) = self.inner.serverless.get() else {
+            return false;
+        };
+        let runtime: Arc<dyn PluginRuntime> = shared.runtime(uid, function);
+        {
+            let mut plugins = lock(&self.inner.plugins);
+            let entry = plugins
+                .entry(uid.clone())
+                .or_insert_with(|| Self::starting_entry(RuntimeKind::Serverless));
+            entry.kind = RuntimeKind::Serverless;
+            entry.slot.state.send_replace(SlotState::Running(runtime));
+        }
+        self.emit(uid, RuntimeKind::Serverless, LifecycleKind::PluginReady);
+        true
+    }
+
+    /// Launches `uid` through the connector again even if its function exists (the admin
+    /// reinstall) and serves it from the new function.
+    pub async fn relaunch_serverless(
+        &self,
+        uid: &PluginUniqueIdentifier,
+        package: &[u8],
+        decl: &PluginDeclaration,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<ServerlessFunction, LaunchError> {
+        let Some(shared) = self.inner.serverless.get() else {
+            return Err(StepTimer::default().fail(
+                Step::Launch,
+                "reinstall is not supported on local platform".into(),
+            ));
+        };
+        let uid_lock = self.uid_lock(uid);
+        let _serial = uid_lock.lock().await;
+        let (function, _) = shared.launch(uid, package, decl, true, progress).await?;
+        self.attach_serverless(uid, function.clone());
+        Ok(function)
     }
 
     /// Builds a fresh venv for a stopped plugin next to the current one and swaps it in only if
@@ -412,6 +497,9 @@ impl Runtimes {
             return;
         };
         let kind = entry.kind;
+        if let Some(shared) = self.inner.serverless.get() {
+            shared.forget(uid);
+        }
         self.emit(uid, kind, LifecycleKind::PluginStopping);
         if let SlotState::Running(runtime) = entry.slot.get() {
             runtime.request_stop();

@@ -26,6 +26,19 @@ pub struct Responder {
 }
 
 impl Responder {
+    /// A responder whose lines (each a whole `backwards_response` message with `request`'s ids)
+    /// go to `lines` instead of a plugin connection: the serverless transaction route
+    /// (plugin-protocol §6.4) answers a backwards call in its own HTTP response.
+    pub fn to_channel(
+        request: SessionRequest,
+        lines: tokio::sync::mpsc::Sender<Vec<u8>>,
+    ) -> Responder {
+        Responder {
+            request: Arc::new(request),
+            writer: Arc::new(crate::writer::ChannelWriter(lines)),
+        }
+    }
+
     /// Writes a `backwards_response` line with this session's ids.
     pub async fn send(&self, data: Value) -> Result<(), InvokeError> {
         let line = self

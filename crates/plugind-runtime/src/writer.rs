@@ -14,3 +14,17 @@ pub(crate) trait LineWriter: Send + Sync {
 
 /// The writer half of a connection, shared by every session on it and by their responders.
 pub(crate) type Writer = Arc<dyn LineWriter>;
+
+/// Lines into a channel: the serverless transaction route answers a backwards call in its own
+/// HTTP response (plugin-protocol §6.4) rather than on the plugin's connection.
+pub(crate) struct ChannelWriter(pub(crate) tokio::sync::mpsc::Sender<Vec<u8>>);
+
+impl LineWriter for ChannelWriter {
+    fn write_line<'a>(&'a self, line: &'a [u8]) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            self.0.send(line.to_vec()).await.map_err(|_| {
+                io::Error::new(io::ErrorKind::BrokenPipe, "the transaction request is gone")
+            })
+        })
+    }
+}

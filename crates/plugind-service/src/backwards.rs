@@ -69,9 +69,27 @@ impl Caller {
         }
     }
 
+    /// A handle that starts calls for this dispatch's session from elsewhere (the serverless
+    /// transaction route); calls it starts are cancelled with the dispatch all the same.
+    pub(crate) fn handle(&self) -> CallerRef {
+        CallerRef(self.shared.clone())
+    }
+
+    /// Starts one backwards call answered through `responder`; see [`CallerRef::start`].
+    pub(crate) fn start(&self, responder: Responder, payload: Value) -> Result<(), DaemonError> {
+        self.handle().start(responder, payload)
+    }
+}
+
+/// The session context of a running dispatch, for starting backwards calls.
+#[derive(Clone)]
+pub(crate) struct CallerRef(Arc<Shared>);
+
+impl CallerRef {
     /// Starts one backwards call. A payload without string `type`, string
     /// `backwards_request_id` and object `request` fails the whole dispatch (as upstream);
-    /// everything else is answered to the plugin from a task of its own.
+    /// everything else is answered to the plugin from a task of its own, which ends with `end`
+    /// (and drops `responder`) unless the dispatch ended first.
     pub(crate) fn start(&self, responder: Responder, payload: Value) -> Result<(), DaemonError> {
         let call = parse(payload).map_err(|missing| {
             let inner = json!({
@@ -80,7 +98,7 @@ impl Caller {
             });
             DaemonError::invoke(inner.to_string())
         })?;
-        let shared = self.shared.clone();
+        let shared = self.0.clone();
         tokio::spawn(async move {
             let answers = Answers {
                 responder,

@@ -432,6 +432,9 @@ impl Services {
             context: body.get("context").filter(|c| !c.is_null()).cloned(),
             data: plugin_data(action, str_field(&body, "user_id"), data),
         };
+        // Findable by id while it runs: a serverless plugin's backwards calls come back through
+        // `POST /backwards-invocation/transaction`.
+        let registered = self.inner.sessions.register(&request, caller.handle());
         let deadline = self.inner.cfg.max_execution_timeout;
         let interrupted = self.inner.interrupted.clone();
         let services = self.clone();
@@ -443,6 +446,7 @@ impl Services {
 
         let stream = async_stream(move |tx| async move {
             let _guard = guard;
+            let _registered = registered;
             // Dropped with the dispatch: backwards calls still running are cancelled.
             let caller = caller;
             // One deadline covers waiting for a starting plugin and the whole execution.

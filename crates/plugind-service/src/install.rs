@@ -195,6 +195,18 @@ impl Services {
         let installed = self.inner.db.installed_plugins().await.map_err(internal)?;
         let mut scheduled = 0;
         for (uid, install_type) in installed {
+            if install_type == "serverless" {
+                let Ok(uid) = PluginUniqueIdentifier::parse(&uid) else {
+                    continue;
+                };
+                match self.restore_serverless(&uid).await {
+                    Ok(()) => scheduled += 1,
+                    Err(err) => {
+                        tracing::error!(%uid, error = %err, "serverless plugin could not be restored")
+                    }
+                }
+                continue;
+            }
             if install_type != RuntimeType::Local.as_str() {
                 continue;
             }
@@ -393,10 +405,11 @@ impl InstallJob {
         if let Some(original) = &self.upgrade_from {
             return services.record_upgrade(self, original).await;
         }
+        let install_type = services.record_placement(&self.uid).await?;
         db.install_plugin(
             &self.tenant_id,
             &self.uid,
-            RuntimeType::Local.as_str(),
+            install_type,
             &self.source,
             &self.meta,
             &self.declaration,

@@ -36,9 +36,11 @@ pub mod providers;
 pub mod query;
 pub mod readme;
 pub mod runtime_status;
+pub mod serverless;
 pub mod state;
 pub mod upgrade;
 pub mod upload;
 
 pub use config::{parse_unsigned_allowlist, ServiceConfig, UnsignedAllowed};
+pub use serverless::Transaction;
 pub use state::{Services, SHUTDOWN_TASK_MESSAGE};

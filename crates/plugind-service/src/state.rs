@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) storage_writes: crate::persistence::WriteLocks,
     /// Serialises an install job's launch-and-record with a retirement of the same uid.
     pub(crate) uid_locks: crate::upgrade::UidLocks,
+    /// Open dispatch sessions, for the serverless transaction route.
+    pub(crate) sessions: crate::serverless::SessionTable,
 }
 
 impl Services {
@@ -60,6 +62,7 @@ impl Services {
                 active_dispatch: AtomicI64::new(0),
                 storage_writes: Default::default(),
                 uid_locks: Default::default(),
+                sessions: Default::default(),
             }),
         }
     }

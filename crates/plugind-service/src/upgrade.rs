@@ -14,7 +14,6 @@ use std::time::Duration;
 use chrono::Utc;
 use plugind_entities::{
     DaemonError, InstallTask, InstallTaskEntry, InstallTaskStatus, PluginUniqueIdentifier,
-    RuntimeType,
 };
 use plugind_store::UpgradeOutcome;
 use serde_json::Value;
@@ -174,6 +173,7 @@ impl Services {
         job: &InstallJob,
         original: &PluginUniqueIdentifier,
     ) -> Result<String, String> {
+        let install_type = self.record_placement(&job.uid).await?;
         let outcome = self
             .inner
             .db
@@ -181,7 +181,7 @@ impl Services {
                 &job.tenant_id,
                 original,
                 &job.uid,
-                RuntimeType::Local.as_str(),
+                install_type,
                 &job.source,
                 &job.meta,
                 &job.declaration,

@@ -12,8 +12,8 @@ pub mod settings;
 
 pub use blob::Blobs;
 pub use db::{
-    new_hook_id, new_id, Db, DbConfig, EndpointRow, InstallOutcome, NewEndpoint, UninstallOutcome,
-    UpgradeOutcome,
+    new_hook_id, new_id, Db, DbConfig, EndpointRow, InstallOutcome, NewEndpoint,
+    ServerlessRuntimeRow, UninstallOutcome, UpgradeOutcome,
 };
 pub use error::StoreError;
 pub use settings::{DbSettings, DbSettingsError};

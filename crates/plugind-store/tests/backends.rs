@@ -732,6 +732,32 @@ async fn scenario_storage_usage(db: &Db) {
     assert_eq!(db.storage_size(&t, "a/p").await.unwrap(), 0);
 }
 
+/// The serverless-runtime row is an upsert: concurrent writers converge on one row per uid, the
+/// last write's function wins.
+async fn scenario_serverless_runtimes(db: &Db) {
+    let uid = "acme/sl:0.0.1@00000000000000000000000000000000000000000000000000000000000000aa";
+    assert_eq!(db.get_serverless_runtime(uid).await.expect("get"), None);
+    let row = |n: usize| plugind_store::ServerlessRuntimeRow {
+        plugin_unique_identifier: uid.to_owned(),
+        function_url: format!("http://fn-{n}.example/"),
+        function_name: format!("fn-{n}"),
+        checksum: "00000000000000000000000000000000000000000000000000000000000000aa".to_owned(),
+    };
+    let mut writers = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let (db, row) = (db.clone(), row(n));
+        writers.spawn(async move { db.upsert_serverless_runtime(&row).await });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.expect("join").expect("concurrent upsert");
+    }
+    db.upsert_serverless_runtime(&row(9)).await.expect("update");
+    assert_eq!(
+        db.get_serverless_runtime(uid).await.expect("get"),
+        Some(row(9))
+    );
+}
+
 async fn scenario_endpoints(db: &Db) {
     let t = tenant();
     let other = tenant();
@@ -863,6 +889,7 @@ async fn all_scenarios(cfg: DbConfig, backend: &'static str) {
     scenario_tasks(&db).await;
     scenario_storage_usage(&db).await;
     scenario_endpoints(&db).await;
+    scenario_serverless_runtimes(&db).await;
     scenario_migrations_twice(&cfg, &db).await;
     db.close().await;
 }

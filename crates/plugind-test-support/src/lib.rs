@@ -5,6 +5,8 @@
 //!   well-known paths ([`upstream_fixture`], [`test_cache_dir`]);
 //! * [`signing`] — [`TestSigner`]: a key generated in the test, packages signed with it and the
 //!   daemon settings that trust it;
+//! * [`fake_connector`] — [`FakeConnector`], a serverless connector that launches the real SDK
+//!   in serverless mode ([`echo_venv_python`]: the echo fixture's venv, built once);
 //! * [`fake_dify`] — [`FakeDify`], a recording stand-in for Dify's inner API;
 //! * [`daemon`] — [`Daemon`], the `plugind` binary run as a child process with a temporary state
 //!   directory, plus [`create_pg_database`];
@@ -13,6 +15,7 @@
 
 pub mod client;
 pub mod daemon;
+pub mod fake_connector;
 pub mod fake_dify;
 pub mod fixtures;
 pub mod flows;
@@ -23,6 +26,7 @@ pub use daemon::{
     create_pg_database, daemon_bin, daemon_env, drop_pg_database, Daemon, DaemonOptions, DbChoice,
 };
 pub use fake_dify::{FakeAnswer, FakeDify, RecordedRequest, ENCRYPTED_PREFIX};
+pub use fake_connector::{echo_venv_python, FakeConnector};
 pub use fixtures::{
     assemble_fixture, fixture_root, latest_manifest_as, pack_datasource_fixture, pack_fixture,
     pack_kind_fixture, repo_root, test_cache_dir, upstream_fixture, Variant, AGENT_PLUGIN_ID,

@@ -76,8 +76,55 @@ pub struct Config {
         default_value_t = 104_857_600
     )]
     pub persistence_storage_max_size: u64,
+    /// `local` (plugins run as processes here) or `serverless` (functions behind a connector).
     #[arg(long, env = "PLATFORM", default_value = "local")]
     pub platform: String,
+    /// Required when `PLATFORM=serverless`: base URL of the serverless connector.
+    #[arg(long, env = "DIFY_PLUGIN_SERVERLESS_CONNECTOR_URL")]
+    pub serverless_connector_url: Option<String>,
+    /// Required when `PLATFORM=serverless`: sent verbatim as `Authorization` to the connector.
+    #[arg(
+        long,
+        env = "DIFY_PLUGIN_SERVERLESS_CONNECTOR_API_KEY",
+        hide_env_values = true
+    )]
+    pub serverless_connector_api_key: Option<String>,
+    /// Seconds a serverless launch may take.
+    #[arg(
+        long,
+        env = "DIFY_PLUGIN_SERVERLESS_CONNECTOR_LAUNCH_TIMEOUT",
+        default_value_t = 240
+    )]
+    pub serverless_connector_launch_timeout: u64,
+    /// Attempts of one serverless invocation in total (after transport errors and HTTP 502).
+    #[arg(
+        long,
+        env = "MAX_SERVERLESS_RETRY_TIMES",
+        default_value_t = 3,
+        allow_hyphen_values = true
+    )]
+    pub max_serverless_retry_times: i64,
+    /// Largest request body sent to a serverless function (> 0).
+    #[arg(
+        long,
+        env = "MAX_SERVERLESS_REQUEST_BYTES",
+        default_value_t = 5_242_880,
+        allow_hyphen_values = true
+    )]
+    pub max_serverless_request_bytes: i64,
+    /// Seconds one `/backwards-invocation/transaction` request may last.
+    #[arg(
+        long,
+        env = "MAX_SERVERLESS_TRANSACTION_TIMEOUT",
+        default_value_t = 300
+    )]
+    pub max_serverless_transaction_timeout: u64,
+    /// Mounts `/admin/*` (serverless reinstall and endpoint switch).
+    #[arg(long, env = "ADMIN_API_ENABLED", default_value = "false", value_parser = go_bool)]
+    pub admin_api_enabled: bool,
+    /// The `X-Admin-Api-Key` value; at least 10 characters when the admin API is enabled.
+    #[arg(long, env = "ADMIN_API_KEY", hide_env_values = true)]
+    pub admin_api_key: Option<String>,
     /// Connections served at once (more wait in the listen backlog); also reported by
     /// `/health/check` as `pool_status.total`.
     #[arg(long, env = "ROUTINE_POOL_SIZE", default_value_t = 10000)]
@@ -275,6 +322,41 @@ impl Config {
         missing
     }
 
+    /// Settings that contradict each other or the platform (upstream panics on these at start);
+    /// each is one readable line.
+    pub fn platform_errors(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let empty = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
+        match self.platform.as_str() {
+            "local" => {}
+            "serverless" => {
+                if empty(&self.serverless_connector_url) {
+                    errors.push("PLATFORM=serverless needs DIFY_PLUGIN_SERVERLESS_CONNECTOR_URL: the base URL of the serverless connector".to_owned());
+                }
+                if empty(&self.serverless_connector_api_key) {
+                    errors.push("PLATFORM=serverless needs DIFY_PLUGIN_SERVERLESS_CONNECTOR_API_KEY: the key the connector expects as Authorization".to_owned());
+                }
+                if self.max_serverless_transaction_timeout == 0 {
+                    errors.push(
+                        "MAX_SERVERLESS_TRANSACTION_TIMEOUT must be more than 0 seconds".to_owned(),
+                    );
+                }
+            }
+            other => errors.push(format!(
+                "invalid platform {other:?}: PLATFORM must be `local` or `serverless`"
+            )),
+        }
+        if self.max_serverless_request_bytes <= 0 {
+            errors.push("MAX_SERVERLESS_REQUEST_BYTES must be more than 0".to_owned());
+        }
+        if self.admin_api_enabled && self.admin_api_key.as_deref().map_or(0, str::len) < 10 {
+            errors.push(
+                "ADMIN_API_ENABLED=true needs ADMIN_API_KEY of at least 10 characters".to_owned(),
+            );
+        }
+        errors
+    }
+
     /// The `DB_*` settings, resolved by `plugind_store::DbSettings::resolve`.
     pub fn db_settings(&self) -> DbSettings {
         DbSettings {
@@ -358,6 +440,28 @@ mod tests {
         let mut args = vec!["plugind"];
         args.extend_from_slice(env);
         Config::try_parse_from(args).expect("parse")
+    }
+
+    #[test]
+    fn platform_settings_are_checked_together() {
+        assert!(parse(&[]).platform_errors().is_empty());
+        let errors = parse(&["--platform", "serverless"]).platform_errors();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("DIFY_PLUGIN_SERVERLESS_CONNECTOR_URL"));
+        let ok = parse(&[
+            "--platform",
+            "serverless",
+            "--serverless-connector-url",
+            "http://c",
+            "--serverless-connector-api-key",
+            "k",
+        ]);
+        assert!(ok.platform_errors().is_empty());
+        assert!(parse(&["--platform", "cloud"]).platform_errors()[0].contains("invalid platform"));
+        let admin = parse(&["--admin-api-enabled", "--admin-api-key", "short"]);
+        assert!(admin.platform_errors()[0].contains("ADMIN_API_KEY"));
+        let bytes = parse(&["--max-serverless-request-bytes", "0"]);
+        assert!(bytes.platform_errors()[0].contains("MAX_SERVERLESS_REQUEST_BYTES"));
     }
 
     #[test]

@@ -71,11 +71,9 @@ fn init_logging(level: &str) {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    if config.platform != "local" {
-        bail!(
-            "PLATFORM={} is not supported yet: only `local` runs plugins in this build",
-            config.platform
-        );
+    let platform_errors = config.platform_errors();
+    if !platform_errors.is_empty() {
+        bail!("{}", platform_errors.join("\n"));
     }
     if config.plugin_storage_type != "local" && config.plugin_storage_type != "local_file" {
         bail!(
@@ -197,6 +195,26 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tuning,
     );
 
+    if config.platform == "serverless" {
+        let url = config.serverless_connector_url.clone().unwrap_or_default();
+        runtimes
+            .enable_serverless(plugind_runtime::ServerlessConfig {
+                connector_url: url.clone(),
+                connector_api_key: config.serverless_connector_api_key.clone().unwrap_or_default(),
+                launch_timeout: Duration::from_secs(config.serverless_connector_launch_timeout),
+                max_request_bytes: usize::try_from(config.max_serverless_request_bytes)
+                    .unwrap_or(usize::MAX),
+                max_retry_times: config.max_serverless_retry_times,
+                execution_timeout: config.max_execution_timeout(),
+                max_line_bytes: config.max_line_bytes(),
+            })
+            .await
+            .with_context(|| {
+                format!("PLATFORM=serverless: the connector at {url} (DIFY_PLUGIN_SERVERLESS_CONNECTOR_URL) did not answer its ping")
+            })?;
+        tracing::info!(connector = %url, "serverless platform: plugins run as functions behind the connector");
+    }
+
     let third_party_keys = if config.third_party_signature_verification_enabled {
         load_public_keys(&config.third_party_signature_verification_public_keys)?
     } else {
@@ -263,6 +281,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
             routine_pool_size: config.routine_pool_size,
             max_request_body_size: config.max_request_body_size,
             body_read_timeout: seconds_or_unbounded(config.http_body_read_timeout),
+            serverless_transaction_timeout: Duration::from_secs(
+                config.max_serverless_transaction_timeout.min(YEAR_SECS),
+            ),
+            admin_api_key: config
+                .admin_api_enabled
+                .then(|| config.admin_api_key.clone().unwrap_or_default()),
         },
     );
     let addr: SocketAddr = format!("{}:{}", config.server_host, config.server_port)

@@ -10,6 +10,7 @@ mod declarations;
 mod endpoints;
 mod installations;
 mod readmes;
+mod serverless;
 mod storages;
 mod tasks;
 
@@ -29,6 +30,7 @@ use crate::StoreError;
 
 pub use endpoints::{new_hook_id, EndpointRow, NewEndpoint};
 pub use installations::{InstallOutcome, UninstallOutcome, UpgradeOutcome};
+pub use serverless::ServerlessRuntimeRow;
 
 /// How long connecting (and waiting for a pooled connection) may take before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
