@@ -25,8 +25,10 @@
 pub mod assets;
 mod backwards;
 pub mod binding;
+mod blob_merge;
 pub mod config;
 pub mod dispatch;
+mod dispatch_request;
 pub mod endpoints;
 pub mod install;
 mod persistence;
