@@ -456,12 +456,8 @@ pub struct PollingResult<'a> {
     pub status: Str<'a>,
     #[serde(default, borrow, skip_serializing_if = "Map::is_empty")]
     pub plugin_state: Map<'a>,
-    #[serde(
-        default,
-        borrow,
-        deserialize_with = "raw_some",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// Any JSON; `null` counts as absent (omitted, and missing for `succeeded`).
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub result: Option<&'a RawValue>,
     #[serde(default, borrow, skip_serializing_if = "Str::is_empty")]
     pub error: Str<'a>,
@@ -482,7 +478,7 @@ impl Check for PollingResult<'_> {
                 "ModelPollingResult.PluginState",
                 "required_for_running",
             )),
-            "succeeded" if self.result.is_none_or(|r| r.get() == "null") => {
+            "succeeded" if self.result.is_none() => {
                 Err(rule("ModelPollingResult.Result", "required_for_succeeded"))
             }
             "failed" if self.error.as_str().trim().is_empty() => {

@@ -221,6 +221,13 @@ fn empty_optionals_are_omitted() {
         ),
         r#"{"status":"running","plugin_state":{"task_id":"t-1"},"next_check_after_seconds":10}"#
     );
+    assert_eq!(
+        ok(
+            K::ModelPolling,
+            r#"{"status":"succeeded","plugin_state":null,"result":{"text":"done"},"error":null,"max_attempts":null}"#
+        ),
+        r#"{"status":"succeeded","result":{"text":"done"}}"#
+    );
 }
 
 #[test]
