@@ -903,7 +903,12 @@ impl Relay {
 /// One chunk decoded as `kind`'s response type, validated and re-encoded as upstream does; a
 /// wrong shape is `PluginInvokeError` with upstream's `unmarshal_error` (http-api §2.4, §4.3.3).
 pub fn check_chunk(kind: ResponseKind, chunk: &str) -> Result<Chunk, DaemonError> {
-    kind.normalise(chunk).map_err(unmarshal_error)
+    match kind {
+        // A model declaration: the package crate knows its upstream form.
+        ResponseKind::ModelSchema => crate::model_schema::normalise(chunk),
+        kind => kind.normalise(chunk),
+    }
+    .map_err(unmarshal_error)
 }
 
 fn unmarshal_error(why: String) -> DaemonError {

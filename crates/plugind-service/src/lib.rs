@@ -31,6 +31,7 @@ pub mod dispatch;
 mod dispatch_request;
 pub mod endpoints;
 pub mod install;
+mod model_schema;
 mod persistence;
 pub mod providers;
 pub mod query;
