@@ -3,7 +3,9 @@
 //! Nothing here does IO. Types that mirror upstream wire or storage shapes carry serde derives and
 //! keep upstream's field names and order, because Dify reads them byte for byte.
 
+pub mod decimal;
 pub mod declaration;
+pub mod dispatch;
 pub mod endpoint;
 pub mod envelope;
 pub mod installation;

@@ -12,7 +12,7 @@ use axum::response::Response;
 use futures::StreamExt;
 use plugind_entities::envelope::success_json;
 use plugind_entities::DaemonError;
-use plugind_service::dispatch::{find_action, polling_result, ChunkStream, EarlyError};
+use plugind_service::dispatch::{find_action, polling_result, Chunk, ChunkStream, EarlyError};
 
 use crate::body::{json_body, BodyBytes};
 use crate::reply;
@@ -118,7 +118,7 @@ async fn sse_response(chunks: Result<ChunkStream, EarlyError>) -> Response {
     response
 }
 
-fn sse_event(item: Result<serde_json::Value, DaemonError>) -> Bytes {
+fn sse_event(item: Result<Chunk, DaemonError>) -> Bytes {
     let json = match item {
         Ok(chunk) => success_json(&chunk).unwrap_or_default(),
         Err(err) => err.envelope_json(),

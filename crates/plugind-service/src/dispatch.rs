@@ -8,22 +8,34 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 
 use futures::Stream;
+use plugind_entities::dispatch::ResponseKind;
 use plugind_entities::{DaemonError, ErrorType, PluginUniqueIdentifier};
 use plugind_runtime::{SessionEvent, SessionRequest};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use crate::binding::{opt_str, required_error, str_field};
+use crate::blob_merge::BlobMerger;
+pub use crate::dispatch_request::{ModelTypeRule, Shape};
 use crate::Services;
 
-/// One dispatch action: route path, access type and action on the wire, required `data` keys.
+/// One dispatch action: route path, access type and action on the wire, what `data` must and
+/// may hold, and what the plugin answers.
 pub struct Action {
     pub path: &'static str,
     pub access_type: &'static str,
     pub action: &'static str,
     /// Keys of `data` that must be non-empty (strings) or present (objects/arrays).
     pub required: &'static [&'static str],
-    /// Chunks must be tool messages (`{"type": …}`), validated before forwarding.
-    pub tool_messages: bool,
+    /// The keys of `data` upstream's typed request keeps; others are dropped before the plugin
+    /// sees the request.
+    pub fields: &'static [&'static str],
+    /// The rule on `data.model_type`.
+    pub model_type: ModelTypeRule,
+    /// Nested shapes checked beyond the required keys.
+    pub shape: Shape,
+    /// What each chunk from the plugin is decoded, checked and re-encoded as.
+    pub response: ResponseKind,
     /// Answered as one plain-JSON `ModelPollingResult` (the last chunk), not as SSE (§4.3.6).
     pub polling: bool,
 }
@@ -33,80 +45,232 @@ const fn act(
     access_type: &'static str,
     action: &'static str,
     required: &'static [&'static str],
+    fields: &'static [&'static str],
+    response: ResponseKind,
 ) -> Action {
     Action {
         path,
         access_type,
         action,
         required,
-        tool_messages: false,
+        fields,
+        model_type: ModelTypeRule::Any,
+        shape: Shape::Plain,
+        response,
         polling: false,
     }
 }
 
+/// A model action: `model_type` checked by `rule`.
+const fn model(
+    path: &'static str,
+    action: &'static str,
+    required: &'static [&'static str],
+    fields: &'static [&'static str],
+    rule: ModelTypeRule,
+    response: ResponseKind,
+) -> Action {
+    Action {
+        model_type: rule,
+        ..act(path, "model", action, required, fields, response)
+    }
+}
+
+use ModelTypeRule::{Is, Valid};
+use ResponseKind as R;
+
+const BASE: [&str; 3] = ["provider", "model", "model_type"];
+const LLM_FIELDS: &[&str] = &[
+    "provider",
+    "model",
+    "model_type",
+    "credentials",
+    "credential_type",
+    "model_parameters",
+    "prompt_messages",
+    "tools",
+    "tool_choice",
+    "stop",
+    "json_schema",
+    "stream",
+];
+const MODEL_FIELDS: &[&str] = &[
+    "provider",
+    "model",
+    "model_type",
+    "credentials",
+    "credential_type",
+];
+const TRIGGER_FIELDS: &[&str] = &["provider", "subscription", "credentials", "credential_type"];
+const DATASOURCE_REQUEST_FIELDS: &[&str] = &[
+    "provider",
+    "datasource",
+    "request",
+    "credentials",
+    "credential_type",
+];
+const DATASOURCE_PARAMETER_FIELDS: &[&str] = &[
+    "provider",
+    "datasource",
+    "datasource_parameters",
+    "credentials",
+    "credential_type",
+];
+const CREDENTIALS_FIELDS: &[&str] = &["provider", "credentials", "credential_type"];
+
 /// The dispatch actions of http-api §4.3.2: rows 1–34 streamed, 35–36 (model polling) plain JSON.
 pub static ACTIONS: &[Action] = &[
-    Action {
-        tool_messages: true,
-        ..act("tool/invoke", "tool", "invoke_tool", &["provider", "tool"])
-    },
+    act(
+        "tool/invoke",
+        "tool",
+        "invoke_tool",
+        &["provider", "tool"],
+        &[
+            "provider",
+            "tool",
+            "tool_parameters",
+            "credentials",
+            "credential_type",
+        ],
+        R::ToolMessages,
+    ),
     act(
         "tool/validate_credentials",
         "tool",
         "validate_tool_credentials",
         &["provider"],
+        &["provider", "credentials"],
+        R::ToolCredentialsValid,
     ),
     act(
         "tool/get_runtime_parameters",
         "tool",
         "get_tool_runtime_parameters",
         &["provider", "tool"],
+        &["provider", "tool", "credentials"],
+        R::ToolRuntimeParameters,
     ),
-    act(
-        "llm/invoke",
-        "model",
-        "invoke_llm",
-        &["provider", "model", "model_type"],
-    ),
-    act(
-        "llm/num_tokens",
-        "model",
-        "get_llm_num_tokens",
-        &["provider", "model", "model_type"],
-    ),
-    act(
+    Action {
+        shape: Shape::LlmInvoke,
+        ..model(
+            "llm/invoke",
+            "invoke_llm",
+            &BASE,
+            LLM_FIELDS,
+            Is("llm"),
+            R::LlmChunks,
+        )
+    },
+    Action {
+        shape: Shape::LlmNumTokens,
+        ..model(
+            "llm/num_tokens",
+            "get_llm_num_tokens",
+            &BASE,
+            &[
+                "provider",
+                "model",
+                "model_type",
+                "credentials",
+                "credential_type",
+                "prompt_messages",
+                "tools",
+            ],
+            Is("llm"),
+            R::LlmNumTokens,
+        )
+    },
+    model(
         "text_embedding/invoke",
-        "model",
         "invoke_text_embedding",
         &["provider", "model", "model_type", "texts", "input_type"],
+        &[
+            "provider",
+            "model",
+            "model_type",
+            "credentials",
+            "credential_type",
+            "texts",
+            "input_type",
+        ],
+        Is("text-embedding"),
+        R::TextEmbedding,
     ),
-    act(
-        "multimodal_embedding/invoke",
-        "model",
-        "invoke_multimodal_embedding",
-        &["provider", "model", "model_type", "documents", "input_type"],
-    ),
-    act(
+    Action {
+        shape: Shape::MultimodalEmbedding,
+        ..model(
+            "multimodal_embedding/invoke",
+            "invoke_multimodal_embedding",
+            &["provider", "model", "model_type", "documents", "input_type"],
+            &[
+                "provider",
+                "model",
+                "model_type",
+                "credentials",
+                "credential_type",
+                "documents",
+                "input_type",
+            ],
+            ModelTypeRule::Any,
+            R::MultimodalEmbedding,
+        )
+    },
+    model(
         "text_embedding/num_tokens",
-        "model",
         "get_text_embedding_num_tokens",
         &["provider", "model", "model_type", "texts"],
+        &[
+            "provider",
+            "model",
+            "model_type",
+            "credentials",
+            "credential_type",
+            "texts",
+        ],
+        Is("text-embedding"),
+        R::TextEmbeddingNumTokens,
     ),
-    act(
+    model(
         "rerank/invoke",
-        "model",
         "invoke_rerank",
         &["provider", "model", "model_type", "query", "docs"],
+        &[
+            "provider",
+            "model",
+            "model_type",
+            "credentials",
+            "credential_type",
+            "query",
+            "docs",
+            "score_threshold",
+            "top_n",
+        ],
+        Is("rerank"),
+        R::Rerank,
     ),
-    act(
-        "multimodal_rerank/invoke",
-        "model",
-        "invoke_multimodal_rerank",
-        &["provider", "model", "model_type", "query", "docs"],
-    ),
-    act(
+    Action {
+        shape: Shape::MultimodalRerank,
+        ..model(
+            "multimodal_rerank/invoke",
+            "invoke_multimodal_rerank",
+            &["provider", "model", "model_type", "query", "docs"],
+            &[
+                "provider",
+                "model",
+                "model_type",
+                "credentials",
+                "credential_type",
+                "query",
+                "docs",
+                "score_threshold",
+                "top_n",
+            ],
+            ModelTypeRule::Any,
+            R::MultimodalRerank,
+        )
+    },
+    model(
         "tts/invoke",
-        "model",
         "invoke_tts",
         &[
             "provider",
@@ -116,164 +280,306 @@ pub static ACTIONS: &[Action] = &[
             "voice",
             "tenant_id",
         ],
+        &[
+            "provider",
+            "model",
+            "model_type",
+            "credentials",
+            "credential_type",
+            "content_text",
+            "voice",
+            "tenant_id",
+        ],
+        Is("tts"),
+        R::Tts,
     ),
-    act(
+    model(
         "tts/model/voices",
-        "model",
         "get_tts_model_voices",
-        &["provider", "model", "model_type"],
+        &BASE,
+        &[
+            "provider",
+            "model",
+            "model_type",
+            "credentials",
+            "credential_type",
+            "language",
+        ],
+        Is("tts"),
+        R::TtsVoices,
     ),
-    act(
+    model(
         "speech2text/invoke",
-        "model",
         "invoke_speech2text",
         &["provider", "model", "model_type", "file"],
+        &[
+            "provider",
+            "model",
+            "model_type",
+            "credentials",
+            "credential_type",
+            "file",
+        ],
+        Is("speech2text"),
+        R::Speech2Text,
     ),
-    act(
+    model(
         "moderation/invoke",
-        "model",
         "invoke_moderation",
         &["provider", "model", "model_type", "text"],
+        &[
+            "provider",
+            "model",
+            "model_type",
+            "credentials",
+            "credential_type",
+            "text",
+        ],
+        Is("moderation"),
+        R::Moderation,
     ),
     act(
         "model/validate_provider_credentials",
         "model",
         "validate_provider_credentials",
         &["provider"],
+        CREDENTIALS_FIELDS,
+        R::ModelCredentialsValid,
     ),
-    act(
+    model(
         "model/validate_model_credentials",
-        "model",
         "validate_model_credentials",
-        &["provider", "model", "model_type"],
+        &BASE,
+        MODEL_FIELDS,
+        Valid,
+        R::ModelCredentialsValid,
     ),
-    act(
+    model(
         "model/schema",
-        "model",
         "get_ai_model_schemas",
-        &["provider", "model", "model_type"],
+        &BASE,
+        MODEL_FIELDS,
+        Valid,
+        R::ModelSchema,
     ),
     act(
         "oauth/get_authorization_url",
         "oauth",
         "get_authorization_url",
         &["provider", "redirect_uri"],
+        &["provider", "redirect_uri", "system_credentials"],
+        R::OAuthAuthorizationUrl,
     ),
     act(
         "oauth/get_credentials",
         "oauth",
         "get_credentials",
         &["provider", "redirect_uri", "raw_http_request"],
+        &[
+            "provider",
+            "redirect_uri",
+            "system_credentials",
+            "raw_http_request",
+        ],
+        R::OAuthCredentials,
     ),
     act(
         "oauth/refresh_credentials",
         "oauth",
         "refresh_credentials",
         &["provider", "redirect_uri", "credentials"],
+        &[
+            "provider",
+            "redirect_uri",
+            "system_credentials",
+            "credentials",
+        ],
+        R::OAuthRefreshedCredentials,
     ),
     act(
         "dynamic_select/fetch_parameter_options",
         "dynamic_parameter",
         "fetch_parameter_options",
         &["credentials", "provider", "provider_action", "parameter"],
+        &[
+            "credentials",
+            "credential_type",
+            "provider",
+            "provider_action",
+            "parameter",
+        ],
+        R::DynamicSelectOptions,
     ),
     act(
         "datasource/validate_credentials",
         "datasource",
         "validate_datasource_credentials",
         &["provider"],
+        CREDENTIALS_FIELDS,
+        R::DatasourceCredentialsValid,
     ),
     act(
         "datasource/get_website_crawl",
         "datasource",
         "invoke_website_datasource_get_crawl",
         &["provider", "datasource", "datasource_parameters"],
+        DATASOURCE_PARAMETER_FIELDS,
+        R::WebsiteCrawl,
     ),
     act(
         "datasource/get_online_document_pages",
         "datasource",
         "invoke_online_document_datasource_get_pages",
         &["provider", "datasource", "datasource_parameters"],
+        DATASOURCE_PARAMETER_FIELDS,
+        R::OnlineDocumentPages,
     ),
     act(
         "datasource/get_online_document_page_content",
         "datasource",
         "invoke_online_document_datasource_get_page_content",
         &["provider", "datasource", "page"],
+        &[
+            "provider",
+            "datasource",
+            "page",
+            "credentials",
+            "credential_type",
+        ],
+        R::DatasourceMessages,
     ),
-    act(
-        "datasource/online_drive_browse_files",
-        "datasource",
-        "invoke_online_drive_browse_files",
-        &["provider", "datasource"],
-    ),
-    act(
-        "datasource/online_drive_download_file",
-        "datasource",
-        "invoke_online_drive_download_file",
-        &["provider", "datasource"],
-    ),
+    Action {
+        shape: Shape::DriveBrowse,
+        ..act(
+            "datasource/online_drive_browse_files",
+            "datasource",
+            "invoke_online_drive_browse_files",
+            &["provider", "datasource"],
+            DATASOURCE_REQUEST_FIELDS,
+            R::OnlineDriveFiles,
+        )
+    },
+    Action {
+        shape: Shape::DriveDownload,
+        ..act(
+            "datasource/online_drive_download_file",
+            "datasource",
+            "invoke_online_drive_download_file",
+            &["provider", "datasource"],
+            DATASOURCE_REQUEST_FIELDS,
+            R::DatasourceMessages,
+        )
+    },
     act(
         "trigger/invoke_event",
         "trigger",
         "invoke_trigger_event",
         &["provider", "event", "raw_http_request", "subscription"],
+        &[
+            "provider",
+            "event",
+            "raw_http_request",
+            "parameters",
+            "subscription",
+            "payload",
+            "credentials",
+            "credential_type",
+        ],
+        R::TriggerEvent,
     ),
     act(
         "trigger/validate_credentials",
         "trigger",
         "validate_trigger_credentials",
         &["provider"],
+        CREDENTIALS_FIELDS,
+        R::TriggerCredentialsValid,
     ),
     act(
         "trigger/dispatch_event",
         "trigger",
         "dispatch_trigger_event",
         &["provider", "subscription", "raw_http_request"],
+        &[
+            "provider",
+            "subscription",
+            "raw_http_request",
+            "credentials",
+            "credential_type",
+        ],
+        R::TriggerDispatch,
     ),
     act(
         "trigger/subscribe",
         "trigger",
         "subscribe_trigger",
         &["provider", "endpoint"],
+        &[
+            "provider",
+            "endpoint",
+            "parameters",
+            "credentials",
+            "credential_type",
+        ],
+        R::TriggerSubscription,
     ),
     act(
         "trigger/unsubscribe",
         "trigger",
         "unsubscribe_trigger",
         &["provider", "subscription"],
+        TRIGGER_FIELDS,
+        R::TriggerSubscription,
     ),
     act(
         "trigger/refresh",
         "trigger",
         "refresh_trigger",
         &["provider", "subscription"],
+        TRIGGER_FIELDS,
+        R::TriggerSubscription,
+    ),
+    act(
+        "agent_strategy/invoke",
+        "agent_strategy",
+        "invoke_agent_strategy",
+        &["agent_strategy_provider", "agent_strategy"],
+        &[
+            "agent_strategy_provider",
+            "agent_strategy",
+            "agent_strategy_params",
+        ],
+        R::AgentMessages,
     ),
     Action {
-        tool_messages: true,
-        ..act(
-            "agent_strategy/invoke",
-            "agent_strategy",
-            "invoke_agent_strategy",
-            &["agent_strategy_provider", "agent_strategy"],
-        )
-    },
-    Action {
         polling: true,
-        ..act(
+        shape: Shape::LlmInvoke,
+        ..model(
             "model/polling/start",
-            "model",
             "start_polling",
-            &["provider", "model", "model_type"],
+            &BASE,
+            LLM_FIELDS,
+            Is("llm"),
+            R::ModelPolling,
         )
     },
     Action {
         polling: true,
-        ..act(
+        shape: Shape::CheckPolling,
+        ..model(
             "model/polling/check",
-            "model",
             "check_polling",
             &["provider", "model", "model_type", "plugin_state"],
+            &[
+                "provider",
+                "model",
+                "model_type",
+                "credentials",
+                "credential_type",
+                "plugin_state",
+            ],
+            Is("llm"),
+            R::ModelPolling,
         )
     },
 ];
@@ -281,35 +587,31 @@ pub static ACTIONS: &[Action] = &[
 /// The public endpoint action (plugin-protocol §3.2 row 20). Not a dispatch route: reached
 /// through `/e/{hook_id}/…` (see `hooks`).
 pub(crate) static INVOKE_ENDPOINT: Action =
-    act("", "endpoint", "invoke_endpoint", &["raw_http_request"]);
+    act(
+        "",
+        "endpoint",
+        "invoke_endpoint",
+        &["raw_http_request"],
+        &["raw_http_request"],
+        R::EndpointResponse,
+    );
 
 pub fn find_action(path: &str) -> Option<&'static Action> {
     ACTIONS.iter().find(|a| a.path == path)
 }
 
+/// One answer of a dispatch: the plugin's chunk, checked and re-encoded as the action's
+/// response type (JSON text, ready to be put into the envelope).
+pub type Chunk = Box<RawValue>;
+
 /// Chunks of one dispatch; ends after the plugin's `end`, an error, or the deadline.
-pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Value, DaemonError>> + Send>>;
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, DaemonError>> + Send>>;
 
 /// Upstream's text for a plugin no node runs; Dify matches on it (http-api §6.4, §7.5).
 pub const NO_AVAILABLE_NODE: &str = "no available node, plugin runtime not found";
 
 /// A failure before the session exists: HTTP status plus error.
 pub type EarlyError = (u16, DaemonError);
-
-const TOOL_MESSAGE_TYPES: &[&str] = &[
-    "text",
-    "file",
-    "blob",
-    "blob_chunk",
-    "json",
-    "link",
-    "image",
-    "image_link",
-    "binary_link",
-    "variable",
-    "log",
-    "retriever_resources",
-];
 
 impl Services {
     /// Starts a dispatch of `action` for the tenant's installation of `plugin_id`.
@@ -394,17 +696,8 @@ impl Services {
         if !missing.is_empty() {
             return Err((400, DaemonError::bad_request(missing.join("\n"))));
         }
-        if action.action == "check_polling"
-            && data
-                .get("plugin_state")
-                .and_then(Value::as_object)
-                .is_none_or(|state| state.is_empty())
-        {
-            return Err((
-                400,
-                DaemonError::bad_request("plugin_state must be an object with at least one key"),
-            ));
-        }
+        crate::dispatch_request::check(action.action, action.model_type, action.shape, &data)
+            .map_err(|why| (400, DaemonError::bad_request(why)))?;
 
         // A plugin that is still starting (restore at start-up) has a handle: the session waits.
         // No runtime (never launched, launch failed, stopped): upstream's "no available node"
@@ -459,6 +752,7 @@ impl Services {
             let Some(opened) = cut.run(sleep.as_mut(), handle.open_session(request)).await else {
                 return;
             };
+            let mut relay = Relay::new(action.response);
             let mut session = match opened {
                 Ok(session) => session,
                 Err(err) => {
@@ -471,7 +765,11 @@ impl Services {
                     return;
                 };
                 let item = match event {
-                    Some(SessionEvent::Stream(chunk)) => check_chunk(action, chunk),
+                    Some(SessionEvent::Stream(chunk)) => match relay.take(&chunk) {
+                        Ok(Some(chunk)) => Ok(chunk),
+                        Ok(None) => continue,
+                        Err(err) => Err(err),
+                    },
                     Some(SessionEvent::Error(err)) => Err(plugin_error(&err)),
                     Some(SessionEvent::Invoke(request)) => {
                         match caller.start(session.responder(), request) {
@@ -497,7 +795,7 @@ impl Services {
 
 /// What ends a dispatch early: its deadline, its caller going away, or the daemon shutting down.
 struct Cut<'a> {
-    tx: &'a tokio::sync::mpsc::Sender<Result<Value, DaemonError>>,
+    tx: &'a tokio::sync::mpsc::Sender<Result<Chunk, DaemonError>>,
     interrupted: &'a tokio_util::sync::CancellationToken,
 }
 
@@ -520,66 +818,16 @@ impl Cut<'_> {
     }
 }
 
-/// The answer of a model-polling action (§4.3.6): the plugin's last chunk, checked as a
-/// `ModelPollingResult` (empty optional fields dropped). Every failure is an error Dify gets with
+/// The answer of a model-polling action (§4.3.6): the plugin's last chunk, already checked and
+/// trimmed as a `ModelPollingResult` by the relay. Every failure is an error Dify gets with
 /// HTTP 500.
-pub async fn polling_result(mut chunks: ChunkStream) -> Result<Value, DaemonError> {
+pub async fn polling_result(mut chunks: ChunkStream) -> Result<Chunk, DaemonError> {
     use futures::StreamExt;
     let mut last = None;
     while let Some(item) = chunks.next().await {
         last = Some(item?);
     }
-    let invalid = |why: &str| {
-        let inner = json!({"error_type": "unmarshal_error", "message": format!("invalid polling result: {why}")});
-        DaemonError::invoke(inner.to_string())
-    };
-    let Some(Value::Object(mut result)) = last else {
-        return Err(match last {
-            None => DaemonError::invoke("no polling result received from plugin"),
-            Some(_) => invalid("not an object"),
-        });
-    };
-    let status = result.get("status").and_then(Value::as_str).unwrap_or("");
-    match status {
-        "running" => {
-            if result
-                .get("plugin_state")
-                .and_then(Value::as_object)
-                .is_none_or(|state| state.is_empty())
-            {
-                return Err(invalid("plugin_state is required while running"));
-            }
-        }
-        "succeeded" => {
-            if result.get("result").is_none_or(Value::is_null) {
-                return Err(invalid("result is required when succeeded"));
-            }
-        }
-        "failed" => {
-            if result
-                .get("error")
-                .and_then(Value::as_str)
-                .is_none_or(|e| e.trim().is_empty())
-            {
-                return Err(invalid("error is required when failed"));
-            }
-        }
-        other => return Err(invalid(&format!("unknown status {other:?}"))),
-    }
-    const FIELDS: [&str; 7] = [
-        "status",
-        "plugin_state",
-        "result",
-        "error",
-        "next_check_after_seconds",
-        "expires_after_seconds",
-        "max_attempts",
-    ];
-    result.retain(|key, value| {
-        FIELDS.contains(&key.as_str())
-            && (key == "status" || !(value.is_null() || value == "" || value == &json!({})))
-    });
-    Ok(Value::Object(result))
+    last.ok_or_else(|| DaemonError::invoke("no polling result received from plugin"))
 }
 
 /// Decrements the active-dispatch gauge when the stream is dropped.
@@ -596,7 +844,7 @@ impl Drop for ActiveGuard {
 /// client disconnect cancels the session.
 fn async_stream<F, Fut>(body: F) -> ChunkStream
 where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<Value, DaemonError>>) -> Fut,
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Chunk, DaemonError>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
@@ -614,7 +862,9 @@ fn is_zero(v: Option<&Value>) -> bool {
     }
 }
 
-/// The `data` the plugin receives: `user_id`, `type`, `action`, then Dify's fields (§3.1).
+/// The `data` the plugin receives: `user_id`, `type`, `action`, then the fields of Dify's `data`
+/// that upstream's typed request keeps (§3.1; unknown keys are dropped, nested values pass as
+/// they are).
 fn plugin_data(action: &Action, user_id: &str, data: Value) -> Value {
     let mut out = Map::new();
     out.insert("user_id".into(), Value::String(user_id.to_owned()));
@@ -622,7 +872,7 @@ fn plugin_data(action: &Action, user_id: &str, data: Value) -> Value {
     out.insert("action".into(), Value::String(action.action.to_owned()));
     if let Value::Object(fields) = data {
         for (key, value) in fields {
-            if matches!(key.as_str(), "user_id" | "type" | "action") {
+            if !action.fields.contains(&key.as_str()) {
                 continue;
             }
             if key == "credential_type" && value.as_str().is_some_and(str::is_empty) {
@@ -634,22 +884,52 @@ fn plugin_data(action: &Action, user_id: &str, data: Value) -> Value {
     Value::Object(out)
 }
 
-fn check_chunk(action: &Action, mut chunk: Value) -> Result<Value, DaemonError> {
-    if action.tool_messages {
-        let kind = chunk.get("type").and_then(Value::as_str).unwrap_or("");
-        if !TOOL_MESSAGE_TYPES.contains(&kind) {
-            let inner = json!({"error_type": "unmarshal_error", "message": format!("unmarshal json failed: invalid tool message type {kind:?}")});
-            return Err(DaemonError::invoke(inner.to_string()));
+/// Turns the plugin's chunks into the answers of one dispatch: each chunk checked as the
+/// action's response type; agent-strategy blob chunks merged (§4.3.5).
+enum Relay {
+    Checked(ResponseKind),
+    AgentMessages(BlobMerger),
+}
+
+impl Relay {
+    fn new(kind: ResponseKind) -> Relay {
+        match kind {
+            ResponseKind::AgentMessages => Relay::AgentMessages(BlobMerger::default()),
+            kind => Relay::Checked(kind),
         }
     }
-    // Upstream always sends LLM chunks with an empty `prompt_messages` (older Dify requires the
-    // key; newer Dify re-attaches the prompt itself), whatever the plugin put there.
-    if action.action == "invoke_llm" {
-        if let Value::Object(fields) = &mut chunk {
-            fields.insert("prompt_messages".into(), Value::Array(Vec::new()));
+
+    /// The answer for one chunk; `None` when the chunk is held back (a blob piece).
+    fn take(&mut self, chunk: &Value) -> Result<Option<Chunk>, DaemonError> {
+        // The chunk arrives decoded today; the typed check reads JSON text.
+        let text =
+            serde_json::to_string(chunk).map_err(|e| DaemonError::internal(e.to_string()))?;
+        match self {
+            Relay::Checked(kind) => check_chunk(*kind, &text).map(Some),
+            Relay::AgentMessages(merger) => {
+                let message = ResponseKind::AgentMessages
+                    .message_chunk(&text)
+                    .map_err(unmarshal_error)?;
+                merger.take(message)
+            }
         }
     }
-    Ok(chunk)
+}
+
+/// One chunk decoded as `kind`'s response type, validated and re-encoded as upstream does; a
+/// wrong shape is `PluginInvokeError` with upstream's `unmarshal_error` (http-api §2.4, §4.3.3).
+pub fn check_chunk(kind: ResponseKind, chunk: &str) -> Result<Chunk, DaemonError> {
+    match kind {
+        // A model declaration: the package crate knows its upstream form.
+        ResponseKind::ModelSchema => crate::model_schema::normalise(chunk),
+        kind => kind.normalise(chunk),
+    }
+    .map_err(unmarshal_error)
+}
+
+fn unmarshal_error(why: String) -> DaemonError {
+    let inner = json!({"error_type": "unmarshal_error", "message": format!("unmarshal json failed: {why}")});
+    DaemonError::invoke(inner.to_string())
 }
 
 /// A plugin `error` message becomes `PluginInvokeError` whose message is the plugin's error
@@ -686,49 +966,62 @@ mod tests {
     use super::*;
 
     #[test]
-    fn llm_chunks_carry_empty_prompt_messages() {
+    fn every_action_checks_chunks_as_its_response_type() {
         let llm = find_action("llm/invoke").expect("action");
-        let chunk =
-            json!({"model": "m", "delta": {"index": 0}, "prompt_messages": [{"role": "user"}]});
-        let out = check_chunk(llm, chunk).expect("valid");
-        assert_eq!(out["prompt_messages"], json!([]));
+        assert_eq!(llm.response, ResponseKind::LlmChunks);
+        let chunk = json!({"model": "m", "delta": {"index": 0, "message": {"role": "assistant", "content": "x"}},
+            "prompt_messages": [{"role": "user", "content": "hi"}]});
+        let out = Relay::new(llm.response)
+            .take(&chunk)
+            .expect("valid")
+            .expect("answer");
+        assert!(out.get().ends_with(r#","prompt_messages":[]}"#), "{out}");
         let tool = find_action("tool/invoke").expect("action");
-        assert!(check_chunk(tool, json!({"type": "nonsense"})).is_err());
-        assert!(check_chunk(tool, json!({"type": "text", "message": {"text": "x"}})).is_ok());
+        let err = Relay::new(tool.response)
+            .take(&json!({"type": "nonsense"}))
+            .expect_err("invalid");
+        assert_eq!(err.error_type, ErrorType::PluginInvoke);
+        assert_eq!(
+            err.message,
+            r#"{"error_type":"unmarshal_error","message":"unmarshal json failed: Key: 'ToolResponseChunk.Type' Error:Field validation for 'Type' failed on the 'is_valid_tool_response_chunk_type' tag"}"#
+        );
+        // Agent strategies hold blob pieces back until the file is complete.
+        let agent = find_action("agent_strategy/invoke").expect("action");
+        let mut relay = Relay::new(agent.response);
+        let piece = json!({"type": "blob_chunk", "message": {"id": "f", "total_length": 2, "blob": "aGk=", "end": false}});
+        assert!(relay.take(&piece).expect("taken").is_none());
+        let end = json!({"type": "blob_chunk", "message": {"id": "f", "total_length": 2, "blob": "", "end": true}});
+        let blob = relay.take(&end).expect("merged").expect("answer");
+        assert_eq!(
+            blob.get(),
+            r#"{"type":"blob","message":{"blob":"aGk="},"meta":null}"#
+        );
     }
 
-    fn chunks(items: Vec<Result<Value, DaemonError>>) -> ChunkStream {
+    fn raw(v: &str) -> Chunk {
+        RawValue::from_string(v.to_owned()).expect("json")
+    }
+
+    fn chunks(items: Vec<Result<Chunk, DaemonError>>) -> ChunkStream {
         Box::pin(futures::stream::iter(items))
     }
 
     #[tokio::test]
-    async fn polling_answers_the_last_chunk_checked_and_trimmed() {
-        let running = json!({"status": "running", "plugin_state": {"task_id": "t-1"},
-            "next_check_after_seconds": 10, "error": "", "extra": 1});
-        let out = polling_result(chunks(vec![Ok(json!({"status": "x"})), Ok(running)]))
-            .await
-            .expect("valid");
-        assert_eq!(
-            out,
-            json!({"status": "running", "plugin_state": {"task_id": "t-1"}, "next_check_after_seconds": 10})
-        );
+    async fn polling_answers_the_last_chunk() {
+        let out = polling_result(chunks(vec![
+            Ok(raw("1")),
+            Ok(raw(r#"{"status":"failed","error":"x"}"#)),
+        ]))
+        .await
+        .expect("valid");
+        assert_eq!(out.get(), r#"{"status":"failed","error":"x"}"#);
         let none = polling_result(chunks(vec![])).await.expect_err("no chunk");
         assert_eq!(none.error_type, ErrorType::PluginInvoke);
         assert!(none
             .message
             .contains("no polling result received from plugin"));
-        for bad in [
-            json!({"status": "running"}),
-            json!({"status": "succeeded"}),
-            json!({"status": "failed", "error": " "}),
-            json!({"status": "done"}),
-            json!([1]),
-        ] {
-            assert!(
-                polling_result(chunks(vec![Ok(bad.clone())])).await.is_err(),
-                "{bad}"
-            );
-        }
+        let failed = polling_result(chunks(vec![Err(DaemonError::invoke("bad"))])).await;
+        assert!(failed.is_err());
     }
 
     #[test]
@@ -744,12 +1037,12 @@ mod tests {
     }
 
     #[test]
-    fn plugin_data_starts_with_user_type_action_and_drops_empty_credential_type() {
+    fn plugin_data_starts_with_user_type_action_and_keeps_only_the_typed_fields() {
         let tool = find_action("tool/invoke").expect("action");
         let data = plugin_data(
             tool,
             "u",
-            json!({"provider": "p", "credential_type": "", "type": "evil"}),
+            json!({"provider": "p", "credential_type": "", "type": "evil", "unknown": 1}),
         );
         let keys: Vec<&str> = data
             .as_object()

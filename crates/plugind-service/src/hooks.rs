@@ -143,6 +143,11 @@ fn error_text(err: DaemonError) -> String {
     err.message
 }
 
+/// A checked endpoint chunk as a JSON value (it was re-encoded by the dispatch, so it parses).
+fn as_value(chunk: &crate::dispatch::Chunk) -> Value {
+    serde_json::from_str(chunk.get()).unwrap_or(Value::Null)
+}
+
 /// One `result` hex-decoded.
 fn body_piece(chunk: &Value) -> Option<Result<Vec<u8>, String>> {
     let result = chunk.get("result")?;
@@ -158,6 +163,7 @@ async fn response_of(mut chunks: ChunkStream) -> Result<HookResponse, EarlyError
     let mut first = Vec::new();
     while let Some(item) = chunks.next().await {
         let chunk = item.map_err(|err| (500, DaemonError::internal(error_text(err))))?;
+        let chunk = as_value(&chunk);
         if let Some(s) = chunk.get("status").and_then(Value::as_u64) {
             status = Some(u16::try_from(s).unwrap_or(u16::MAX));
         }
@@ -182,7 +188,7 @@ async fn response_of(mut chunks: ChunkStream) -> Result<HookResponse, EarlyError
                 return futures::future::ready(None);
             }
             let out = match item {
-                Ok(chunk) => match body_piece(&chunk) {
+                Ok(chunk) => match body_piece(&as_value(&chunk)) {
                     Some(Ok(piece)) => Some(piece),
                     // Upstream ends the body silently at bad hex.
                     Some(Err(_)) => None,

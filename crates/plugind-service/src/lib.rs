@@ -26,11 +26,14 @@
 pub mod assets;
 mod backwards;
 pub mod binding;
+mod blob_merge;
 pub mod config;
 pub mod dispatch;
+mod dispatch_request;
 pub mod endpoints;
 pub mod hooks;
 pub mod install;
+mod model_schema;
 mod persistence;
 pub mod providers;
 pub mod query;
