@@ -592,7 +592,7 @@ pub(crate) static INVOKE_ENDPOINT: Action =
         "endpoint",
         "invoke_endpoint",
         &["raw_http_request"],
-        &["raw_http_request"],
+        &["raw_http_request", "settings"],
         R::EndpointResponse,
     );
 
