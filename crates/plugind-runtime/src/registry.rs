@@ -409,6 +409,44 @@ impl Runtimes {
         self.emit(uid, kind, LifecycleKind::PluginStopped);
     }
 
+    /// Puts a runtime that came up by itself (a remote-debugging connection) in the registry as
+    /// running under `uid`, replacing whatever served that uid before; the replaced runtime is
+    /// asked to stop.
+    pub(crate) fn attach(&self, uid: &PluginUniqueIdentifier, runtime: Arc<dyn PluginRuntime>) {
+        let kind = runtime.kind();
+        let previous = {
+            let mut plugins = lock(&self.inner.plugins);
+            let entry = plugins
+                .entry(uid.clone())
+                .or_insert_with(|| Self::starting_entry(kind));
+            entry.kind = kind;
+            entry.task = None;
+            entry.slot.state.send_replace(SlotState::Running(runtime))
+        };
+        if let SlotState::Running(previous) = previous {
+            previous.request_stop();
+        }
+    }
+
+    /// Removes `uid` from the registry if `runtime` still serves it (a newer connection may have
+    /// replaced it); callers waiting on it see it gone. Returns whether it was removed.
+    pub(crate) fn detach(
+        &self,
+        uid: &PluginUniqueIdentifier,
+        runtime: &Arc<dyn PluginRuntime>,
+    ) -> bool {
+        let mut plugins = lock(&self.inner.plugins);
+        let ours = plugins.get(uid).is_some_and(|entry| {
+            matches!(entry.slot.get(), SlotState::Running(current) if std::ptr::addr_eq(Arc::as_ptr(&current), Arc::as_ptr(runtime)))
+        });
+        if ours {
+            if let Some(entry) = plugins.remove(uid) {
+                entry.slot.state.send_replace(SlotState::Gone);
+            }
+        }
+        ours
+    }
+
     /// Stops every plugin.
     pub async fn shutdown(&self) {
         let uids: Vec<_> = lock(&self.inner.plugins).keys().cloned().collect();

@@ -17,6 +17,9 @@
 //!   answers to the plugin; [`persistence`]: the plugins' key–value storage.
 //! - [`endpoints`]: endpoint management (setup, list, update, enable/disable, remove) with
 //!   settings validation, masking and encryption through the inner API.
+//! - [`debugging`]: remote debugging: debugging keys ([`debugging::DebuggingKeys`], in memory
+//!   by default) and installing/uninstalling a plugin that registered over the debugging
+//!   listener (the runtime crate's `DebuggingHost`, implemented by [`Services`]).
 //! - [`binding`]: lenient field access on JSON bodies, the way upstream's binder behaves.
 //!
 //! **Architecture invariant:** this crate is the only user of `plugind-store`; the HTTP crate
@@ -26,6 +29,7 @@ pub mod assets;
 mod backwards;
 pub mod binding;
 pub mod config;
+pub mod debugging;
 pub mod dispatch;
 pub mod endpoints;
 pub mod install;

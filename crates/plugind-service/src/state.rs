@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) storage_writes: crate::persistence::WriteLocks,
     /// Serialises an install job's launch-and-record with a retirement of the same uid.
     pub(crate) uid_locks: crate::upgrade::UidLocks,
+    /// Set when remote debugging is on (`PLUGIN_REMOTE_INSTALLING_ENABLED`).
+    pub(crate) debugging_keys: std::sync::OnceLock<Arc<dyn crate::debugging::DebuggingKeys>>,
 }
 
 impl Services {
@@ -60,6 +62,7 @@ impl Services {
                 active_dispatch: AtomicI64::new(0),
                 storage_writes: Default::default(),
                 uid_locks: Default::default(),
+                debugging_keys: Default::default(),
             }),
         }
     }
