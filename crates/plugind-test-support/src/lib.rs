@@ -8,6 +8,8 @@
 //! * [`daemon`] — [`Daemon`], the `plugind` binary run as a child process with a temporary state
 //!   directory, plus [`create_pg_database`];
 //! * [`client`] — [`Client`], HTTP calls shaped like the ones Dify's API server makes;
+//! * [`remote`] — remote-debugging plugins: the SDK fixture in remote mode ([`remote::SdkPlugin`])
+//!   and a raw-socket plugin ([`remote::RawPlugin`]);
 //! * [`flows`] — steps many tests share (install and wait, echo invoke bodies, answer texts).
 
 pub mod client;
@@ -15,6 +17,7 @@ pub mod daemon;
 pub mod fake_dify;
 pub mod fixtures;
 pub mod flows;
+pub mod remote;
 pub mod signing;
 
 pub use client::{envelope_data, parse_sse_body, Client};
