@@ -12,7 +12,8 @@ use axum::Router;
 use plugind_service::Services;
 
 use crate::{
-    assets, auth, debugging, dispatch, endpoints, health, management, metrics, reply, runtime, tenant,
+    assets, auth, debugging, dispatch, endpoints, health, management, metrics, reply, runtime,
+    tenant,
 };
 
 /// Settings of the HTTP edge.

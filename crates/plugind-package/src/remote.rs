@@ -98,9 +98,7 @@ pub struct RegistrationError(pub String);
 /// name rules, category exclusivity).
 pub fn manifest_from_json(value: &Value) -> Result<PluginDeclaration, RegistrationError> {
     let decl = manifest::parse_manifest_json(value).map_err(|e| {
-        RegistrationError(format!(
-            "handshake failed, invalid plugin declaration: {e}"
-        ))
+        RegistrationError(format!("handshake failed, invalid plugin declaration: {e}"))
     })?;
     validate::check_identity(&decl)
         .and_then(|()| validate::check_categories(&decl))
@@ -220,7 +218,9 @@ pub fn finish_registration(
 }
 
 fn invalid_manifest(detail: &str) -> RegistrationError {
-    RegistrationError(format!("register failed, invalid manifest detected: {detail}"))
+    RegistrationError(format!(
+        "register failed, invalid manifest detected: {detail}"
+    ))
 }
 
 #[cfg(test)]
@@ -275,7 +275,10 @@ mod tests {
         assert_eq!(a.assets.len(), 1, "only referenced files are kept");
         let icon = crate::asset_id("icon.svg", b"<svg/>");
         assert_eq!(a.declaration.icon, icon);
-        assert_eq!(a.declaration.tool.as_ref().expect("tool")["identity"]["icon"], icon);
+        assert_eq!(
+            a.declaration.tool.as_ref().expect("tool")["identity"]["icon"],
+            icon
+        );
         assert_eq!(
             a.declaration.tool.as_ref().expect("tool")["identity"]["name"],
             "echo",
@@ -290,7 +293,10 @@ mod tests {
         let mut bad = manifest();
         bad["author"] = json!("Acme");
         let err = manifest_from_json(&bad).expect_err("upper-case author");
-        assert!(err.0.starts_with("invalid manifest detected: author"), "{err}");
+        assert!(
+            err.0.starts_with("invalid manifest detected: author"),
+            "{err}"
+        );
 
         let err = provider_from_json(RegisteredCategory::Tool, &json!({"identity": {}}))
             .expect_err("not an array");

@@ -183,10 +183,7 @@ impl Services {
                 return Ok(existing.id);
             }
             if existing.runtime_type != RuntimeType::Remote.as_str() {
-                return Err(refuse(
-                    &existing.plugin_unique_identifier,
-                    &existing.source,
-                ));
+                return Err(refuse(&existing.plugin_unique_identifier, &existing.source));
             }
             // An earlier build of the plugin being debugged: the newest registration wins.
             db.uninstall_plugin(tenant, &existing.id)
@@ -214,10 +211,9 @@ impl Services {
             {
                 Ok(existing.id)
             }
-            InstallOutcome::AlreadyInstalled(existing) => Err(refuse(
-                &existing.plugin_unique_identifier,
-                &existing.source,
-            )),
+            InstallOutcome::AlreadyInstalled(existing) => {
+                Err(refuse(&existing.plugin_unique_identifier, &existing.source))
+            }
         }
     }
 }

@@ -40,8 +40,12 @@ pub fn sdk_fixture_dir() -> anyhow::Result<PathBuf> {
         .map_err(|e| anyhow!("{e}"))
 }
 
+const SDK_DIR_PREFIX: &str = "plugind-remote-echo-";
+
 fn build_sdk_fixture() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("plugind-remote-echo-{}", std::process::id()));
+    let tmp = std::env::temp_dir();
+    remove_stale_fixtures(&tmp);
+    let dir = tmp.join(format!("{SDK_DIR_PREFIX}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     assemble_fixture(Variant::Latest, &dir);
     let python = find_python("3.12")?;
@@ -71,7 +75,14 @@ fn build_sdk_fixture() -> anyhow::Result<PathBuf> {
     run(&["venv", "-q", "--python", &python, ".venv"], &[])?;
     let venv_python = venv.join("bin").join("python");
     let venv_python = venv_python.to_string_lossy().into_owned();
-    let sync = ["sync", "-q", "--no-dev", "--frozen", "--python", &venv_python];
+    let sync = [
+        "sync",
+        "-q",
+        "--no-dev",
+        "--frozen",
+        "--python",
+        &venv_python,
+    ];
     let env = [("UV_PROJECT_ENVIRONMENT", venv.as_path())];
     let mut offline = sync.to_vec();
     offline.push("--offline");
@@ -81,9 +92,32 @@ fn build_sdk_fixture() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Removes fixture copies of test processes that are gone (each process builds its own).
+fn remove_stale_fixtures(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SDK_DIR_PREFIX))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// A CPython `major.minor` interpreter: pyenv's, else `pythonX.Y` on `PATH`.
 fn find_python(version: &str) -> anyhow::Result<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     if let Ok(entries) = std::fs::read_dir(home.join(".pyenv").join("versions")) {
         let mut found: Vec<PathBuf> = entries
             .flatten()
@@ -106,7 +140,9 @@ fn find_python(version: &str) -> anyhow::Result<PathBuf> {
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .map(|d| d.join(&name))
         .find(|p| p.is_file())
-        .ok_or_else(|| anyhow!("no Python {version} found (pyenv install {version} or put {name} on PATH)"))
+        .ok_or_else(|| {
+            anyhow!("no Python {version} found (pyenv install {version} or put {name} on PATH)")
+        })
 }
 
 /// The echo fixture running in remote mode (`python -m main` with `INSTALL_METHOD=remote`).
@@ -287,7 +323,8 @@ async fn serve_raw(
             .to_owned();
         let stream = json!({"event": "session", "session_id": session, "data": {"type": "stream",
             "data": {"type": "text", "message": {"text": format!("{tag}:{text}")}, "meta": null}}});
-        let end = json!({"event": "session", "session_id": session, "data": {"type": "end", "data": {}}});
+        let end =
+            json!({"event": "session", "session_id": session, "data": {"type": "end", "data": {}}});
         if write_line(&write, stream).await.is_err() || write_line(&write, end).await.is_err() {
             break;
         }

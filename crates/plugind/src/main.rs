@@ -376,7 +376,9 @@ async fn start_debugging(config: &Config, services: &Services) -> anyhow::Result
     let settings = DebuggingSettings {
         max_connections: config.plugin_remote_installing_max_conn,
         heartbeat_timeout: Duration::from_secs(
-            config.plugin_remote_installing_heartbeat_timeout.clamp(1, YEAR_SECS),
+            config
+                .plugin_remote_installing_heartbeat_timeout
+                .clamp(1, YEAR_SECS),
         ),
         max_line_bytes: config.max_line_bytes(),
         sessions: services.runtimes().config().sessions,

@@ -40,11 +40,21 @@ fn free_port() -> u16 {
 async fn start(dir: &std::path::Path, dify: &FakeDify, extra: &[(&str, &str)]) -> (Daemon, u16) {
     let port = free_port();
     let mut env = vec![
-        ("PLUGIN_REMOTE_INSTALLING_ENABLED".to_owned(), "true".to_owned()),
-        ("PLUGIN_REMOTE_INSTALLING_HOST".to_owned(), "127.0.0.1".to_owned()),
+        (
+            "PLUGIN_REMOTE_INSTALLING_ENABLED".to_owned(),
+            "true".to_owned(),
+        ),
+        (
+            "PLUGIN_REMOTE_INSTALLING_HOST".to_owned(),
+            "127.0.0.1".to_owned(),
+        ),
         ("PLUGIN_REMOTE_INSTALLING_PORT".to_owned(), port.to_string()),
     ];
-    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let daemon = Daemon::start(
         &bin(),
         DaemonOptions {
@@ -159,8 +169,15 @@ async fn the_sdk_in_remote_mode_is_installed_served_and_removed() {
     let client = daemon.client();
 
     let key = debugging_key(&client, TENANT).await;
-    assert!(key.len() == 36 && key.chars().filter(|c| *c == '-').count() == 4, "{key}");
-    assert_eq!(debugging_key(&client, TENANT).await, key, "same key while it lives");
+    assert!(
+        key.len() == 36 && key.chars().filter(|c| *c == '-').count() == 4,
+        "{key}"
+    );
+    assert_eq!(
+        debugging_key(&client, TENANT).await,
+        key,
+        "same key while it lives"
+    );
     assert_ne!(debugging_key(&client, TENANTS[0]).await, key);
 
     let mut sdk = SdkPlugin::spawn(port, &key).expect("sdk");
@@ -229,7 +246,10 @@ async fn the_sdk_in_remote_mode_is_installed_served_and_removed() {
         if in_flight.is_finished() {
             panic!("the waiting call ended early: {:?}", in_flight.await);
         }
-        assert!(start.elapsed() < PATIENCE, "the call never reached the plugin");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the call never reached the plugin"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     sdk.kill().await;
@@ -310,7 +330,10 @@ async fn registration_refusals_say_what_to_fix_and_the_listener_keeps_serving() 
     );
     let one_line = |answer: anyhow::Result<String>, starts: &str| {
         let answer = answer.expect("an answer");
-        assert!(answer.starts_with(starts), "expected {starts:?}, got {answer:?}");
+        assert!(
+            answer.starts_with(starts),
+            "expected {starts:?}, got {answer:?}"
+        );
         assert_eq!(answer.matches('\n').count(), 1, "one line: {answer:?}");
     };
     one_line(
@@ -338,7 +361,12 @@ async fn registration_refusals_say_what_to_fix_and_the_listener_keeps_serving() 
         .expect("second");
     wait_listed(&client, TENANT, "plugind/second", &daemon).await;
     // Both slots are taken now.
-    let busy = exchange(port, registration(&key, "plugind", "third").as_bytes(), wait).await;
+    let busy = exchange(
+        port,
+        registration(&key, "plugind", "third").as_bytes(),
+        wait,
+    )
+    .await;
     one_line(busy, "server is busy now, please try again later");
     // A plugin that stops sending heartbeats is disconnected, which frees its slot.
     drop(second);
@@ -409,15 +437,18 @@ async fn twenty_debugging_plugins_of_several_tenants_answer_their_own_callers() 
     assert_eq!(plugins.len(), 20);
 
     for round in 0..3 {
-        let calls = plugins.iter().enumerate().map(|(i, (tenant, plugin_id, prefix))| {
-            let client = client.clone();
-            let text = format!("round {round} call {i} for {tenant}");
-            let expected = format!("{prefix}{text}");
-            async move {
-                let texts = tool_texts(&invoke(&client, tenant, plugin_id, &text).await);
-                (texts, expected)
-            }
-        });
+        let calls = plugins
+            .iter()
+            .enumerate()
+            .map(|(i, (tenant, plugin_id, prefix))| {
+                let client = client.clone();
+                let text = format!("round {round} call {i} for {tenant}");
+                let expected = format!("{prefix}{text}");
+                async move {
+                    let texts = tool_texts(&invoke(&client, tenant, plugin_id, &text).await);
+                    (texts, expected)
+                }
+            });
         for (texts, expected) in futures::future::join_all(calls).await {
             assert_eq!(texts, [expected]);
         }

@@ -32,7 +32,10 @@ impl<R: AsyncRead + Unpin> Framer<R> {
     }
 
     /// The next non-blank line (without `\n`) of at most `limit` bytes; `None` at end of stream.
-    pub(crate) async fn next_line(&mut self, limit: usize) -> Result<Option<Vec<u8>>, FramingError> {
+    pub(crate) async fn next_line(
+        &mut self,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, FramingError> {
         loop {
             if let Some(pos) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
                 let end = self.scanned + pos;
@@ -80,7 +83,7 @@ mod tests {
         let (rest, _) = f.into_parts();
         assert_eq!(rest, b"rest");
 
-        let long = vec![b'x'; 100];
+        let long = [b'x'; 100];
         let mut f = Framer::new(&long[..]);
         assert!(matches!(
             f.next_line(10).await,

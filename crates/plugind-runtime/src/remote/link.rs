@@ -17,7 +17,9 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use plugind_io::{EventKind, FrameError, LineReader, PluginEvent, SessionMessage, SessionMessageType};
+use plugind_io::{
+    EventKind, FrameError, LineReader, PluginEvent, SessionMessage, SessionMessageType,
+};
 use regex::Regex;
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -68,9 +70,9 @@ impl SocketWriter {
 
     async fn write(&self, line: &[u8]) -> io::Result<()> {
         let mut half = self.half.lock().await;
-        let socket = half
-            .as_mut()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "debugging connection closed"))?;
+        let socket = half.as_mut().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::BrokenPipe, "debugging connection closed")
+        })?;
         let result = match tokio::time::timeout(WRITE_TIMEOUT, socket.write_all(line)).await {
             Ok(r) => r,
             Err(_) => Err(io::Error::new(
@@ -158,7 +160,10 @@ async fn register(
     loop {
         let handshaken = reg.is_handshaken();
         let (deadline, limit) = if handshaken {
-            (accepted + settings.registration_timeout, REGISTRATION_LINE_BYTES)
+            (
+                accepted + settings.registration_timeout,
+                REGISTRATION_LINE_BYTES,
+            )
         } else {
             (accepted + settings.handshake_timeout, HANDSHAKE_LINE_BYTES)
         };
@@ -195,10 +200,12 @@ async fn register(
             Step::Handshake(key) => match shared.host.tenant_of(&key).await {
                 Ok(Some(tenant_id)) => reg.handshaken(tenant_id),
                 Ok(None) => {
-                    return Err("handshake failed, invalid key: the debugging key is unknown or \
+                    return Err(
+                        "handshake failed, invalid key: the debugging key is unknown or \
                                 expired; copy the current key from Dify (Plugins → Debugging) \
                                 into REMOTE_INSTALL_KEY"
-                        .into())
+                            .into(),
+                    )
                 }
                 Err(e) => return Err(format!("failed to get connection info: {e}")),
             },

@@ -89,8 +89,10 @@ pub trait DebuggingHost: Send + Sync + 'static {
     /// The plugin registered: store its assets and install it for its tenant. Returns an id to
     /// hand back to [`DebuggingHost::disconnected`] (the installation), or the line the plugin
     /// is refused with.
-    fn connected<'a>(&'a self, plugin: &'a ConnectedPlugin)
-        -> BoxFuture<'a, Result<String, String>>;
+    fn connected<'a>(
+        &'a self,
+        plugin: &'a ConnectedPlugin,
+    ) -> BoxFuture<'a, Result<String, String>>;
 
     /// The plugin's connection ended and no newer connection took it over: uninstall it.
     fn disconnected<'a>(

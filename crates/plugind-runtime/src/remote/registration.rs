@@ -125,9 +125,7 @@ impl Registration {
     fn asset_chunk(&mut self, data: &Value) -> Result<(), RegistrationError> {
         let chunk = match AssetChunk::deserialize(data) {
             Ok(chunk) if !chunk.filename.is_empty() && !chunk.data.is_empty() => chunk,
-            Ok(_) => {
-                return fail("transfer assets failed, error: filename and data are required")
-            }
+            Ok(_) => return fail("transfer assets failed, error: filename and data are required"),
             Err(e) => return fail(format!("transfer assets failed, error: {e}")),
         };
         if self.asset_bytes.saturating_add(chunk.data.len()) > MAX_ASSET_BYTES {
@@ -207,7 +205,12 @@ mod tests {
             .expect("handshake");
         assert_eq!(step, Step::Handshake("k".into()));
         r.handshaken("tenant".into());
-        for l in [manifest(), tools(), asset("PHN2", false), asset("Zy8+", true)] {
+        for l in [
+            manifest(),
+            tools(),
+            asset("PHN2", false),
+            asset("Zy8+", true),
+        ] {
             assert_eq!(r.feed(&line(l)).expect("line"), Step::More);
         }
         assert_eq!(

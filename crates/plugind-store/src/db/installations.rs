@@ -722,10 +722,7 @@ impl Db {
     }
 
     /// Every tenant's installation of exactly `uid`.
-    pub async fn installations_of(
-        &self,
-        uid: &str,
-    ) -> Result<Vec<PluginInstallation>, StoreError> {
+    pub async fn installations_of(&self, uid: &str) -> Result<Vec<PluginInstallation>, StoreError> {
         let sql = self.sql(&format!(
             "SELECT {INSTALLATION_COLUMNS} FROM plugin_installations WHERE plugin_unique_identifier = $1 \
              ORDER BY created_at, id"
