@@ -190,7 +190,8 @@ impl Services {
                 .await
                 .map_err(failed)?;
         }
-        db.insert_declaration_if_absent(uid.as_str(), uid.plugin_id(), &plugin.declaration)
+        let inserted = db
+            .insert_declaration_if_absent(uid.as_str(), uid.plugin_id(), &plugin.declaration)
             .await
             .map_err(failed)?;
         let outcome = db
@@ -202,8 +203,19 @@ impl Services {
                 &json!({}),
                 &plugin.declaration,
             )
-            .await
-            .map_err(failed)?;
+            .await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                // Nothing half-written: the declaration row goes with the failed install.
+                if inserted && !db.plugin_exists(uid.as_str()).await.unwrap_or(true) {
+                    if let Err(e) = db.delete_declaration(uid.as_str()).await {
+                        tracing::warn!(plugin = %uid, error = %e, "could not remove the declaration of a failed debugging install");
+                    }
+                }
+                return Err(failed(err));
+            }
+        };
         match outcome {
             InstallOutcome::Installed(installation) => Ok(installation.id),
             InstallOutcome::AlreadyInstalled(existing)
