@@ -9,6 +9,7 @@
 //! - [`hooks`]: the public endpoint hooks `/e/{hook_id}/…` (no API key): the request written
 //!   out for the plugin, its answer streamed back.
 //! - [`runtime`]: plugind's own operator routes: runtime statuses and lifecycle events (SSE).
+//! - [`debugging`]: the remote-debugging key (when remote debugging is on).
 //! - [`body`]: lenient request-body and query decoding.
 //! - [`metrics`]: `GET /metrics/` (and the 301 from `/metrics`) and per-request Prometheus metrics.
 //! - [`tenant`]: the `{tenant_id}` path check for the whole `/plugin/{tenant_id}` group.
@@ -20,6 +21,7 @@
 pub mod assets;
 pub mod auth;
 pub mod body;
+pub mod debugging;
 pub mod dispatch;
 pub mod endpoints;
 pub mod health;

@@ -12,8 +12,8 @@ use axum::Router;
 use plugind_service::Services;
 
 use crate::{
-    assets, auth, dispatch, endpoints, health, hooks, management, metrics, reply, runtime,
-    serverless, tenant,
+    assets, auth, debugging, dispatch, endpoints, health, hooks, management, metrics, reply,
+    runtime, serverless, tenant,
 };
 
 /// Settings of the HTTP edge.
@@ -141,7 +141,12 @@ pub fn router(services: Services, http: HttpConfig) -> Router {
         .route("/list", get(endpoints::list))
         .route("/list/plugin", get(endpoints::list_by_plugin));
 
-    let plugin = Router::new()
+    let mut plugin = Router::new();
+    if state.services.debugging_enabled() {
+        // Upstream registers the route only when remote installing is enabled.
+        plugin = plugin.route("/debugging/key", post(debugging::key));
+    }
+    let plugin = plugin
         .nest("/management", management)
         .nest("/endpoint", endpoint)
         .route("/dispatch/{*action}", post(dispatch::dispatch))

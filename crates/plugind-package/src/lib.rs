@@ -2,7 +2,8 @@
 //!
 //! Decoding and validating packages the way upstream's upload path does, the checksum and unique
 //! identifier, RSA signature verification, asset ids and icon remapping, safe extraction into a
-//! working directory, and packing a plugin source directory. Synchronous, `std::io` only; no
+//! working directory, packing a plugin source directory, and the declarations a remote-debugging
+//! plugin registers ([`remote`]). Synchronous, `std::io` only; no
 //! input can make it panic.
 
 mod archive;
@@ -20,6 +21,7 @@ mod manifest;
 mod pack;
 mod providers;
 mod readme;
+pub mod remote;
 mod sign;
 mod signature;
 mod strict;

@@ -115,6 +115,20 @@ pub(crate) fn parse_manifest_typed(
             .and_then(|()| serde_norway::from_slice(bytes))
             .map_err(|e| PackageError::ManifestParse(crate::yaml::short(e.to_string())))?
     };
+    from_manifest(y)
+}
+
+/// The manifest object a plugin sends in remote-debugging mode (the SDK's own dump,
+/// plugin-protocol §5.4), read with the same rules as `manifest.yaml`; unknown keys are ignored.
+pub(crate) fn parse_manifest_json(value: &Value) -> Result<PluginDeclaration, PackageError> {
+    let y = ManifestYaml::deserialize(value)
+        .map_err(|e| PackageError::ManifestParse(crate::yaml::short(e.to_string())))?;
+    let (mut decl, inline) = from_manifest(y)?;
+    inline.store_into(&mut decl);
+    Ok(decl)
+}
+
+fn from_manifest(y: ManifestYaml) -> Result<(PluginDeclaration, Providers), PackageError> {
     let created_at = match y.created_at.as_deref().map(str::trim) {
         None | Some("") => GO_ZERO_TIME.to_owned(),
         Some(s) => {

@@ -9,6 +9,9 @@
 //!   per session, answers parsed line by line.
 //! * `local`: the stdio runtime: launch pipeline, environment build, processes, instances,
 //!   supervision, and uid separation ([`PluginUsers`]).
+//! * `remote`: the remote-debugging runtime: the TCP listener ([`DebuggingServer`]), the
+//!   registration of a plugin that dials in, and its connection served like a local plugin's;
+//!   the daemon plugs in key lookup and installation through [`DebuggingHost`].
 //! * `connection`, `router`, `writer`: one connection to a plugin, whatever the transport: the
 //!   session router (id → byte-bounded queue) and the cloneable line writer.
 //! * [`session`] and [`message`]: [`Session`] (one request and its answers), [`Responder`]
@@ -30,6 +33,7 @@ pub mod lifecycle;
 mod local;
 pub mod message;
 pub mod registry;
+mod remote;
 mod router;
 mod runtime;
 pub mod serverless;
@@ -47,5 +51,6 @@ pub use local::sandbox::{PluginUsers, DEFAULT_FIRST_UID, DEFAULT_UID_COUNT};
 pub use message::{SessionEvent, SessionRequest};
 pub use registry::{PluginHandle, Readiness, Runtimes};
 pub use serverless::{ConnectorError, ServerlessConfig, ServerlessFunction};
+pub use remote::{ConnectedPlugin, DebuggingHost, DebuggingServer, DebuggingSettings};
 pub use session::{Responder, Session};
 pub use steps::{LaunchError, LaunchReport, Step};

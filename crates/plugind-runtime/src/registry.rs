@@ -515,6 +515,44 @@ impl Runtimes {
         self.emit(uid, kind, LifecycleKind::PluginStopped);
     }
 
+    /// Puts a runtime that came up by itself (a remote-debugging connection) in the registry as
+    /// running under `uid`, replacing whatever served that uid before; the replaced runtime is
+    /// asked to stop.
+    pub(crate) fn attach(&self, uid: &PluginUniqueIdentifier, runtime: Arc<dyn PluginRuntime>) {
+        let kind = runtime.kind();
+        let previous = {
+            let mut plugins = lock(&self.inner.plugins);
+            let entry = plugins
+                .entry(uid.clone())
+                .or_insert_with(|| Self::starting_entry(kind));
+            entry.kind = kind;
+            entry.task = None;
+            entry.slot.state.send_replace(SlotState::Running(runtime))
+        };
+        if let SlotState::Running(previous) = previous {
+            previous.request_stop();
+        }
+    }
+
+    /// Removes `uid` from the registry if `runtime` still serves it (a newer connection may have
+    /// replaced it); callers waiting on it see it gone. Returns whether it was removed.
+    pub(crate) fn detach(
+        &self,
+        uid: &PluginUniqueIdentifier,
+        runtime: &Arc<dyn PluginRuntime>,
+    ) -> bool {
+        let mut plugins = lock(&self.inner.plugins);
+        let ours = plugins.get(uid).is_some_and(|entry| {
+            matches!(entry.slot.get(), SlotState::Running(current) if std::ptr::addr_eq(Arc::as_ptr(&current), Arc::as_ptr(runtime)))
+        });
+        if ours {
+            if let Some(entry) = plugins.remove(uid) {
+                entry.slot.state.send_replace(SlotState::Gone);
+            }
+        }
+        ours
+    }
+
     /// Stops every plugin.
     pub async fn shutdown(&self) {
         let uids: Vec<_> = lock(&self.inner.plugins).keys().cloned().collect();
@@ -743,6 +781,65 @@ mod tests {
         let status = runtimes.status(&uid).expect("status");
         assert_eq!(status.status, crate::RuntimeState::Stopped);
         assert!(status.last_error.is_some());
+    }
+
+    /// A runtime that only records whether it was asked to stop.
+    #[derive(Default)]
+    struct Attached(std::sync::atomic::AtomicBool);
+
+    impl PluginRuntime for Attached {
+        fn kind(&self) -> RuntimeKind {
+            RuntimeKind::Remote
+        }
+        fn connection(
+            &self,
+            _deadline: Instant,
+        ) -> futures::future::BoxFuture<'_, Result<crate::connection::Connection, InvokeError>>
+        {
+            Box::pin(async { Err(InvokeError::NotFound) })
+        }
+        fn connection_wait(&self) -> Duration {
+            Duration::ZERO
+        }
+        fn is_ready(&self) -> bool {
+            !self.0.load(std::sync::atomic::Ordering::Relaxed)
+        }
+        fn pid(&self) -> Option<u32> {
+            None
+        }
+        fn sessions(&self) -> usize {
+            0
+        }
+        fn request_stop(&self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_attached_runtime_is_replaced_by_a_newer_one_and_detached_only_by_its_owner() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtimes = Runtimes::new(RuntimeConfig::new(dir.path()));
+        let uid = uid();
+        let old = Arc::new(Attached::default());
+        let old_dyn: Arc<dyn PluginRuntime> = old.clone();
+        runtimes.attach(&uid, old_dyn.clone());
+        let handle = runtimes.get(&uid).expect("attached");
+        assert_eq!(handle.kind(), Some(RuntimeKind::Remote));
+        assert!(handle.is_ready());
+
+        let new = Arc::new(Attached::default());
+        let new_dyn: Arc<dyn PluginRuntime> = new.clone();
+        runtimes.attach(&uid, new_dyn.clone());
+        assert!(!old.is_ready(), "the replaced runtime was asked to stop");
+        assert!(new.is_ready());
+        assert!(
+            !runtimes.detach(&uid, &old_dyn),
+            "the old one no longer owns the uid"
+        );
+        assert!(runtimes.get(&uid).is_some());
+        assert!(runtimes.detach(&uid, &new_dyn));
+        assert!(runtimes.get(&uid).is_none());
+        assert!(!handle.is_ready(), "handles see the plugin gone");
     }
 
     #[tokio::test]

@@ -1,4 +1,4 @@
-//! What every runtime kind (local processes today; remote debugging and serverless later) offers
+//! What every runtime kind (local processes, remote-debugging connections; serverless later) offers
 //! the registry. The registry and its [`PluginHandle`](crate::PluginHandle) only ever see this
 //! trait, so nothing above this crate knows which kind serves a plugin.
 

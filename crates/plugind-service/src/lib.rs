@@ -18,6 +18,9 @@
 //! - [`endpoints`]: endpoint management (setup, list, update, enable/disable, remove) with
 //!   settings validation, masking and encryption through the inner API; [`hooks`]: the public
 //!   `/e/{hook_id}` hooks (hook → `invoke_endpoint` session → response head and body).
+//! - [`debugging`]: remote debugging: debugging keys ([`debugging::DebuggingKeys`], in memory
+//!   by default) and installing/uninstalling a plugin that registered over the debugging
+//!   listener (the runtime crate's `DebuggingHost`, implemented by [`Services`]).
 //! - [`binding`]: lenient field access on JSON bodies, the way upstream's binder behaves.
 //!
 //! **Architecture invariant:** this crate is the only user of `plugind-store`; the HTTP crate
@@ -28,6 +31,7 @@ mod backwards;
 pub mod binding;
 mod blob_merge;
 pub mod config;
+pub mod debugging;
 pub mod dispatch;
 mod dispatch_request;
 pub mod endpoints;

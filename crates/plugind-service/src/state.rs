@@ -47,6 +47,8 @@ pub(crate) struct Inner {
     pub(crate) uid_locks: crate::upgrade::UidLocks,
     /// Open dispatch sessions, for the serverless transaction route.
     pub(crate) sessions: crate::serverless::SessionTable,
+    /// Set when remote debugging is on (`PLUGIN_REMOTE_INSTALLING_ENABLED`).
+    pub(crate) debugging_keys: std::sync::OnceLock<Arc<dyn crate::debugging::DebuggingKeys>>,
 }
 
 impl Services {
@@ -63,6 +65,7 @@ impl Services {
                 storage_writes: Default::default(),
                 uid_locks: Default::default(),
                 sessions: Default::default(),
+                debugging_keys: Default::default(),
             }),
         }
     }

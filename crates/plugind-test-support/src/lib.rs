@@ -11,6 +11,8 @@
 //! * [`daemon`] — [`Daemon`], the `plugind` binary run as a child process with a temporary state
 //!   directory, plus [`create_pg_database`];
 //! * [`client`] — [`Client`], HTTP calls shaped like the ones Dify's API server makes;
+//! * [`remote`] — remote-debugging plugins: the SDK fixture in remote mode ([`remote::SdkPlugin`])
+//!   and a raw-socket plugin ([`remote::RawPlugin`]);
 //! * [`flows`] — steps many tests share (install and wait, echo invoke bodies, answer texts).
 
 pub mod client;
@@ -19,6 +21,7 @@ pub mod fake_connector;
 pub mod fake_dify;
 pub mod fixtures;
 pub mod flows;
+pub mod remote;
 pub mod signing;
 
 pub use client::{envelope_data, parse_sse_body, Client};

@@ -285,6 +285,26 @@ pub struct Config {
     #[arg(long, env = "PLUGIN_UID_COUNT", default_value_t = plugind_runtime::DEFAULT_UID_COUNT)]
     pub plugin_uid_count: u32,
 
+    /// Start the remote-debugging TCP listener and the `debugging/key` route.
+    #[arg(long, env = "PLUGIN_REMOTE_INSTALLING_ENABLED", default_value = "true", value_parser = go_bool)]
+    pub plugin_remote_installing_enabled: bool,
+    /// Bind address of the remote-debugging listener (a `tcp://` prefix is accepted).
+    #[arg(long, env = "PLUGIN_REMOTE_INSTALLING_HOST", default_value = "0.0.0.0")]
+    pub plugin_remote_installing_host: String,
+    #[arg(long, env = "PLUGIN_REMOTE_INSTALLING_PORT", default_value_t = 5003)]
+    pub plugin_remote_installing_port: u16,
+    /// Registered debugging plugins connected at once; more are refused as busy.
+    #[arg(long, env = "PLUGIN_REMOTE_INSTALLING_MAX_CONN", default_value_t = 256)]
+    pub plugin_remote_installing_max_conn: usize,
+    /// Ours: seconds without a heartbeat after which a debugging plugin is disconnected
+    /// (upstream: 60).
+    #[arg(
+        long,
+        env = "PLUGIN_REMOTE_INSTALLING_HEARTBEAT_TIMEOUT",
+        default_value_t = 60
+    )]
+    pub plugin_remote_installing_heartbeat_timeout: u64,
+
     #[arg(long, env = "PROMETHEUS_ENABLED", default_value = "true", value_parser = go_bool)]
     pub prometheus_enabled: bool,
 
@@ -382,6 +402,13 @@ impl Config {
         self.plugin_working_path
             .clone()
             .unwrap_or_else(|| self.data_dir.join("cwd"))
+    }
+
+    /// `PLUGIN_REMOTE_INSTALLING_HOST:PLUGIN_REMOTE_INSTALLING_PORT`, without a `tcp://` prefix.
+    pub fn remote_installing_addr(&self) -> String {
+        let host = self.plugin_remote_installing_host.trim();
+        let host = host.strip_prefix("tcp://").unwrap_or(host);
+        format!("{host}:{}", self.plugin_remote_installing_port)
     }
 
     pub fn max_line_bytes(&self) -> usize {

@@ -9,11 +9,15 @@ mod lockdown;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use plugind_runtime::{PluginUsers, RuntimeConfig, RuntimeTuning, Runtimes};
+use plugind_runtime::{
+    DebuggingServer, DebuggingSettings, PluginUsers, RuntimeConfig, RuntimeTuning, Runtimes,
+};
+use plugind_service::debugging::MemoryDebuggingKeys;
 use plugind_service::{ServiceConfig, Services};
 use plugind_store::{Blobs, Db, DbConfig};
 use tokio_util::sync::CancellationToken;
@@ -251,6 +255,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
         blobs,
         runtimes,
     );
+    if config.plugin_remote_installing_enabled {
+        services.enable_debugging(Arc::new(MemoryDebuggingKeys::default()));
+        let forgotten = services
+            .forget_debugging_plugins()
+            .await
+            .context("removing debugging plugins left by a previous run")?;
+        if forgotten > 0 {
+            tracing::info!(
+                installations = forgotten,
+                "removed debugging plugins a previous run left installed"
+            );
+        }
+    }
     let restoring = services
         .restore_installed()
         .await
@@ -259,6 +276,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         plugins = restoring,
         "starting installed plugins in the background"
     );
+
+    let debugging = if config.plugin_remote_installing_enabled {
+        Some(start_debugging(&config, &services).await?)
+    } else {
+        None
+    };
 
     let prometheus = if config.prometheus_enabled {
         Some(
@@ -342,10 +365,60 @@ async fn run(config: Config) -> anyhow::Result<()> {
             );
         }
     }
+    if let Some(debugging) = &debugging {
+        // Debugging plugins are uninstalled while the database is still there.
+        debugging.shutdown(Duration::from_secs(5)).await;
+    }
     tracing::info!("shutting down: failing unfinished tasks and stopping plugins");
     services.shutdown(deadline).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds the remote-debugging listener (retried after 2 s and 4 s like upstream; then start-up
+/// fails, naming the address) and starts serving it.
+async fn start_debugging(config: &Config, services: &Services) -> anyhow::Result<DebuggingServer> {
+    let addr = config.remote_installing_addr();
+    let mut retries = [2u64, 4].into_iter();
+    let listener = loop {
+        match tokio::net::TcpListener::bind(&addr).await {
+            Ok(listener) => break listener,
+            Err(err) => match retries.next() {
+                Some(wait) => {
+                    tracing::warn!(%addr, error = %err, "cannot listen for debugging plugins yet; retrying in {wait}s");
+                    tokio::time::sleep(Duration::from_secs(wait)).await;
+                }
+                None => {
+                    return Err(err).with_context(|| {
+                        format!(
+                            "cannot listen for debugging plugins on {addr} \
+                             (PLUGIN_REMOTE_INSTALLING_HOST/PORT; PLUGIN_REMOTE_INSTALLING_ENABLED=false turns remote debugging off)"
+                        )
+                    })
+                }
+            },
+        }
+    };
+    let settings = DebuggingSettings {
+        max_connections: config.plugin_remote_installing_max_conn,
+        heartbeat_timeout: Duration::from_secs(
+            config
+                .plugin_remote_installing_heartbeat_timeout
+                .clamp(1, YEAR_SECS),
+        ),
+        max_line_bytes: config.max_line_bytes(),
+        sessions: services.runtimes().config().sessions,
+        ..DebuggingSettings::default()
+    };
+    let server = DebuggingServer::start(
+        listener,
+        services.runtimes().clone(),
+        Arc::new(services.clone()),
+        settings,
+    )
+    .context("debugging listener")?;
+    tracing::info!(addr = %server.local_addr(), "listening for debugging plugins");
+    Ok(server)
 }
 
 /// `0` means no limit; longer than a year is a year (deadlines must not overflow `Instant`).

@@ -721,6 +721,22 @@ impl Db {
         })
     }
 
+    /// Every tenant's installation of exactly `uid`.
+    pub async fn installations_of(&self, uid: &str) -> Result<Vec<PluginInstallation>, StoreError> {
+        let sql = self.sql(&format!(
+            "SELECT {INSTALLATION_COLUMNS} FROM plugin_installations WHERE plugin_unique_identifier = $1 \
+             ORDER BY created_at, id"
+        ));
+        dispatch!(self, pool => {
+            let rows = sqlx::query(&sql).bind(uid).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(installation_from_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
     /// Whether `uid` is installed in at least one tenant (a `plugins` row exists).
     pub async fn plugin_exists(&self, uid: &str) -> Result<bool, StoreError> {
         Ok(self.plugin_refers(uid).await?.is_some())
