@@ -4,12 +4,15 @@
 //! Errors found before the session exists are returned as `Err((http status, error))` and sent as
 //! plain JSON; everything after is an item of the returned stream and goes out as an SSE event.
 
+use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 
 use futures::Stream;
 use plugind_entities::{DaemonError, ErrorType, PluginUniqueIdentifier};
-use plugind_runtime::{SessionEvent, SessionRequest};
+use plugind_runtime::{RawJson, SessionEvent, SessionRequest};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::binding::{opt_str, required_error, str_field};
@@ -282,8 +285,20 @@ pub fn find_action(path: &str) -> Option<&'static Action> {
     ACTIONS.iter().find(|a| a.path == path)
 }
 
-/// Chunks of one dispatch; ends after the plugin's `end`, an error, or the deadline.
-pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Value, DaemonError>> + Send>>;
+/// One answer chunk as JSON bytes, the plugin's own encoding unless a check had to change it.
+pub type Chunk = RawJson;
+
+/// Chunks of one dispatch; ends after the plugin's `end`, an error, or the deadline. Chunks that
+/// arrived together are ready together (one wake-up of the consumer per batch).
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, DaemonError>> + Send>>;
+
+/// Most session messages handled per wake-up of a dispatch.
+const BATCH_ITEMS: usize = 64;
+/// About the most bytes of session messages handled per wake-up (a single one may be larger).
+const BATCH_BYTES: usize = 256 * 1024;
+/// Batches waiting for the caller; with [`BATCH_BYTES`], bounds what a dispatch holds beyond
+/// the session's own queue (`PLUGIN_SESSION_BUFFER_SIZE`).
+const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Upstream's text for a plugin no node runs; Dify matches on it (http-api §6.4, §7.5).
 pub const NO_AVAILABLE_NODE: &str = "no available node, plugin runtime not found";
@@ -356,6 +371,11 @@ impl Services {
         let plugin_id = plugin_id
             .filter(|p| !p.is_empty())
             .ok_or_else(|| (400, DaemonError::bad_request("plugin_id is required")))?;
+        let cache = &self.inner.installed;
+        if let Some(uid) = cache.get(tenant_id, plugin_id) {
+            return Ok(uid);
+        }
+        let generation = cache.generation();
         let installation = self
             .inner
             .db
@@ -363,12 +383,15 @@ impl Services {
             .await
             .map_err(|e| (500, DaemonError::internal(e.to_string())))?
             .ok_or_else(|| (404, DaemonError::plugin_not_found("plugin not found")))?;
-        PluginUniqueIdentifier::parse(&installation.plugin_unique_identifier).map_err(|e| {
-            (
-                400,
-                DaemonError::new(ErrorType::UniqueIdentifier, e.to_string()),
-            )
-        })
+        let uid =
+            PluginUniqueIdentifier::parse(&installation.plugin_unique_identifier).map_err(|e| {
+                (
+                    400,
+                    DaemonError::new(ErrorType::UniqueIdentifier, e.to_string()),
+                )
+            })?;
+        cache.insert(generation, tenant_id, plugin_id, uid.clone());
+        Ok(uid)
     }
 
     /// Opens the stream of `action` on the runtime of `uid` for `tenant_id`.
@@ -453,31 +476,54 @@ impl Services {
             let mut session = match opened {
                 Ok(session) => session,
                 Err(err) => {
-                    let _ = tx.send(Err(DaemonError::internal(err.to_string()))).await;
+                    let _ = tx
+                        .send(vec![Err(DaemonError::internal(err.to_string()))])
+                        .await;
                     return;
                 }
             };
+            // Everything the plugin sent since the last wake-up is handled, and handed on, at once.
+            let mut events = Vec::with_capacity(BATCH_ITEMS);
             loop {
-                let Some(event) = cut.run(sleep.as_mut(), session.next()).await else {
+                let next = session.next_batch(&mut events, BATCH_ITEMS, BATCH_BYTES);
+                if cut.run(sleep.as_mut(), next).await.is_none() {
                     return;
-                };
-                let item = match event {
-                    Some(SessionEvent::Stream(chunk)) => check_chunk(action, chunk),
-                    Some(SessionEvent::Error(err)) => Err(plugin_error(&err)),
-                    Some(SessionEvent::Invoke(request)) => {
-                        match caller.start(session.responder(), request) {
-                            Ok(()) => continue,
-                            Err(err) => Err(err),
+                }
+                if events.is_empty() {
+                    return;
+                }
+                let mut batch = Vec::with_capacity(events.len());
+                let mut stop = false;
+                for event in events.drain(..) {
+                    let item = match event {
+                        SessionEvent::Stream(chunk) => check_chunk(action, chunk),
+                        SessionEvent::Error(err) => Err(plugin_error(&err)),
+                        SessionEvent::Invoke(request) => {
+                            match caller.start(session.responder(), request) {
+                                Ok(()) => continue,
+                                Err(err) => Err(err),
+                            }
                         }
+                        SessionEvent::End => {
+                            stop = true;
+                            break;
+                        }
+                        SessionEvent::Closed(reason) => Err(DaemonError::internal(format!(
+                            "plugin runtime exited while handling the request: {reason}"
+                        ))),
+                        SessionEvent::Aborted(reason) => Err(DaemonError::internal(reason)),
+                    };
+                    let failed = item.is_err();
+                    batch.push(item);
+                    if failed {
+                        stop = true;
+                        break;
                     }
-                    Some(SessionEvent::End) | None => return,
-                    Some(SessionEvent::Closed(reason)) => Err(DaemonError::internal(format!(
-                        "plugin runtime exited while handling the request: {reason}"
-                    ))),
-                    Some(SessionEvent::Aborted(reason)) => Err(DaemonError::internal(reason)),
-                };
-                let stop = item.is_err();
-                if tx.send(item).await.is_err() || stop {
+                }
+                if !batch.is_empty() && tx.send(batch).await.is_err() {
+                    return;
+                }
+                if stop {
                     return;
                 }
             }
@@ -488,7 +534,7 @@ impl Services {
 
 /// What ends a dispatch early: its deadline, its caller going away, or the daemon shutting down.
 struct Cut<'a> {
-    tx: &'a tokio::sync::mpsc::Sender<Result<Value, DaemonError>>,
+    tx: &'a tokio::sync::mpsc::Sender<Batch>,
     interrupted: &'a tokio_util::sync::CancellationToken,
 }
 
@@ -506,7 +552,10 @@ impl Cut<'_> {
             () = self.tx.closed() => return None,
             () = self.interrupted.cancelled() => "plugin daemon is shutting down",
         };
-        let _ = self.tx.send(Err(DaemonError::internal(message))).await;
+        let _ = self
+            .tx
+            .send(vec![Err(DaemonError::internal(message))])
+            .await;
         None
     }
 }
@@ -520,6 +569,13 @@ pub async fn polling_result(mut chunks: ChunkStream) -> Result<Value, DaemonErro
     while let Some(item) = chunks.next().await {
         last = Some(item?);
     }
+    let last = match last.map(|chunk| chunk.to_value()).transpose() {
+        Ok(last) => last,
+        Err(e) => {
+            let inner = json!({"error_type": "unmarshal_error", "message": format!("invalid polling result: {e}")});
+            return Err(DaemonError::invoke(inner.to_string()));
+        }
+    };
     let invalid = |why: &str| {
         let inner = json!({"error_type": "unmarshal_error", "message": format!("invalid polling result: {why}")});
         DaemonError::invoke(inner.to_string())
@@ -582,17 +638,30 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// Runs `body` as a task feeding a channel, and returns the receiving side as a stream. Dropping
-/// the stream closes the channel, which the task sees (`tx.closed()`) and stops: that is how a
-/// client disconnect cancels the session.
+/// Items handed from the dispatch task to the caller in one channel message.
+type Batch = Vec<Result<Chunk, DaemonError>>;
+
+/// Runs `body` as a task feeding a channel of batches, and returns the receiving side as a
+/// stream of single items (a batch's items are ready at once). Dropping the stream closes the
+/// channel, which the task sees (`tx.closed()`) and stops: that is how a client disconnect
+/// cancels the session.
 fn async_stream<F, Fut>(body: F) -> ChunkStream
 where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<Value, DaemonError>>) -> Fut,
+    F: FnOnce(tokio::sync::mpsc::Sender<Batch>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
     tokio::spawn(body(tx));
-    Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    let mut ready = VecDeque::new();
+    Box::pin(futures::stream::poll_fn(move |cx| loop {
+        if let Some(item) = ready.pop_front() {
+            return std::task::Poll::Ready(Some(item));
+        }
+        match rx.poll_recv(cx) {
+            std::task::Poll::Ready(Some(batch)) => ready.extend(batch),
+            other => return other.map(|_| None),
+        }
+    }))
 }
 
 fn is_zero(v: Option<&Value>) -> bool {
@@ -625,9 +694,22 @@ fn plugin_data(action: &Action, user_id: &str, data: Value) -> Value {
     Value::Object(out)
 }
 
-fn check_chunk(action: &Action, mut chunk: Value) -> Result<Value, DaemonError> {
+/// Checks (and where upstream does, normalises) one chunk. Raw JSON in, raw JSON out: a chunk
+/// that needs no change is passed on as the plugin's bytes, untouched.
+fn check_chunk(action: &Action, chunk: Chunk) -> Result<Chunk, DaemonError> {
     if action.tool_messages {
-        let kind = chunk.get("type").and_then(Value::as_str).unwrap_or("");
+        /// The one field the check reads, borrowed.
+        #[derive(Deserialize)]
+        struct Kind<'a> {
+            #[serde(rename = "type", borrow, default)]
+            kind: Option<Cow<'a, str>>,
+        }
+        let is_object = chunk.as_bytes().first() == Some(&b'{');
+        let parsed = is_object
+            .then(|| chunk.parse::<Kind<'_>>().ok())
+            .flatten()
+            .and_then(|k| k.kind);
+        let kind = parsed.as_deref().unwrap_or("");
         if !TOOL_MESSAGE_TYPES.contains(&kind) {
             let inner = json!({"error_type": "unmarshal_error", "message": format!("unmarshal json failed: invalid tool message type {kind:?}")});
             return Err(DaemonError::invoke(inner.to_string()));
@@ -636,11 +718,67 @@ fn check_chunk(action: &Action, mut chunk: Value) -> Result<Value, DaemonError> 
     // Upstream always sends LLM chunks with an empty `prompt_messages` (older Dify requires the
     // key; newer Dify re-attaches the prompt itself), whatever the plugin put there.
     if action.action == "invoke_llm" {
-        if let Value::Object(fields) = &mut chunk {
-            fields.insert("prompt_messages".into(), Value::Array(Vec::new()));
-        }
+        return Ok(with_empty_prompt_messages(chunk));
     }
     Ok(chunk)
+}
+
+/// `chunk` with `prompt_messages` set to `[]` (in its place, or added last); other values are
+/// copied as raw bytes. A chunk that is not an object is passed on unchanged.
+fn with_empty_prompt_messages(chunk: Chunk) -> Chunk {
+    let Ok(RawFields(fields)) = chunk.parse::<RawFields<'_>>() else {
+        return chunk;
+    };
+    let mut out = String::with_capacity(chunk.len() + 24);
+    out.push('{');
+    let mut replaced = false;
+    for (key, value) in &fields {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(&Value::from(key.as_ref()).to_string());
+        out.push(':');
+        if key == "prompt_messages" {
+            out.push_str("[]");
+            replaced = true;
+        } else {
+            out.push_str(value.get());
+        }
+    }
+    if !replaced {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str("\"prompt_messages\":[]");
+    }
+    out.push('}');
+    RawJson::from_json(&out).unwrap_or(chunk)
+}
+
+/// An object's members in order, keys decoded, values left raw.
+struct RawFields<'a>(Vec<(Cow<'a, str>, &'a serde_json::value::RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawFields<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = RawFields<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<RawFields<'a>, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(entry) = map.next_entry()? {
+                    fields.push(entry);
+                }
+                Ok(RawFields(fields))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
 }
 
 /// A plugin `error` message becomes `PluginInvokeError` whose message is the plugin's error
@@ -681,15 +819,39 @@ mod tests {
         let llm = find_action("llm/invoke").expect("action");
         let chunk =
             json!({"model": "m", "delta": {"index": 0}, "prompt_messages": [{"role": "user"}]});
-        let out = check_chunk(llm, chunk).expect("valid");
-        assert_eq!(out["prompt_messages"], json!([]));
+        let out = check_chunk(llm, chunk.into()).expect("valid");
+        assert_eq!(
+            out.as_str(),
+            r#"{"model":"m","delta":{"index":0},"prompt_messages":[]}"#
+        );
+        let added = check_chunk(
+            llm,
+            RawJson::from_json(r#"{"m": 1, "d": {"x": [1]}}"#).expect("json"),
+        )
+        .expect("valid");
+        assert_eq!(
+            added.as_str(),
+            r#"{"m":1,"d":{"x": [1]},"prompt_messages":[]}"#
+        );
         let tool = find_action("tool/invoke").expect("action");
-        assert!(check_chunk(tool, json!({"type": "nonsense"})).is_err());
-        assert!(check_chunk(tool, json!({"type": "text", "message": {"text": "x"}})).is_ok());
+        assert!(check_chunk(tool, json!({"type": "nonsense"}).into()).is_err());
+        assert!(check_chunk(tool, json!(["text"]).into()).is_err());
+        let text =
+            RawJson::from_json(r#"{"type": "text", "message": {"text": "x"}}"#).expect("json");
+        let out = check_chunk(tool, text.clone()).expect("valid");
+        assert_eq!(
+            out, text,
+            "a valid tool message is passed on as the plugin's bytes"
+        );
+        let rerank = find_action("rerank/invoke").expect("action");
+        let any = RawJson::from_json(r#"{"docs": [ 1, 2 ]}"#).expect("json");
+        assert_eq!(check_chunk(rerank, any.clone()).expect("valid"), any);
     }
 
     fn chunks(items: Vec<Result<Value, DaemonError>>) -> ChunkStream {
-        Box::pin(futures::stream::iter(items))
+        Box::pin(futures::stream::iter(
+            items.into_iter().map(|item| item.map(RawJson::from)),
+        ))
     }
 
     #[tokio::test]

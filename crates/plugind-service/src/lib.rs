@@ -29,6 +29,7 @@ pub mod config;
 pub mod dispatch;
 pub mod endpoints;
 pub mod install;
+mod installed;
 mod persistence;
 pub mod providers;
 pub mod query;

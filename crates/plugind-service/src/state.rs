@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) storage_writes: crate::persistence::WriteLocks,
     /// Serialises an install job's launch-and-record with a retirement of the same uid.
     pub(crate) uid_locks: crate::upgrade::UidLocks,
+    /// (tenant, plugin id) → uid for dispatch, so invokes skip the database.
+    pub(crate) installed: crate::installed::InstalledCache,
 }
 
 impl Services {
@@ -60,8 +62,16 @@ impl Services {
                 active_dispatch: AtomicI64::new(0),
                 storage_writes: Default::default(),
                 uid_locks: Default::default(),
+                installed: Default::default(),
             }),
         }
+    }
+
+    /// Forgets what dispatch cached about the tenant's installation of `plugin_id`; called
+    /// after every install, upgrade and uninstall commits (and the hook for invalidation that
+    /// comes from other nodes).
+    pub fn invalidate_installation(&self, tenant_id: &str, plugin_id: &str) {
+        self.inner.installed.invalidate(tenant_id, plugin_id);
     }
 
     pub fn config(&self) -> &ServiceConfig {
