@@ -56,6 +56,9 @@ struct Args {
     /// Extra environment for the daemon (`KEY=VALUE`, repeatable), e.g. allocator settings.
     #[arg(long = "daemon-env")]
     daemon_env: Vec<String>,
+    /// The commit the daemon binary was built from (default: this checkout's HEAD).
+    #[arg(long)]
+    commit: Option<String>,
     /// The daemon binary (default: `plugind` next to this binary).
     #[arg(long)]
     daemon: Option<PathBuf>,
@@ -261,7 +264,7 @@ async fn main() -> anyhow::Result<()> {
 
     let report = Report {
         label: args.label.clone(),
-        commit: git_head(),
+        commit: args.commit.clone().unwrap_or_else(git_head),
         pinned,
         daemon_env: args.daemon_env.clone(),
         stalled,

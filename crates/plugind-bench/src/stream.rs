@@ -2,7 +2,7 @@
 //! chunks per call (optionally sleeping between them), called through the daemon's
 //! `dispatch/llm/invoke` and through the direct driver.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use futures::StreamExt;

@@ -31,6 +31,11 @@ impl RawJson {
         RawJson(Bytes::from(serde_json::to_vec(value).unwrap_or_default()))
     }
 
+    /// The encoding of any serialisable value (e.g. a typed chunk re-encoded after a check).
+    pub fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<RawJson, serde_json::Error> {
+        Ok(RawJson(Bytes::from(serde_json::to_vec(value)?)))
+    }
+
     /// `text` if it is exactly one JSON value.
     pub fn from_json(text: &str) -> Result<RawJson, serde_json::Error> {
         let raw: &RawValue = serde_json::from_str(text)?;
@@ -314,6 +319,10 @@ mod tests {
     fn raw_json_from_values_and_text() {
         let v = json!({"a": [1, "x"]});
         assert_eq!(RawJson::from_value(&v).as_str(), r#"{"a":[1,"x"]}"#);
+        assert_eq!(
+            RawJson::encode(&v).expect("encode"),
+            RawJson::from_value(&v)
+        );
         assert_eq!(RawJson::from_json(" [1] ").expect("ok").as_str(), "[1]");
         assert!(RawJson::from_json("[1] 2").is_err());
         assert!(RawJson::from_json("{\"a\":\r1}").expect("ok").has_cr());
