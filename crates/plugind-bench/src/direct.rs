@@ -1,22 +1,53 @@
 //! The floor: a tiny driver that talks to one plugin process over its stdin/stdout directly,
 //! with the same request the daemon would send, and no daemon in between.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
-type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<()>>>>;
+/// What the driver tells a waiting call: a `stream` chunk arrived, or the session ended.
+enum Seen {
+    Chunk,
+    End,
+}
+
+type Waiters = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Seen>>>>;
+
+/// The few fields the driver reads of a plugin line, borrowed.
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(borrow, default)]
+    event: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<Data<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Data<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+}
+
+/// One streamed call through the driver: time to its first chunk and how many chunks came.
+pub struct Streamed {
+    pub first_chunk: Duration,
+    pub chunks: usize,
+}
 
 pub struct Driver {
-    _child: Child,
+    child: Child,
     stdin: tokio::sync::Mutex<ChildStdin>,
     waiters: Waiters,
 }
@@ -43,22 +74,34 @@ impl Driver {
         let routes = waiters.clone();
         tokio::spawn(async move {
             let mut ready = Some(ready_tx);
-            let mut lines = BufReader::new(stdout).lines();
+            let mut lines = BufReader::with_capacity(64 * 1024, stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                let Ok(event) = serde_json::from_str::<Line<'_>>(&line) else {
                     continue;
                 };
-                match event["event"].as_str() {
+                match event.event.as_deref() {
                     Some("heartbeat") => {
                         if let Some(tx) = ready.take() {
                             let _ = tx.send(());
                         }
                     }
-                    Some("session") if event["data"]["type"] == "end" => {
-                        let id = event["session_id"].as_str().unwrap_or_default();
-                        let waiter = routes.lock().ok().and_then(|mut w| w.remove(id));
-                        if let Some(tx) = waiter {
-                            let _ = tx.send(());
+                    Some("session") => {
+                        let id = event.session_id.as_deref().unwrap_or_default();
+                        let kind = event.data.and_then(|d| d.kind);
+                        let seen = match kind.as_deref() {
+                            Some("stream") => Seen::Chunk,
+                            Some("end") => Seen::End,
+                            _ => continue,
+                        };
+                        let end = matches!(seen, Seen::End);
+                        let Ok(mut waiters) = routes.lock() else {
+                            return;
+                        };
+                        if let Some(tx) = waiters.get(id) {
+                            let _ = tx.send(seen);
+                        }
+                        if end {
+                            waiters.remove(id);
                         }
                     }
                     _ => {}
@@ -69,30 +112,54 @@ impl Driver {
             .await
             .context("no heartbeat")??;
         Ok(Driver {
-            _child: child,
+            child,
             stdin: tokio::sync::Mutex::new(stdin),
             waiters,
         })
     }
 
-    /// One echo invoke, returning when the plugin's `end` arrives.
+    /// The plugin process id (to pin it to a core).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// One echo tool invoke, returning when the plugin's `end` arrives.
     pub async fn invoke(&self, text: &str) -> anyhow::Result<()> {
+        let data = json!({"user_id": "u", "type": "tool", "action": "invoke_tool", "provider": "echo", "tool": "echo",
+                 "credentials": {}, "credential_type": "api-key", "tool_parameters": {"text": text, "mode": "text"}});
+        self.call(data).await.map(drop)
+    }
+
+    /// One request with `data` (the plugin's `data`, with `type` and `action`); returns when
+    /// the plugin's `end` arrives.
+    pub async fn call(&self, data: Value) -> anyhow::Result<Streamed> {
         let session_id = uuid::Uuid::new_v4().to_string();
         let line = json!({"session_id": session_id, "conversation_id": null, "message_id": null, "app_id": null,
-            "endpoint_id": null, "context": null, "event": "request",
-            "data": {"user_id": "u", "type": "tool", "action": "invoke_tool", "provider": "echo", "tool": "echo",
-                     "credentials": {}, "credential_type": "api-key", "tool_parameters": {"text": text, "mode": "text"}}});
-        let (tx, rx) = oneshot::channel();
+            "endpoint_id": null, "context": null, "event": "request", "data": data});
+        let (tx, mut rx) = mpsc::unbounded_channel();
         self.waiters
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?
             .insert(session_id, tx);
         let mut bytes = serde_json::to_vec(&line)?;
         bytes.push(b'\n');
+        let started = Instant::now();
         self.stdin.lock().await.write_all(&bytes).await?;
-        match tokio::time::timeout(Duration::from_secs(60), rx).await {
-            Ok(Ok(())) => Ok(()),
-            _ => bail!("no end from plugin"),
+        let mut first_chunk = None;
+        let mut chunks = 0;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(120), rx.recv()).await {
+                Ok(Some(Seen::Chunk)) => {
+                    first_chunk.get_or_insert_with(|| started.elapsed());
+                    chunks += 1;
+                }
+                Ok(Some(Seen::End)) => break,
+                _ => bail!("no end from plugin"),
+            }
         }
+        Ok(Streamed {
+            first_chunk: first_chunk.unwrap_or_else(|| started.elapsed()),
+            chunks,
+        })
     }
 }

@@ -3,14 +3,16 @@
 //!
 //! Framing: `data: <envelope>\n\n` per chunk, `Content-Type: text/event-stream`, nothing else —
 //! no comments, no keep-alives (Dify would choke on them). The status line and headers are held
-//! back until the first event exists, so "no bytes before the first token" holds.
+//! back until the first event exists, so "no bytes before the first token" holds. Events that
+//! are ready together go out together: one body frame (one HTTP chunk, one write) per batch,
+//! never waiting for more than what is there. A chunk's JSON is copied into the envelope as the
+//! plugin encoded it, not re-serialised.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use futures::StreamExt;
-use plugind_entities::envelope::success_json;
 use plugind_entities::DaemonError;
 use plugind_service::dispatch::{find_action, polling_result, Chunk, ChunkStream, EarlyError};
 
@@ -109,7 +111,8 @@ async fn sse_response(chunks: Result<ChunkStream, EarlyError>) -> Response {
     let first = chunks.next().await;
     let events = futures::stream::iter(first)
         .chain(chunks)
-        .map(|item| Ok::<_, std::convert::Infallible>(sse_event(item)));
+        .ready_chunks(SSE_BATCH_EVENTS)
+        .map(|batch| Ok::<_, std::convert::Infallible>(sse_events(batch)));
     let mut response = Response::new(Body::from_stream(events));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -118,14 +121,72 @@ async fn sse_response(chunks: Result<ChunkStream, EarlyError>) -> Response {
     response
 }
 
-fn sse_event(item: Result<Chunk, DaemonError>) -> Bytes {
-    let json = match item {
-        Ok(chunk) => success_json(&chunk).unwrap_or_default(),
-        Err(err) => err.envelope_json(),
-    };
-    let mut line = Vec::with_capacity(json.len() + 8);
-    line.extend_from_slice(b"data: ");
-    line.extend_from_slice(json.as_bytes());
-    line.extend_from_slice(b"\n\n");
-    Bytes::from(line)
+/// Most events framed into one body frame.
+const SSE_BATCH_EVENTS: usize = 256;
+
+/// Frames events that are ready together into one body frame.
+fn sse_events(items: Vec<Result<Chunk, DaemonError>>) -> Bytes {
+    let size = items
+        .iter()
+        .map(|item| item.as_ref().map_or(256, Chunk::len) + 48)
+        .sum();
+    let mut out = Vec::with_capacity(size);
+    for item in items {
+        push_sse_event(&mut out, item);
+    }
+    Bytes::from(out)
+}
+
+/// `data: {"code":0,"message":"success","data":<chunk>}\n\n`, or the error's envelope.
+fn push_sse_event(out: &mut Vec<u8>, item: Result<Chunk, DaemonError>) {
+    out.extend_from_slice(b"data: ");
+    match item {
+        // A carriage return (whitespace between tokens) would end an SSE line: re-encode then.
+        Ok(chunk) if chunk.has_cr() => match chunk.to_value() {
+            Ok(value) => push_success(out, &Chunk::from_value(&value)),
+            Err(_) => out.extend_from_slice(
+                DaemonError::internal("undecodable chunk")
+                    .envelope_json()
+                    .as_bytes(),
+            ),
+        },
+        Ok(chunk) => push_success(out, &chunk),
+        Err(err) => out.extend_from_slice(err.envelope_json().as_bytes()),
+    }
+    out.extend_from_slice(b"\n\n");
+}
+
+/// The success envelope around raw chunk bytes; the same bytes `success_json` writes.
+fn push_success(out: &mut Vec<u8>, chunk: &Chunk) {
+    out.extend_from_slice(br#"{"code":0,"message":"success","data":"#);
+    out.extend_from_slice(chunk.as_bytes());
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugind_entities::envelope::success_json;
+    use serde_json::json;
+
+    #[test]
+    fn events_of_a_batch_are_framed_into_one_frame_with_the_chunk_bytes_as_sent() {
+        let value = json!({"type": "text", "message": {"text": "a\nb é"}});
+        let encoded = Chunk::from_value(&value);
+        let framed = sse_events(vec![
+            Ok(encoded.clone()),
+            Ok(Chunk::from_json(r#"{"a": 1}"#).expect("json")),
+            Ok(Chunk::from_json("{\"a\":\r1}").expect("json")),
+            Err(DaemonError::internal("boom")),
+        ]);
+        let text = String::from_utf8(framed.to_vec()).expect("utf8");
+        let expected = format!(
+            "data: {}\n\ndata: {{\"code\":0,\"message\":\"success\",\"data\":{{\"a\": 1}}}}\n\ndata: {}\n\ndata: {}\n\n",
+            success_json(&value).expect("json"),
+            success_json(&json!({"a": 1})).expect("json"),
+            DaemonError::internal("boom").envelope_json()
+        );
+        assert_eq!(text, expected);
+        assert!(!text.contains('\r'));
+    }
 }

@@ -47,19 +47,32 @@ pub struct StrayLine {
 impl PluginEvent {
     /// Parses one line as written by the plugin.
     pub fn parse(line: &[u8]) -> Result<PluginEvent, StrayLine> {
-        serde_json::from_slice(line).map_err(|e| StrayLine {
-            error: e.to_string(),
-            excerpt: excerpt(line),
-        })
+        serde_json::from_slice(line).map_err(|e| StrayLine::new(&e, line))
     }
 
     pub fn kind(&self) -> EventKind {
-        match self.event.as_str() {
+        EventKind::of(&self.event)
+    }
+}
+
+impl EventKind {
+    /// The kind of an `event` name.
+    pub fn of(event: &str) -> EventKind {
+        match event {
             "heartbeat" => EventKind::Heartbeat,
             "session" => EventKind::Session,
             "log" => EventKind::Log,
             "error" => EventKind::Error,
             _ => EventKind::Other,
+        }
+    }
+}
+
+impl StrayLine {
+    pub(crate) fn new(error: &serde_json::Error, line: &[u8]) -> StrayLine {
+        StrayLine {
+            error: error.to_string(),
+            excerpt: excerpt(line),
         }
     }
 }

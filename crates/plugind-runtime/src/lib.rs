@@ -49,6 +49,7 @@ pub use lifecycle::{
 };
 pub use local::sandbox::{PluginUsers, DEFAULT_FIRST_UID, DEFAULT_UID_COUNT};
 pub use message::{SessionEvent, SessionRequest};
+pub use plugind_io::RawJson;
 pub use registry::{PluginHandle, Readiness, Runtimes};
 pub use serverless::{ConnectorError, ServerlessConfig, ServerlessFunction};
 pub use remote::{ConnectedPlugin, DebuggingHost, DebuggingServer, DebuggingSettings};

@@ -1,6 +1,6 @@
 //! What goes into a session and what comes out of it, independent of any transport.
 
-use plugind_io::{InStreamEvent, InStreamMessage};
+use plugind_io::{InStreamEvent, InStreamMessage, RawJson};
 use serde_json::Value;
 
 use crate::error::InvokeError;
@@ -43,8 +43,8 @@ impl SessionRequest {
 /// One message of a session, in the order the plugin sent them.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SessionEvent {
-    /// A result chunk (`data` of a `stream` message).
-    Stream(Value),
+    /// A result chunk (`data` of a `stream` message), as the plugin encoded it.
+    Stream(RawJson),
     /// The plugin's error data (`{"error_type","message","args"}`); an `End` normally follows.
     Error(Value),
     /// The plugin finished the request.

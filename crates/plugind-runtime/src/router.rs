@@ -103,6 +103,35 @@ impl SessionQueue {
             self.notify.notified().await;
         }
     }
+
+    /// Waits for at least one event, then moves every queued event into `out`, up to
+    /// `max_items` events and `max_bytes` bytes (at least one): one wake-up per batch.
+    async fn pop_batch(&self, out: &mut Vec<SessionEvent>, max_items: usize, max_bytes: usize) {
+        let start = out.len();
+        loop {
+            {
+                let mut state = lock(&self.state);
+                let mut taken_bytes = 0;
+                while out.len() - start < max_items.max(1) {
+                    let Some(&(_, size)) = state.items.front() else {
+                        break;
+                    };
+                    if out.len() > start && taken_bytes + size > max_bytes {
+                        break;
+                    }
+                    if let Some((event, _)) = state.items.pop_front() {
+                        state.bytes -= size;
+                        taken_bytes += size;
+                        out.push(event);
+                    }
+                }
+                if out.len() > start {
+                    return;
+                }
+            }
+            self.notify.notified().await;
+        }
+    }
 }
 
 /// Why a session could not be registered.
@@ -199,6 +228,16 @@ impl SessionReceiver {
     pub(crate) async fn recv(&mut self) -> SessionEvent {
         self.queue.pop().await
     }
+
+    /// Every event queued right now (at least one, waiting for it), within the bounds.
+    pub(crate) async fn recv_batch(
+        &mut self,
+        out: &mut Vec<SessionEvent>,
+        max_items: usize,
+        max_bytes: usize,
+    ) {
+        self.queue.pop_batch(out, max_items, max_bytes).await
+    }
 }
 
 #[cfg(test)]
@@ -207,17 +246,21 @@ mod tests {
 
     use super::*;
 
+    fn chunk(v: serde_json::Value) -> SessionEvent {
+        SessionEvent::Stream(plugind_io::RawJson::from_value(&v))
+    }
+
     #[tokio::test]
     async fn routes_by_id_and_drops_unknown_ids() {
         let router = Arc::new(SessionRouter::new(1024));
         let mut a = router.register("a").expect("register");
         let mut b = router.register("b").expect("register");
         assert_eq!(router.register("a").err(), Some(RegisterError::Duplicate));
-        assert!(router.route("b", SessionEvent::Stream(json!(2)), 1));
-        assert!(router.route("a", SessionEvent::Stream(json!(1)), 1));
+        assert!(router.route("b", chunk(json!(2)), 1));
+        assert!(router.route("a", chunk(json!(1)), 1));
         assert!(!router.route("zzz", SessionEvent::End, 1));
-        assert_eq!(a.recv().await, SessionEvent::Stream(json!(1)));
-        assert_eq!(b.recv().await, SessionEvent::Stream(json!(2)));
+        assert_eq!(a.recv().await, chunk(json!(1)));
+        assert_eq!(b.recv().await, chunk(json!(2)));
         router.unregister("a");
         assert!(!router.route("a", SessionEvent::End, 1));
         assert_eq!(router.len(), 1);
@@ -230,11 +273,11 @@ mod tests {
         let mut fast = router.register("fast").expect("register");
         let mut routed = 0;
         for i in 0..50 {
-            if router.route("slow", SessionEvent::Stream(json!(i)), 10) {
+            if router.route("slow", chunk(json!(i)), 10) {
                 routed += 1;
             }
-            assert!(router.route("fast", SessionEvent::Stream(json!(i)), 10));
-            assert_eq!(fast.recv().await, SessionEvent::Stream(json!(i)));
+            assert!(router.route("fast", chunk(json!(i)), 10));
+            assert_eq!(fast.recv().await, chunk(json!(i)));
         }
         assert_eq!(routed, 10, "only what fits the limit is queued");
         match slow.recv().await {
@@ -248,19 +291,41 @@ mod tests {
     async fn one_chunk_larger_than_the_limit_still_passes() {
         let router = Arc::new(SessionRouter::new(10));
         let mut rx = router.register("s").expect("register");
-        assert!(router.route("s", SessionEvent::Stream(json!("big")), 1_000));
-        assert_eq!(rx.recv().await, SessionEvent::Stream(json!("big")));
+        assert!(router.route("s", chunk(json!("big")), 1_000));
+        assert_eq!(rx.recv().await, chunk(json!("big")));
         assert!(router.route("s", SessionEvent::End, 1));
         assert_eq!(rx.recv().await, SessionEvent::End);
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_what_is_queued_within_its_bounds() {
+        let router = Arc::new(SessionRouter::new(1024));
+        let mut rx = router.register("s").expect("register");
+        for i in 0..5 {
+            assert!(router.route("s", chunk(json!(i)), 10));
+        }
+        let mut batch = Vec::new();
+        rx.recv_batch(&mut batch, 3, 1024).await;
+        assert_eq!(batch, (0..3).map(|i| chunk(json!(i))).collect::<Vec<_>>());
+        batch.clear();
+        rx.recv_batch(&mut batch, 10, 15).await;
+        assert_eq!(batch, vec![chunk(json!(3))], "bytes bound the batch");
+        batch.clear();
+        rx.recv_batch(&mut batch, 10, 1).await;
+        assert_eq!(batch, vec![chunk(json!(4))], "one event always passes");
+        router.route("s", SessionEvent::End, 1);
+        batch.clear();
+        rx.recv_batch(&mut batch, 10, 1024).await;
+        assert_eq!(batch, vec![SessionEvent::End]);
     }
 
     #[tokio::test]
     async fn closing_the_connection_closes_every_session() {
         let router = Arc::new(SessionRouter::new(1024));
         let mut a = router.register("a").expect("register");
-        router.route("a", SessionEvent::Stream(json!(1)), 1);
+        router.route("a", chunk(json!(1)), 1);
         router.close_all("process exited");
-        assert_eq!(a.recv().await, SessionEvent::Stream(json!(1)));
+        assert_eq!(a.recv().await, chunk(json!(1)));
         assert_eq!(
             a.recv().await,
             SessionEvent::Closed("process exited".into())

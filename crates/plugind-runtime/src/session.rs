@@ -96,6 +96,25 @@ impl Session {
         Some(event)
     }
 
+    /// Every message queued right now, at least one (waiting for it), at most `max_items` and
+    /// about `max_bytes` (a single message may be larger); appended to `out`, which is left
+    /// empty only after a terminal message was already returned. One wake-up per batch.
+    pub async fn next_batch(
+        &mut self,
+        out: &mut Vec<SessionEvent>,
+        max_items: usize,
+        max_bytes: usize,
+    ) {
+        if self.finished {
+            return;
+        }
+        let before = out.len();
+        self.rx.recv_batch(out, max_items, max_bytes).await;
+        if out[before..].iter().any(SessionEvent::is_terminal) {
+            self.finished = true;
+        }
+    }
+
     /// A handle that answers backwards invocations of this session from any task.
     pub fn responder(&self) -> Responder {
         self.responder.clone()

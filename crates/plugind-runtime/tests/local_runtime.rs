@@ -236,8 +236,11 @@ fn texts(events: &[SessionEvent]) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {
-            SessionEvent::Stream(chunk) if chunk["type"] == "text" => {
-                chunk["message"]["text"].as_str().map(str::to_owned)
+            SessionEvent::Stream(chunk) => {
+                let chunk = chunk.to_value().expect("chunks are JSON");
+                (chunk["type"] == "text")
+                    .then(|| chunk["message"]["text"].as_str().map(str::to_owned))
+                    .flatten()
             }
             _ => None,
         })
@@ -351,7 +354,7 @@ async fn echo_plugin_lifecycle_against_the_real_sdk() {
     let events = call(&handle, "blob", "").await;
     let chunks = events
         .iter()
-        .filter(|e| matches!(e, SessionEvent::Stream(c) if c["type"] == "blob_chunk"))
+        .filter(|e| matches!(e, SessionEvent::Stream(c) if c.to_value().expect("JSON")["type"] == "blob_chunk"))
         .count();
     assert_eq!(chunks, 4);
 

@@ -4,14 +4,14 @@
 //! Errors found before the session exists are returned as `Err((http status, error))` and sent as
 //! plain JSON; everything after is an item of the returned stream and goes out as an SSE event.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 
 use futures::Stream;
 use plugind_entities::dispatch::ResponseKind;
 use plugind_entities::{DaemonError, ErrorType, PluginUniqueIdentifier};
-use plugind_runtime::{SessionEvent, SessionRequest};
-use serde_json::value::RawValue;
+use plugind_runtime::{RawJson, SessionEvent, SessionRequest};
 use serde_json::{json, Map, Value};
 
 use crate::binding::{opt_str, required_error, str_field};
@@ -600,12 +600,20 @@ pub fn find_action(path: &str) -> Option<&'static Action> {
     ACTIONS.iter().find(|a| a.path == path)
 }
 
-/// One answer of a dispatch: the plugin's chunk, checked and re-encoded as the action's
-/// response type (JSON text, ready to be put into the envelope).
-pub type Chunk = Box<RawValue>;
+/// One answer chunk as JSON bytes, the plugin's own encoding unless a check had to change it.
+pub type Chunk = RawJson;
 
-/// Chunks of one dispatch; ends after the plugin's `end`, an error, or the deadline.
+/// Chunks of one dispatch; ends after the plugin's `end`, an error, or the deadline. Chunks that
+/// arrived together are ready together (one wake-up of the consumer per batch).
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, DaemonError>> + Send>>;
+
+/// Most session messages handled per wake-up of a dispatch.
+const BATCH_ITEMS: usize = 64;
+/// About the most bytes of session messages handled per wake-up (a single one may be larger).
+const BATCH_BYTES: usize = 256 * 1024;
+/// Batches waiting for the caller; with [`BATCH_BYTES`], bounds what a dispatch holds beyond
+/// the session's own queue (`PLUGIN_SESSION_BUFFER_SIZE`).
+const BATCHES_IN_FLIGHT: usize = 4;
 
 /// Upstream's text for a plugin no node runs; Dify matches on it (http-api §6.4, §7.5).
 pub const NO_AVAILABLE_NODE: &str = "no available node, plugin runtime not found";
@@ -663,6 +671,11 @@ impl Services {
         let plugin_id = plugin_id
             .filter(|p| !p.is_empty())
             .ok_or_else(|| (400, DaemonError::bad_request("plugin_id is required")))?;
+        let cache = &self.inner.installed;
+        if let Some(uid) = cache.get(tenant_id, plugin_id) {
+            return Ok(uid);
+        }
+        let generation = cache.generation();
         let installation = self
             .inner
             .db
@@ -670,12 +683,15 @@ impl Services {
             .await
             .map_err(|e| (500, DaemonError::internal(e.to_string())))?
             .ok_or_else(|| (404, DaemonError::plugin_not_found("plugin not found")))?;
-        PluginUniqueIdentifier::parse(&installation.plugin_unique_identifier).map_err(|e| {
-            (
-                400,
-                DaemonError::new(ErrorType::UniqueIdentifier, e.to_string()),
-            )
-        })
+        let uid =
+            PluginUniqueIdentifier::parse(&installation.plugin_unique_identifier).map_err(|e| {
+                (
+                    400,
+                    DaemonError::new(ErrorType::UniqueIdentifier, e.to_string()),
+                )
+            })?;
+        cache.insert(generation, tenant_id, plugin_id, uid.clone());
+        Ok(uid)
     }
 
     /// Opens the stream of `action` on the runtime of `uid` for `tenant_id`.
@@ -756,35 +772,58 @@ impl Services {
             let mut session = match opened {
                 Ok(session) => session,
                 Err(err) => {
-                    let _ = tx.send(Err(DaemonError::internal(err.to_string()))).await;
+                    let _ = tx
+                        .send(vec![Err(DaemonError::internal(err.to_string()))])
+                        .await;
                     return;
                 }
             };
+            // Everything the plugin sent since the last wake-up is handled, and handed on, at once.
+            let mut events = Vec::with_capacity(BATCH_ITEMS);
             loop {
-                let Some(event) = cut.run(sleep.as_mut(), session.next()).await else {
+                let next = session.next_batch(&mut events, BATCH_ITEMS, BATCH_BYTES);
+                if cut.run(sleep.as_mut(), next).await.is_none() {
                     return;
-                };
-                let item = match event {
-                    Some(SessionEvent::Stream(chunk)) => match relay.take(&chunk) {
-                        Ok(Some(chunk)) => Ok(chunk),
-                        Ok(None) => continue,
-                        Err(err) => Err(err),
-                    },
-                    Some(SessionEvent::Error(err)) => Err(plugin_error(&err)),
-                    Some(SessionEvent::Invoke(request)) => {
-                        match caller.start(session.responder(), request) {
-                            Ok(()) => continue,
+                }
+                if events.is_empty() {
+                    return;
+                }
+                let mut batch = Vec::with_capacity(events.len());
+                let mut stop = false;
+                for event in events.drain(..) {
+                    let item = match event {
+                        SessionEvent::Stream(chunk) => match relay.take(&chunk) {
+                            Ok(Some(chunk)) => Ok(chunk),
+                            Ok(None) => continue,
                             Err(err) => Err(err),
+                        },
+                        SessionEvent::Error(err) => Err(plugin_error(&err)),
+                        SessionEvent::Invoke(request) => {
+                            match caller.start(session.responder(), request) {
+                                Ok(()) => continue,
+                                Err(err) => Err(err),
+                            }
                         }
+                        SessionEvent::End => {
+                            stop = true;
+                            break;
+                        }
+                        SessionEvent::Closed(reason) => Err(DaemonError::internal(format!(
+                            "plugin runtime exited while handling the request: {reason}"
+                        ))),
+                        SessionEvent::Aborted(reason) => Err(DaemonError::internal(reason)),
+                    };
+                    let failed = item.is_err();
+                    batch.push(item);
+                    if failed {
+                        stop = true;
+                        break;
                     }
-                    Some(SessionEvent::End) | None => return,
-                    Some(SessionEvent::Closed(reason)) => Err(DaemonError::internal(format!(
-                        "plugin runtime exited while handling the request: {reason}"
-                    ))),
-                    Some(SessionEvent::Aborted(reason)) => Err(DaemonError::internal(reason)),
-                };
-                let stop = item.is_err();
-                if tx.send(item).await.is_err() || stop {
+                }
+                if !batch.is_empty() && tx.send(batch).await.is_err() {
+                    return;
+                }
+                if stop {
                     return;
                 }
             }
@@ -795,7 +834,7 @@ impl Services {
 
 /// What ends a dispatch early: its deadline, its caller going away, or the daemon shutting down.
 struct Cut<'a> {
-    tx: &'a tokio::sync::mpsc::Sender<Result<Chunk, DaemonError>>,
+    tx: &'a tokio::sync::mpsc::Sender<Batch>,
     interrupted: &'a tokio_util::sync::CancellationToken,
 }
 
@@ -813,7 +852,10 @@ impl Cut<'_> {
             () = self.tx.closed() => return None,
             () = self.interrupted.cancelled() => "plugin daemon is shutting down",
         };
-        let _ = self.tx.send(Err(DaemonError::internal(message))).await;
+        let _ = self
+            .tx
+            .send(vec![Err(DaemonError::internal(message))])
+            .await;
         None
     }
 }
@@ -839,17 +881,30 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// Runs `body` as a task feeding a channel, and returns the receiving side as a stream. Dropping
-/// the stream closes the channel, which the task sees (`tx.closed()`) and stops: that is how a
-/// client disconnect cancels the session.
+/// Items handed from the dispatch task to the caller in one channel message.
+type Batch = Vec<Result<Chunk, DaemonError>>;
+
+/// Runs `body` as a task feeding a channel of batches, and returns the receiving side as a
+/// stream of single items (a batch's items are ready at once). Dropping the stream closes the
+/// channel, which the task sees (`tx.closed()`) and stops: that is how a client disconnect
+/// cancels the session.
 fn async_stream<F, Fut>(body: F) -> ChunkStream
 where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<Chunk, DaemonError>>) -> Fut,
+    F: FnOnce(tokio::sync::mpsc::Sender<Batch>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
     tokio::spawn(body(tx));
-    Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    let mut ready = VecDeque::new();
+    Box::pin(futures::stream::poll_fn(move |cx| loop {
+        if let Some(item) = ready.pop_front() {
+            return std::task::Poll::Ready(Some(item));
+        }
+        match rx.poll_recv(cx) {
+            std::task::Poll::Ready(Some(batch)) => ready.extend(batch),
+            other => return other.map(|_| None),
+        }
+    }))
 }
 
 fn is_zero(v: Option<&Value>) -> bool {
@@ -900,17 +955,15 @@ impl Relay {
     }
 
     /// The answer for one chunk; `None` when the chunk is held back (a blob piece).
-    fn take(&mut self, chunk: &Value) -> Result<Option<Chunk>, DaemonError> {
-        // The chunk arrives decoded today; the typed check reads JSON text.
-        let text =
-            serde_json::to_string(chunk).map_err(|e| DaemonError::internal(e.to_string()))?;
+    fn take(&mut self, chunk: &RawJson) -> Result<Option<Chunk>, DaemonError> {
+        let text = chunk.as_str();
         match self {
-            Relay::Checked(kind) => check_chunk(*kind, &text).map(Some),
+            Relay::Checked(kind) => check_chunk(*kind, text).map(Some),
             Relay::AgentMessages(merger) => {
                 let message = ResponseKind::AgentMessages
-                    .message_chunk(&text)
+                    .message_chunk(text)
                     .map_err(unmarshal_error)?;
-                merger.take(message)
+                merger.take(message).map(|out| out.map(RawJson::from_raw_value))
             }
         }
     }
@@ -924,6 +977,7 @@ pub fn check_chunk(kind: ResponseKind, chunk: &str) -> Result<Chunk, DaemonError
         ResponseKind::ModelSchema => crate::model_schema::normalise(chunk),
         kind => kind.normalise(chunk),
     }
+    .map(RawJson::from_raw_value)
     .map_err(unmarshal_error)
 }
 
@@ -931,6 +985,7 @@ fn unmarshal_error(why: String) -> DaemonError {
     let inner = json!({"error_type": "unmarshal_error", "message": format!("unmarshal json failed: {why}")});
     DaemonError::invoke(inner.to_string())
 }
+
 
 /// A plugin `error` message becomes `PluginInvokeError` whose message is the plugin's error
 /// re-encoded with sorted keys (http-api §2.4, plugin-protocol §1.4).
@@ -972,13 +1027,13 @@ mod tests {
         let chunk = json!({"model": "m", "delta": {"index": 0, "message": {"role": "assistant", "content": "x"}},
             "prompt_messages": [{"role": "user", "content": "hi"}]});
         let out = Relay::new(llm.response)
-            .take(&chunk)
+            .take(&chunk.into())
             .expect("valid")
             .expect("answer");
-        assert!(out.get().ends_with(r#","prompt_messages":[]}"#), "{out}");
+        assert!(out.as_str().ends_with(r#","prompt_messages":[]}"#), "{out}");
         let tool = find_action("tool/invoke").expect("action");
         let err = Relay::new(tool.response)
-            .take(&json!({"type": "nonsense"}))
+            .take(&json!({"type": "nonsense"}).into())
             .expect_err("invalid");
         assert_eq!(err.error_type, ErrorType::PluginInvoke);
         assert_eq!(
@@ -989,17 +1044,17 @@ mod tests {
         let agent = find_action("agent_strategy/invoke").expect("action");
         let mut relay = Relay::new(agent.response);
         let piece = json!({"type": "blob_chunk", "message": {"id": "f", "total_length": 2, "blob": "aGk=", "end": false}});
-        assert!(relay.take(&piece).expect("taken").is_none());
+        assert!(relay.take(&piece.into()).expect("taken").is_none());
         let end = json!({"type": "blob_chunk", "message": {"id": "f", "total_length": 2, "blob": "", "end": true}});
-        let blob = relay.take(&end).expect("merged").expect("answer");
+        let blob = relay.take(&end.into()).expect("merged").expect("answer");
         assert_eq!(
-            blob.get(),
+            blob.as_str(),
             r#"{"type":"blob","message":{"blob":"aGk="},"meta":null}"#
         );
     }
 
     fn raw(v: &str) -> Chunk {
-        RawValue::from_string(v.to_owned()).expect("json")
+        RawJson::from_json(v).expect("json")
     }
 
     fn chunks(items: Vec<Result<Chunk, DaemonError>>) -> ChunkStream {
@@ -1014,7 +1069,7 @@ mod tests {
         ]))
         .await
         .expect("valid");
-        assert_eq!(out.get(), r#"{"status":"failed","error":"x"}"#);
+        assert_eq!(out.as_str(), r#"{"status":"failed","error":"x"}"#);
         let none = polling_result(chunks(vec![])).await.expect_err("no chunk");
         assert_eq!(none.error_type, ErrorType::PluginInvoke);
         assert!(none

@@ -145,7 +145,7 @@ fn error_text(err: DaemonError) -> String {
 
 /// A checked endpoint chunk as a JSON value (it was re-encoded by the dispatch, so it parses).
 fn as_value(chunk: &crate::dispatch::Chunk) -> Value {
-    serde_json::from_str(chunk.get()).unwrap_or(Value::Null)
+    chunk.to_value().unwrap_or(Value::Null)
 }
 
 /// One `result` hex-decoded.
@@ -215,7 +215,9 @@ mod tests {
     use super::*;
 
     fn chunks(items: Vec<Result<Value, DaemonError>>) -> ChunkStream {
-        Box::pin(futures::stream::iter(items))
+        Box::pin(futures::stream::iter(
+            items.into_iter().map(|item| item.map(plugind_runtime::RawJson::from)),
+        ))
     }
 
     async fn body(resp: HookResponse) -> Vec<u8> {

@@ -163,6 +163,9 @@ impl Services {
             .uninstall_plugin(tenant_id, installation_id)
             .await
             .map_err(internal)?;
+        if let plugind_store::UninstallOutcome::Removed { plugin_id, .. } = &outcome {
+            self.invalidate_installation(tenant_id, plugin_id);
+        }
         if let plugind_store::UninstallOutcome::Removed {
             uid,
             plugin_deleted: true,
@@ -416,6 +419,7 @@ impl InstallJob {
         )
         .await
         .map_err(|e| format!("the plugin started but recording the installation failed: {e}"))?;
+        services.invalidate_installation(&self.tenant_id, self.uid.plugin_id());
         let steps: Vec<String> = report
             .steps
             .iter()

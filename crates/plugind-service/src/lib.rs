@@ -38,6 +38,7 @@ pub mod endpoints;
 pub mod hooks;
 pub mod install;
 mod model_schema;
+mod installed;
 mod persistence;
 pub mod providers;
 pub mod query;

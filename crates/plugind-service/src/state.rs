@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     pub(crate) sessions: crate::serverless::SessionTable,
     /// Set when remote debugging is on (`PLUGIN_REMOTE_INSTALLING_ENABLED`).
     pub(crate) debugging_keys: std::sync::OnceLock<Arc<dyn crate::debugging::DebuggingKeys>>,
+    /// (tenant, plugin id) → uid for dispatch, so invokes skip the database.
+    pub(crate) installed: crate::installed::InstalledCache,
 }
 
 impl Services {
@@ -66,8 +68,16 @@ impl Services {
                 uid_locks: Default::default(),
                 sessions: Default::default(),
                 debugging_keys: Default::default(),
+                installed: Default::default(),
             }),
         }
+    }
+
+    /// Forgets what dispatch cached about the tenant's installation of `plugin_id`; called
+    /// after every install, upgrade and uninstall commits (and the hook for invalidation that
+    /// comes from other nodes).
+    pub fn invalidate_installation(&self, tenant_id: &str, plugin_id: &str) {
+        self.inner.installed.invalidate(tenant_id, plugin_id);
     }
 
     pub fn config(&self) -> &ServiceConfig {

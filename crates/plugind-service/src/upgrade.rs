@@ -110,6 +110,7 @@ impl Services {
                 )
                 .await
                 .map_err(internal)?;
+            self.invalidate_installation(tenant_id, req.original.plugin_id());
             return match outcome {
                 UpgradeOutcome::NotFound => Err(DaemonError::not_found(
                     "plugin installation not found for this tenant",
@@ -190,6 +191,7 @@ impl Services {
             .map_err(|e| {
                 format!("the new version started but recording the upgrade failed: {e}")
             })?;
+        self.invalidate_installation(&job.tenant_id, original.plugin_id());
         match outcome {
             UpgradeOutcome::NotFound => Err(format!(
                 "the tenant's installation of {original} changed while {} was starting; nothing was upgraded",

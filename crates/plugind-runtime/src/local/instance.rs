@@ -12,13 +12,12 @@ use std::io;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use plugind_entities::PluginUniqueIdentifier;
-use plugind_io::{
-    EventKind, FrameError, LineReader, LogData, PluginEvent, SessionMessage, SessionMessageType,
-};
+use plugind_io::{EventKind, FrameError, LineReader, PluginEvent, RawLine};
 use regex::Regex;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::watch;
@@ -300,15 +299,17 @@ impl Instance {
         *lock(&self.last_active) = Instant::now();
     }
 
-    fn handle_line(&self, line: &[u8]) {
-        let event = match PluginEvent::parse(line) {
-            Ok(event) => event,
+    /// One stdout line, read once ([`RawLine`]): session payloads are routed as the raw bytes
+    /// of the line, never decoded into a tree here.
+    fn handle_line(&self, bytes: &Bytes) {
+        let line = match RawLine::parse(bytes) {
+            Ok(line) => line,
             Err(stray) => {
                 tracing::warn!(plugin = %self.uid, line = %stray.excerpt, "plugin printed a non-event line to stdout; ignored");
                 return;
             }
         };
-        match event.kind() {
+        match line.kind() {
             EventKind::Heartbeat => {
                 let first = self.state.send_if_modified(|s| {
                     let starting = matches!(s, InstanceState::Starting);
@@ -324,53 +325,62 @@ impl Instance {
                     LifecycleKind::Heartbeat { pid }
                 });
             }
-            EventKind::Log => match serde_json::from_value::<LogData>(event.data) {
-                Ok(log) => self.emit(LifecycleKind::Log {
+            EventKind::Log => {
+                let (level, message) = line.log();
+                self.emit(LifecycleKind::Log {
                     pid: self.pid,
-                    level: log.level.to_ascii_lowercase(),
-                    message: log.message,
-                }),
-                Err(e) => {
-                    tracing::debug!(plugin = %self.uid, error = %e, "undecodable plugin log event")
-                }
-            },
-            EventKind::Session => self.route_session(event.session_id, event.data, line.len()),
+                    level: level.to_ascii_lowercase(),
+                    message: message.into_owned(),
+                })
+            }
+            EventKind::Session => self.route_session(&line, bytes.len()),
             EventKind::Error => {
-                tracing::warn!(plugin = %self.uid, session_id = ?event.session_id, error = %event.data, "plugin reported an error");
+                // Rare: decoded whole, for the log line only.
+                let data = PluginEvent::parse(bytes)
+                    .map(|e| e.data)
+                    .unwrap_or_default();
+                tracing::warn!(plugin = %self.uid, session_id = ?line.session_id(), error = %data, "plugin reported an error");
             }
             EventKind::Other => {
-                if !event.event.is_empty() {
-                    tracing::debug!(plugin = %self.uid, event = %event.event, "unknown plugin event ignored");
+                if !line.event().is_empty() {
+                    tracing::debug!(plugin = %self.uid, event = %line.event(), "unknown plugin event ignored");
                 }
             }
         }
     }
 
-    fn route_session(&self, session_id: Option<String>, data: Value, size: usize) {
-        let Some(session_id) = session_id else {
+    fn route_session(&self, line: &RawLine<'_>, size: usize) {
+        let Some(session_id) = line.session_id() else {
             tracing::warn!(plugin = %self.uid, "session event without session_id dropped");
             return;
         };
-        let message = match SessionMessage::from_value(data) {
+        let message = match line.session_message() {
             Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(plugin = %self.uid, session_id, error = %e, "undecodable session message dropped");
+            Err(error) => {
+                tracing::warn!(plugin = %self.uid, session_id, %error, "undecodable session message dropped");
                 return;
             }
         };
-        let event = match message.kind {
-            SessionMessageType::Stream => SessionEvent::Stream(message.data),
-            SessionMessageType::End => SessionEvent::End,
-            SessionMessageType::Error => SessionEvent::Error(message.data),
-            SessionMessageType::Invoke => SessionEvent::Invoke(message.data),
+        let event = match message.kind.as_ref() {
+            "stream" => SessionEvent::Stream(message.data),
+            "end" => SessionEvent::End,
+            // Error and invoke payloads are read by the daemon: decoded here (rare messages).
+            "error" | "invoke" => match message.data.to_value() {
+                Ok(data) if message.kind == "error" => SessionEvent::Error(data),
+                Ok(data) => SessionEvent::Invoke(data),
+                Err(error) => {
+                    tracing::warn!(plugin = %self.uid, session_id, %error, "undecodable session message dropped");
+                    return;
+                }
+            },
             // Surfaced as an error so the call ends the way upstream ends it.
-            SessionMessageType::Unknown(kind) => SessionEvent::Error(json!({
+            kind => SessionEvent::Error(json!({
                 "error_type": "unknown_stream_message_type",
                 "message": format!("unknown stream message type: {kind}"),
                 "args": {},
             })),
         };
-        if !self.conn.router().route(&session_id, event, size) {
+        if !self.conn.router().route(session_id, event, size) {
             tracing::debug!(plugin = %self.uid, session_id, "message for an ended or unknown session dropped");
         }
     }

@@ -398,7 +398,7 @@ fn route_session(
         }
     };
     let event = match message.kind {
-        SessionMessageType::Stream => SessionEvent::Stream(message.data),
+        SessionMessageType::Stream => SessionEvent::Stream(message.data.into()),
         SessionMessageType::End => SessionEvent::End,
         SessionMessageType::Error => SessionEvent::Error(message.data),
         SessionMessageType::Invoke => SessionEvent::Invoke(message.data),

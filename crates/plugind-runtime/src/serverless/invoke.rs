@@ -182,7 +182,7 @@ async fn exchange(
                 Line::Forward(msg) => {
                     any_session = true;
                     let event = match msg.kind {
-                        SessionMessageType::Stream => SessionEvent::Stream(msg.data),
+                        SessionMessageType::Stream => SessionEvent::Stream(msg.data.into()),
                         SessionMessageType::Error => SessionEvent::Error(msg.data),
                         SessionMessageType::Invoke => {
                             sink(SessionEvent::Error(not_supported()), 0);
@@ -325,7 +325,7 @@ mod tests {
         let events = run(vec![http("200 OK", "", &body)]).await;
         assert_eq!(
             events,
-            [SessionEvent::Stream(json!({"n": 1})), SessionEvent::End]
+            [SessionEvent::Stream(json!({"n": 1}).into()), SessionEvent::End]
         );
     }
 
@@ -336,7 +336,7 @@ mod tests {
         let events = run(vec![bad.clone(), bad, http("200 OK", "", &body)]).await;
         assert_eq!(
             events,
-            [SessionEvent::Stream(json!({"n": 1})), SessionEvent::End]
+            [SessionEvent::Stream(json!({"n": 1}).into()), SessionEvent::End]
         );
     }
 

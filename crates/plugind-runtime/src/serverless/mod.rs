@@ -252,7 +252,7 @@ impl FunctionWriter {
             }
             match run_batches(&shared, &url, &session_id, &action, batches).await {
                 Ok(chunk) => {
-                    route(SessionEvent::Stream(chunk), 0);
+                    route(SessionEvent::Stream(chunk.into()), 0);
                     route(SessionEvent::End, 0);
                 }
                 Err(error) => {
@@ -279,7 +279,10 @@ async fn run_batches(
         let mut failed = None;
         let mut collect = |event: SessionEvent, _: usize| {
             match event {
-                SessionEvent::Stream(chunk) => chunks.push(chunk),
+                SessionEvent::Stream(chunk) => match chunk.to_value() {
+                    Ok(chunk) => chunks.push(chunk),
+                    Err(e) => failed = Some(events::inner_error(format!("undecodable chunk: {e}"))),
+                },
                 SessionEvent::Error(error) => failed = Some(error),
                 _ => {}
             }

@@ -335,7 +335,8 @@ async fn invoke(handle: PluginHandle, out: Out, invoke_id: String, data: Value) 
     };
     while let Some(event) = session.next().await {
         match event {
-            SessionEvent::Stream(v) => {
+            SessionEvent::Stream(raw) => {
+                let v = raw.to_value().unwrap_or(Value::Null);
                 let v = if v.is_object() { v } else { json!({"data": v}) };
                 out.send(&invoke_id, "plugin_response", v);
             }
