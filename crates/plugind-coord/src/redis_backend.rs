@@ -259,12 +259,7 @@ impl RedisCoord {
         answer.map_err(|e| self.unavailable(e))
     }
 
-    async fn script(
-        &self,
-        script: &Script,
-        key: &str,
-        args: &[String],
-    ) -> Result<i64, CoordError> {
+    async fn script(&self, script: &Script, key: &str, args: &[String]) -> Result<i64, CoordError> {
         let mut invocation = script.key(key);
         for a in args {
             invocation.arg(a);
