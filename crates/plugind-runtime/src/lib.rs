@@ -18,6 +18,7 @@
 //!   (answers backwards invocations from any task), [`SessionRequest`], [`SessionEvent`].
 //! * [`lifecycle`]: typed [`LifecycleEvent`]s, the status board and its subscribers (logging,
 //!   metrics).
+//! * [`toolchain`]: uv and the plugins' Python, found as a launch finds them (start-up checks).
 //! * [`config`], [`steps`] (launch steps, [`LaunchError`], [`LaunchReport`]), [`error`]
 //!   ([`InvokeError`]).
 //!
@@ -39,6 +40,7 @@ mod runtime;
 pub mod serverless;
 pub mod session;
 pub mod steps;
+pub mod toolchain;
 mod writer;
 
 pub use config::{ReplicaBounds, RuntimeConfig, RuntimeTuning, ScalingConfig, SessionLimits};

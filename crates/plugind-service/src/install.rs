@@ -168,13 +168,16 @@ impl Services {
         }
         if let plugind_store::UninstallOutcome::Removed {
             uid,
-            plugin_deleted: true,
-            ..
+            plugin_id,
+            plugin_deleted,
         } = outcome
         {
-            if let Ok(uid) = PluginUniqueIdentifier::parse(&uid) {
-                // Upstream waits for the runtime to stop before answering; so does this.
-                self.retire(&uid).await;
+            self.installation_changed(tenant_id, &plugin_id).await;
+            if plugin_deleted {
+                if let Ok(uid) = PluginUniqueIdentifier::parse(&uid) {
+                    // Upstream waits for the runtime to stop before answering; so does this.
+                    self.retire(&uid).await;
+                }
             }
         }
         Ok(true)
@@ -359,7 +362,10 @@ impl InstallJob {
             return Ok("installed".into());
         }
         // Held until the installation is recorded, so a retirement of this uid waits for it.
-        let _serial = services.inner.uid_locks.lock(uid).await;
+        let _serial = services
+            .lock_uid(uid)
+            .await
+            .map_err(|e| format!("could not lock {uid} for the install: {e}"))?;
 
         let started = Instant::now();
         let bytes = services
@@ -420,6 +426,9 @@ impl InstallJob {
         .await
         .map_err(|e| format!("the plugin started but recording the installation failed: {e}"))?;
         services.invalidate_installation(&self.tenant_id, self.uid.plugin_id());
+        services
+            .installation_changed(&self.tenant_id, self.uid.plugin_id())
+            .await;
         let steps: Vec<String> = report
             .steps
             .iter()

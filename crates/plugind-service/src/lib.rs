@@ -51,4 +51,4 @@ pub mod upload;
 
 pub use config::{parse_unsigned_allowlist, ServiceConfig, UnsignedAllowed};
 pub use serverless::Transaction;
-pub use state::{Services, SHUTDOWN_TASK_MESSAGE};
+pub use state::{Services, INSTALLATION_CHANGED_CHANNEL, SHUTDOWN_TASK_MESSAGE};

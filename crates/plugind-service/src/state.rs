@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use plugind_coord::{Coord, LockGuard, LockOptions};
 use plugind_runtime::Runtimes;
 use plugind_store::{Blobs, Db};
 use tokio::time::Instant;
@@ -40,11 +41,11 @@ pub(crate) struct Inner {
     /// an error event, install jobs fail their task entry (see [`Services::interrupt`]).
     pub(crate) interrupted: CancellationToken,
     pub(crate) active_dispatch: AtomicI64,
-    /// Serialises plugin storage writes per (tenant, plugin), so a quota check and its write
-    /// see the same usage.
-    pub(crate) storage_writes: crate::persistence::WriteLocks,
-    /// Serialises an install job's launch-and-record with a retirement of the same uid.
-    pub(crate) uid_locks: crate::upgrade::UidLocks,
+    /// Cache, locks and publish/subscribe: in-process, or Redis when configured (shared by
+    /// every daemon on that Redis). Locks: `env_init_lock:<uid>` serialises an install job's
+    /// launch-and-record with a retirement of the same uid; `persistence:lock:<tenant>:<plugin>`
+    /// serialises plugin storage writes so a quota check and its write see the same usage.
+    pub(crate) coord: Coord,
     /// Open dispatch sessions, for the serverless transaction route.
     pub(crate) sessions: crate::serverless::SessionTable,
     /// Set when remote debugging is on (`PLUGIN_REMOTE_INSTALLING_ENABLED`).
@@ -53,8 +54,16 @@ pub(crate) struct Inner {
     pub(crate) installed: crate::installed::InstalledCache,
 }
 
+/// Channel on which every change of a tenant's installation is announced (install, upgrade,
+/// uninstall), as JSON `{"tenant_id","plugin_id"}`; caches of installation → runtime subscribe.
+pub const INSTALLATION_CHANGED_CHANNEL: &str = "installation_changed";
+
+/// A lock's expiry: its holder renews it every third of this, so only a holder that died lets
+/// it expire, and then within this time.
+const LOCK_EXPIRY: Duration = Duration::from_secs(60);
+
 impl Services {
-    pub fn new(cfg: ServiceConfig, db: Db, blobs: Blobs, runtimes: Runtimes) -> Self {
+    pub fn new(cfg: ServiceConfig, db: Db, blobs: Blobs, runtimes: Runtimes, coord: Coord) -> Self {
         Self {
             inner: Arc::new(Inner {
                 cfg,
@@ -64,8 +73,7 @@ impl Services {
                 jobs: TaskTracker::new(),
                 interrupted: CancellationToken::new(),
                 active_dispatch: AtomicI64::new(0),
-                storage_writes: Default::default(),
-                uid_locks: Default::default(),
+                coord,
                 sessions: Default::default(),
                 debugging_keys: Default::default(),
                 installed: Default::default(),
@@ -86,6 +94,69 @@ impl Services {
 
     pub fn runtimes(&self) -> &Runtimes {
         &self.inner.runtimes
+    }
+
+    /// The coordination backend (in-process or Redis).
+    pub fn coord(&self) -> &Coord {
+        &self.inner.coord
+    }
+
+    /// Connections of the database pool, for `/metrics/`.
+    pub fn db_pool_stats(&self) -> plugind_store::PoolStats {
+        self.inner.db.pool_stats()
+    }
+
+    /// Takes `name` (waiting until it is free); the error is the backend's (Redis down).
+    pub(crate) async fn lock(&self, name: &str) -> Result<LockGuard, plugind_coord::CoordError> {
+        self.inner
+            .coord
+            .lock(name, LockOptions::waiting(LOCK_EXPIRY))
+            .await
+    }
+
+    /// Serialises work on one uid (install job vs retirement) across every daemon sharing the
+    /// coordination backend.
+    pub(crate) async fn lock_uid(&self, uid: &str) -> Result<LockGuard, plugind_coord::CoordError> {
+        self.lock(&format!("env_init_lock:{uid}")).await
+    }
+
+    /// Announces that the tenant's installation of `plugin_id` changed. Failing to announce is
+    /// logged: the change itself is committed, and subscribers also expire what they cache.
+    pub(crate) async fn installation_changed(&self, tenant_id: &str, plugin_id: &str) {
+        self.invalidate_installation(tenant_id, plugin_id);
+        let message = serde_json::json!({"tenant_id": tenant_id, "plugin_id": plugin_id});
+        if let Err(err) = self
+            .inner
+            .coord
+            .publish(INSTALLATION_CHANGED_CHANNEL, &message.to_string())
+            .await
+        {
+            tracing::warn!(tenant = %tenant_id, plugin_id, error = %err, "could not announce an installation change");
+        }
+    }
+
+    /// Follows the installation changes every daemon on the same coordination backend announces
+    /// (Redis: other nodes too) and drops the cached installation → uid of each, so no node keeps
+    /// dispatching to a version another node upgraded or uninstalled. Runs until shutdown.
+    pub async fn follow_installation_changes(&self) -> Result<(), plugind_coord::CoordError> {
+        let mut changes = self.inner.coord.subscribe(INSTALLATION_CHANGED_CHANNEL).await?;
+        let services = self.clone();
+        let interrupted = self.inner.interrupted.clone();
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    m = changes.next() => m,
+                    () = interrupted.cancelled() => return,
+                };
+                let Some(message) = message else { return };
+                let Ok(change) = serde_json::from_str::<serde_json::Value>(&message) else {
+                    continue;
+                };
+                let field = |k: &str| change.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+                services.invalidate_installation(&field("tenant_id"), &field("plugin_id"));
+            }
+        });
+        Ok(())
     }
 
     pub fn active_dispatch_requests(&self) -> i64 {

@@ -6,14 +6,16 @@
 //! plugind can be pointed at a database the Go daemon has been using.
 
 pub mod blob;
+pub mod blob_settings;
 pub mod db;
 pub mod error;
 pub mod settings;
 
 pub use blob::Blobs;
+pub use blob_settings::{StorageKind, StorageSettings};
 pub use db::{
-    new_hook_id, new_id, Db, DbConfig, EndpointRow, InstallOutcome, NewEndpoint,
-    ServerlessRuntimeRow, UninstallOutcome, UpgradeOutcome,
+    new_hook_id, new_id, Db, DbConfig, EndpointRow, InstallOutcome, NewEndpoint, PoolSettings,
+    PoolStats, ServerlessRuntimeRow, UninstallOutcome, UpgradeOutcome,
 };
 pub use error::StoreError;
 pub use settings::{DbSettings, DbSettingsError};

@@ -13,7 +13,9 @@
 //! * [`client`] — [`Client`], HTTP calls shaped like the ones Dify's API server makes;
 //! * [`remote`] — remote-debugging plugins: the SDK fixture in remote mode ([`remote::SdkPlugin`])
 //!   and a raw-socket plugin ([`remote::RawPlugin`]);
-//! * [`flows`] — steps many tests share (install and wait, echo invoke bodies, answer texts).
+//! * [`flows`] — steps many tests share (install and wait, echo invoke bodies, answer texts);
+//! * [`services`] — servers started on loopback for state-backend tests ([`S3Server`] on moto,
+//!   [`RedisServer`]).
 
 pub mod client;
 pub mod daemon;
@@ -22,6 +24,7 @@ pub mod fake_dify;
 pub mod fixtures;
 pub mod flows;
 pub mod remote;
+pub mod services;
 pub mod signing;
 
 pub use client::{envelope_data, parse_sse_body, Client};
@@ -37,4 +40,5 @@ pub use fixtures::{
     MODEL_PLUGIN_ID, OAUTH_TOOL_PLUGIN_ID, PROBE_TOOL, TRIGGER_PLUGIN_ID,
 };
 pub use flows::{echo_invoke_body, tool_texts, INSTALL_TIMEOUT};
+pub use services::{free_port, require_shared_redis, RedisServer, S3Server};
 pub use signing::{pack_fixture_with, TestSigner};
