@@ -194,6 +194,40 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `POST /v2/invoke/dispatch/{action_path}` (http-api §4.4): the plugin named by its unique
+    /// identifier (`X-Plugin-Unique-Identifier`), the tenant given in the body; returns the HTTP
+    /// status and every envelope of the (SSE) body.
+    pub async fn dispatch_direct(
+        &self,
+        tenant: &str,
+        uid: &str,
+        action_path: &str,
+        mut body: Value,
+    ) -> anyhow::Result<(u16, Vec<Value>)> {
+        let path = format!("v2/invoke/dispatch/{}", action_path.trim_start_matches('/'));
+        if let Some(fields) = body.as_object_mut() {
+            fields.insert("tenant_id".into(), Value::String(tenant.to_owned()));
+        }
+        let resp = self
+            .http
+            .post(self.url(&path))
+            .header("X-Api-Key", &self.key)
+            .header("X-Plugin-Unique-Identifier", uid)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .text()
+            .await
+            .with_context(|| format!("reading body of POST {path}"))?;
+        Ok((status, parse_sse_body(&text)?))
+    }
+}
+
 /// Extracts `data` from a success envelope (`code == 0`), or errors with the whole body.
 pub fn envelope_data(status: u16, body: &Value) -> anyhow::Result<Value> {
     if body.get("code").and_then(Value::as_i64) == Some(0) {

@@ -22,6 +22,8 @@ const TENANT: &str = "5a7c9e1b-3d4f-4a6b-8c0d-e1f2a3b4c5d6";
 struct Kit {
     daemon: Daemon,
     client: Client,
+    /// The installed unique identifiers (for the direct `/v2/invoke/dispatch/*` routes).
+    uids: Vec<String>,
     _dify: FakeDify,
     _dir: tempfile::TempDir,
 }
@@ -41,12 +43,14 @@ async fn start_with(packages: Vec<Vec<u8>>) -> Kit {
     let installs = packages
         .into_iter()
         .map(|package| client.install_package(TENANT, package));
+    let mut uids = Vec::new();
     for result in futures::future::join_all(installs).await {
-        result.unwrap_or_else(|e| panic!("install: {e:#}\n{}", daemon.log_tail(60)));
+        uids.push(result.unwrap_or_else(|e| panic!("install: {e:#}\n{}", daemon.log_tail(60))));
     }
     Kit {
         daemon,
         client,
+        uids,
         _dify: dify,
         _dir: dir,
     }
@@ -122,8 +126,22 @@ impl Kit {
         data: Value,
         want: Vec<Value>,
     ) {
-        let got = self.events(plugin_id, action, body(data)).await;
+        let got = self.events(plugin_id, action, body(data.clone())).await;
         diffs.check(action, &got, &want);
+        // The same action through the direct route (http-api §4.4) answers the same events.
+        let uid = self
+            .uids
+            .iter()
+            .find(|uid| uid.starts_with(&format!("{plugin_id}:")))
+            .unwrap_or_else(|| panic!("no uid installed for {plugin_id}"));
+        let (status, envelopes) = self
+            .client
+            .dispatch_direct(TENANT, uid, action, body(data))
+            .await
+            .unwrap_or_else(|e| panic!("v2 {action}: {e:#}"));
+        assert_eq!(status, 200, "v2 {action}: {envelopes:?}");
+        let direct: Vec<Value> = envelopes.iter().map(|e| e["data"].clone()).collect();
+        diffs.check(&format!("/v2/invoke/dispatch/{action}"), &direct, &want);
     }
 
     /// The plugin's own error of a dispatch: one `-500 PluginInvokeError` event whose message
