@@ -52,9 +52,17 @@ impl std::fmt::Debug for RedisSettings {
 /// Where Redis is, once the settings are checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Topology {
-    Single { host: String, port: u16 },
-    Sentinel { sentinels: Vec<(String, u16)>, service: String },
-    Cluster { nodes: Vec<(String, u16)> },
+    Single {
+        host: String,
+        port: u16,
+    },
+    Sentinel {
+        sentinels: Vec<(String, u16)>,
+        service: String,
+    },
+    Cluster {
+        nodes: Vec<(String, u16)>,
+    },
 }
 
 /// How the server certificate is checked (`REDIS_SSL_CERT_REQS`).
@@ -277,7 +285,10 @@ mod tests {
         let mut s = single();
         s.use_ssl = true;
         s.ssl_cert_reqs = " cert_none ".into();
-        assert_eq!(s.resolve().expect("ok").expect("some").tls, Some(CertCheck::None));
+        assert_eq!(
+            s.resolve().expect("ok").expect("some").tls,
+            Some(CertCheck::None)
+        );
         s.ssl_cert_reqs = "CERT_REQUIRED".into();
         let err = s.resolve().expect_err("needs CA").to_string();
         assert!(err.contains("REDIS_SSL_CA_CERTS must be provided"), "{err}");

@@ -39,14 +39,20 @@ async fn cache_values_expire_and_delete() {
         let what = coord.describe();
         assert_eq!(coord.get("k").await.expect("get"), None, "{what}");
         coord.set("k", b"v1", None).await.expect("set");
-        assert_eq!(coord.get("k").await.expect("get").as_deref(), Some(&b"v1"[..]));
+        assert_eq!(
+            coord.get("k").await.expect("get").as_deref(),
+            Some(&b"v1"[..])
+        );
         coord
             .set("short", b"x", Some(Duration::from_millis(150)))
             .await
             .expect("set");
         assert!(coord.exists("short").await.expect("exists"), "{what}");
         tokio::time::sleep(Duration::from_millis(400)).await;
-        assert!(!coord.exists("short").await.expect("exists"), "{what} expiry");
+        assert!(
+            !coord.exists("short").await.expect("exists"),
+            "{what} expiry"
+        );
         assert_eq!(coord.del("k").await.expect("del"), 1, "{what}");
         assert_eq!(coord.del("k").await.expect("del"), 0, "{what}");
     }
@@ -59,11 +65,20 @@ async fn redis_keys_carry_the_prefix() {
         .await
         .expect("redis");
     coord
-        .set("persistence:cache:t:a/b:key", b"abcd", Some(Duration::from_secs(30)))
+        .set(
+            "persistence:cache:t:a/b:key",
+            b"abcd",
+            Some(Duration::from_secs(30)),
+        )
         .await
         .expect("set");
     let out = Command::new("redis-cli")
-        .args(["-p", "6379", "GET", &format!("{prefix}:persistence:cache:t:a/b:key")])
+        .args([
+            "-p",
+            "6379",
+            "GET",
+            &format!("{prefix}:persistence:cache:t:a/b:key"),
+        ])
         .output()
         .expect("redis-cli");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "abcd");
@@ -122,7 +137,10 @@ async fn a_held_lock_is_renewed_past_its_expiry() {
         // Well past the expiry: still held, because the guard renews it.
         tokio::time::sleep(Duration::from_millis(900)).await;
         assert!(
-            matches!(coord.lock("env_init_lock:x", short).await, Err(CoordError::LockTimeout(_))),
+            matches!(
+                coord.lock("env_init_lock:x", short).await,
+                Err(CoordError::LockTimeout(_))
+            ),
             "{what}: renewed"
         );
         held.release().await.expect("release");
@@ -147,14 +165,21 @@ async fn a_redis_lock_of_a_dead_process_expires() {
     // Another "process" took the lock with a token we do not know and died.
     let prefix_key = "env_init_lock:dead";
     coord
-        .set(prefix_key, b"someone-elses-token", Some(Duration::from_millis(300)))
+        .set(
+            prefix_key,
+            b"someone-elses-token",
+            Some(Duration::from_millis(300)),
+        )
         .await
         .expect("set");
     let opts = LockOptions {
         expire: Duration::from_secs(5),
         wait: Some(Duration::from_secs(5)),
     };
-    let guard = coord.lock(prefix_key, opts).await.expect("taken after expiry");
+    let guard = coord
+        .lock(prefix_key, opts)
+        .await
+        .expect("taken after expiry");
     guard.release().await.expect("release");
 }
 
@@ -162,18 +187,30 @@ async fn a_redis_lock_of_a_dead_process_expires() {
 async fn published_messages_reach_every_subscriber() {
     for coord in both("pubsub").await {
         let what = coord.describe();
-        let mut a = coord.subscribe("installation-invalidate").await.expect("sub a");
-        let mut b = coord.subscribe("installation-invalidate").await.expect("sub b");
+        let mut a = coord
+            .subscribe("installation-invalidate")
+            .await
+            .expect("sub a");
+        let mut b = coord
+            .subscribe("installation-invalidate")
+            .await
+            .expect("sub b");
         let mut other = coord.subscribe("other").await.expect("sub other");
         coord
-            .publish("installation-invalidate", r#"{"tenant_id":"t","plugin_id":"a/b"}"#)
+            .publish(
+                "installation-invalidate",
+                r#"{"tenant_id":"t","plugin_id":"a/b"}"#,
+            )
             .await
             .expect("publish");
         for sub in [&mut a, &mut b] {
             let msg = tokio::time::timeout(Duration::from_secs(5), sub.next())
                 .await
                 .unwrap_or_else(|_| panic!("{what}: no message"));
-            assert_eq!(msg.as_deref(), Some(r#"{"tenant_id":"t","plugin_id":"a/b"}"#));
+            assert_eq!(
+                msg.as_deref(),
+                Some(r#"{"tenant_id":"t","plugin_id":"a/b"}"#)
+            );
         }
         assert!(
             tokio::time::timeout(Duration::from_millis(200), other.next())
@@ -187,8 +224,12 @@ async fn published_messages_reach_every_subscriber() {
 #[tokio::test]
 async fn two_handles_on_one_redis_share_state() {
     let prefix = format!("plugind_test_nodes_{}", uuid::Uuid::new_v4().simple());
-    let node1 = Coord::from_settings(&settings(6379, &prefix)).await.expect("1");
-    let node2 = Coord::from_settings(&settings(6379, &prefix)).await.expect("2");
+    let node1 = Coord::from_settings(&settings(6379, &prefix))
+        .await
+        .expect("1");
+    let node2 = Coord::from_settings(&settings(6379, &prefix))
+        .await
+        .expect("2");
     assert_ne!(node1.node_id(), node2.node_id());
     let mut sub = node2.subscribe("news").await.expect("sub");
     node1.publish("news", "hello").await.expect("pub");
@@ -240,7 +281,10 @@ impl OwnRedis {
             .expect("redis-server is needed on PATH (apt-get install redis-server)");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         OwnRedis { child, port }
@@ -296,7 +340,10 @@ async fn an_outage_fails_calls_clearly_and_service_comes_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ok, "commands work again after Redis is back");
-    assert_eq!(coord.get("k").await.expect("get").as_deref(), Some(&b"2"[..]));
+    assert_eq!(
+        coord.get("k").await.expect("get").as_deref(),
+        Some(&b"2"[..])
+    );
     // The subscription re-subscribed by itself.
     let mut delivered = false;
     for _ in 0..50 {
@@ -317,7 +364,8 @@ async fn an_unreachable_redis_is_named_at_connect() {
         .await
         .expect_err("nothing listens");
     assert!(
-        err.to_string().contains(&format!("Redis 127.0.0.1:{port} db 0 is unavailable")),
+        err.to_string()
+            .contains(&format!("Redis 127.0.0.1:{port} db 0 is unavailable")),
         "{err}"
     );
 }
