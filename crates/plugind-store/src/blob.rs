@@ -1,5 +1,7 @@
-//! Object storage (PSC §6.1–6.2) over opendal. Only the local filesystem backend is wired up;
-//! keys such as `plugin_packages/author/name:1.0.0@<sum>` map to sub-directories of the root.
+//! Object storage (PSC §6.1–6.2) over opendal: the local file system (keys such as
+//! `plugin_packages/author/name:1.0.0@<sum>` map to sub-directories of the root) or any backend
+//! of [`crate::StorageSettings`] (S3 and S3-compatible, Azure Blob, Aliyun OSS, Tencent COS, GCS,
+//! Huawei OBS, Volcengine TOS, Baidu BOS).
 //!
 //! opendal's fs service writes in place unless it is given an `atomic_write_dir`; we give it one
 //! (`.plugind-tmp` inside the root, same filesystem) so a save is write-temp-then-rename and a
@@ -18,6 +20,8 @@ const TMP_DIR: &str = ".plugind-tmp";
 #[derive(Clone, Debug)]
 pub struct Blobs {
     op: Operator,
+    /// `local <root>` or `<backend> bucket <name>`, for errors and logs.
+    describe: std::sync::Arc<str>,
 }
 
 /// Rejects keys that could escape the root or address the temp directory.
@@ -49,7 +53,53 @@ impl Blobs {
             .root(&root_s)
             .atomic_write_dir(&tmp.to_string_lossy());
         let op = Operator::new(builder)?.finish();
-        Ok(Blobs { op })
+        Ok(Blobs {
+            op,
+            describe: format!("local storage {}", root.display()).into(),
+        })
+    }
+
+    /// The storage the settings select (the local root is created if missing).
+    pub fn from_settings(settings: &crate::StorageSettings) -> Result<Blobs, StoreError> {
+        if settings.kind()? == crate::StorageKind::Local {
+            return Blobs::local(&settings.local_root);
+        }
+        // Transient failures (throttling, a dropped connection) are retried a few times with
+        // back-off; anything else reaches the caller as an error naming the storage.
+        let op = settings
+            .operator()?
+            .layer(opendal::layers::RetryLayer::new().with_max_times(3));
+        Ok(Blobs {
+            op,
+            describe: settings.describe().into(),
+        })
+    }
+
+    /// `local storage <root>` or `<backend> bucket <name>` (no credentials).
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    /// Checks the storage answers and the bucket exists (a listing of the root); the error
+    /// names the storage and the cause.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        let probe = async {
+            let mut lister = self.op.lister_with("/").limit(1).await?;
+            use futures::TryStreamExt;
+            lister.try_next().await?;
+            Ok::<(), opendal::Error>(())
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(10), probe).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Unreachable {
+                what: self.describe.to_string(),
+                cause: e.to_string(),
+            }),
+            Err(_) => Err(StoreError::Unreachable {
+                what: self.describe.to_string(),
+                cause: "no answer within 10s".into(),
+            }),
+        }
     }
 
     /// Writes `bytes` under `key`, replacing any previous object atomically.

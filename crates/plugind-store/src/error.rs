@@ -25,6 +25,9 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// A configured service (object storage) did not answer at a check.
+    #[error("{what} is unreachable: {cause}")]
+    Unreachable { what: String, cause: String },
     #[error("object storage error: {0}")]
     Blob(#[from] opendal::Error),
     /// The caller passed a value the database cannot store (e.g. a non-UUID tenant id on

@@ -6,13 +6,15 @@
 //! plugind can be pointed at a database the Go daemon has been using.
 
 pub mod blob;
+pub mod blob_settings;
 pub mod db;
 pub mod error;
 pub mod settings;
 
 pub use blob::Blobs;
+pub use blob_settings::{StorageKind, StorageSettings};
 pub use db::{
-    new_hook_id, new_id, Db, DbConfig, EndpointRow, InstallOutcome, NewEndpoint, UninstallOutcome,
+    new_hook_id, new_id, Db, DbConfig, EndpointRow, PoolSettings, PoolStats, InstallOutcome, NewEndpoint, UninstallOutcome,
     UpgradeOutcome,
 };
 pub use error::StoreError;

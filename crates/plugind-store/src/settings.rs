@@ -8,8 +8,9 @@
 //! never ignored: `DB_TYPE=mysql` without `DB_HOST` is an error, not SQLite.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::db::DbConfig;
+use crate::db::{DbConfig, PoolSettings};
 
 /// The `DB_*` values as given (empty strings count as unset for type and host).
 #[derive(Clone, Debug)]
@@ -20,10 +21,16 @@ pub struct DbSettings {
     pub username: String,
     pub password: String,
     pub database: String,
-    /// `DB_SSL_MODE` (PostgreSQL only).
+    /// `DB_SSL_MODE`: `disable` or `require` (TLS for PostgreSQL and MySQL).
     pub ssl_mode: String,
     /// Pool size (`DB_MAX_OPEN_CONNS` for the daemon; a short-lived CLI needs few).
     pub max_open_conns: u32,
+    /// `DB_MAX_IDLE_CONNS` (Go clamps it to the open bound; so do we).
+    pub max_idle_conns: u32,
+    /// `DB_CONN_MAX_LIFETIME`, seconds; 0 = connections are never recycled for age.
+    pub conn_max_lifetime: u64,
+    /// `DB_EXTRAS`: PostgreSQL `options`; ignored for MySQL (as upstream).
+    pub extras: String,
     /// Where the embedded SQLite file lives (`PLUGIND_DATA_DIR`).
     pub data_dir: PathBuf,
 }
@@ -37,6 +44,8 @@ pub enum DbSettingsError {
     MissingHost(String),
     #[error("DB_TYPE={0} is not one of postgresql, pgbouncer, mysql, oceanbase, seekdb, sqlite")]
     UnknownType(String),
+    #[error("DB_SSL_MODE must be disable or require, got {0:?}")]
+    SslMode(String),
 }
 
 impl DbSettings {
@@ -49,6 +58,16 @@ impl DbSettings {
             .filter(|k| !k.is_empty())
             .map(str::to_ascii_lowercase);
         let host = self.host.clone().filter(|h| !h.is_empty());
+        let ssl_mode = self.ssl_mode.trim().to_ascii_lowercase();
+        if !matches!(ssl_mode.as_str(), "" | "disable" | "require") {
+            return Err(DbSettingsError::SslMode(self.ssl_mode.clone()));
+        }
+        let pool = PoolSettings {
+            max_open: self.max_open_conns.max(1),
+            max_idle: self.max_idle_conns.min(self.max_open_conns.max(1)),
+            max_lifetime: (self.conn_max_lifetime > 0)
+                .then(|| Duration::from_secs(self.conn_max_lifetime)),
+        };
         match (kind.as_deref(), host) {
             (None | Some("sqlite"), None) => Ok(DbConfig::Sqlite {
                 path: self.data_dir.join("plugind.db"),
@@ -60,8 +79,9 @@ impl DbSettings {
                 user: self.username.clone(),
                 password: self.password.clone(),
                 database: self.database.clone(),
-                sslmode: self.ssl_mode.clone(),
-                max_conns: self.max_open_conns,
+                sslmode: ssl_mode.clone(),
+                extras: self.extras.clone(),
+                pool,
             }),
             (Some("mysql" | "oceanbase" | "seekdb"), Some(host)) => Ok(DbConfig::MySql {
                 host,
@@ -69,7 +89,8 @@ impl DbSettings {
                 user: self.username.clone(),
                 password: self.password.clone(),
                 database: self.database.clone(),
-                max_conns: self.max_open_conns,
+                sslmode: ssl_mode.clone(),
+                pool,
             }),
             (
                 Some(kind @ ("postgresql" | "pgbouncer" | "mysql" | "oceanbase" | "seekdb")),
@@ -115,6 +136,9 @@ mod tests {
             database: "dify_plugin".into(),
             ssl_mode: "disable".into(),
             max_open_conns: 7,
+            max_idle_conns: 10,
+            conn_max_lifetime: 3600,
+            extras: String::new(),
             data_dir: PathBuf::from("data"),
         }
     }
@@ -135,7 +159,7 @@ mod tests {
             .expect("pg");
         assert_eq!(pg.describe(), "PostgreSQL db:5432/dify_plugin");
         assert!(
-            matches!(pg, DbConfig::Postgres { max_conns: 7, ref sslmode, .. } if sslmode == "disable")
+            matches!(pg, DbConfig::Postgres { pool: PoolSettings { max_open: 7, max_idle: 7, max_lifetime: Some(_) }, ref sslmode, .. } if sslmode == "disable")
         );
         let pg = settings(None, Some("db")).resolve().expect("pg");
         assert_eq!(pg.describe(), "PostgreSQL db:5432/dify_plugin");
@@ -153,6 +177,18 @@ mod tests {
             settings(Some("mysql"), None).resolve(),
             Err(DbSettingsError::MissingHost("mysql".into()))
         );
+        let mut bad_ssl = settings(None, Some("db"));
+        bad_ssl.ssl_mode = "verify-full".into();
+        assert_eq!(
+            bad_ssl.resolve(),
+            Err(DbSettingsError::SslMode("verify-full".into()))
+        );
+        let mut forever = settings(None, Some("db"));
+        forever.conn_max_lifetime = 0;
+        assert!(matches!(
+            forever.resolve(),
+            Ok(DbConfig::Postgres { pool: PoolSettings { max_lifetime: None, .. }, .. })
+        ));
         let err = settings(Some("oracle"), None)
             .resolve()
             .expect_err("oracle");

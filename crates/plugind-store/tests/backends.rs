@@ -13,7 +13,7 @@ use plugind_entities::{
     ProviderKind,
 };
 use plugind_store::{
-    new_id, Blobs, Db, DbConfig, EndpointRow, InstallOutcome, NewEndpoint, StoreError,
+    new_id, Blobs, Db, DbConfig, EndpointRow, InstallOutcome, NewEndpoint, PoolSettings, StoreError,
     UninstallOutcome, UpgradeOutcome,
 };
 use serde_json::json;
@@ -911,7 +911,8 @@ async fn postgres_backend() {
         password: String::new(),
         database: name.clone(),
         sslmode: "disable".into(),
-        max_conns: 10,
+        extras: String::new(),
+        pool: PoolSettings::default(),
     };
     run_then_cleanup(cfg, "postgresql", async move {
         let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
@@ -945,7 +946,8 @@ async fn mysql_backend() {
         user: "root".into(),
         password: String::new(),
         database: name.clone(),
-        max_conns: 10,
+        sslmode: "disable".into(),
+        pool: PoolSettings::default(),
     };
     run_then_cleanup(cfg, "mysql", async move {
         let mut c = sqlx::MySqlConnection::connect(admin).await.unwrap();
@@ -967,7 +969,8 @@ async fn connect_failure_names_host_and_port() {
         password: String::new(),
         database: "dify_plugin".into(),
         sslmode: "disable".into(),
-        max_conns: 2,
+        extras: String::new(),
+        pool: PoolSettings::default(),
     };
     let err = Db::connect(&pg)
         .await
@@ -983,7 +986,8 @@ async fn connect_failure_names_host_and_port() {
         user: "root".into(),
         password: String::new(),
         database: "dify_plugin".into(),
-        max_conns: 2,
+        sslmode: "disable".into(),
+        pool: PoolSettings::default(),
     };
     let err = Db::connect(&my)
         .await
@@ -1080,4 +1084,76 @@ async fn blobs_roundtrip() {
         vec!["assets/icon.svg".to_string()]
     );
     assert!(blobs.save("../escape", vec![]).await.is_err());
+}
+
+/// `DB_MAX_OPEN_CONNS` bounds the pool (more callers wait for a connection instead of opening
+/// more), `DB_MAX_IDLE_CONNS` bounds what stays open when the burst is over, `DB_EXTRAS` reaches
+/// the server as run-time parameters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pool_bounds_and_extras() {
+    let admin = "postgres://postgres@127.0.0.1:5432/postgres";
+    match tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(admin)).await {
+        Ok(Ok(c)) => drop(c.close().await),
+        Ok(Err(e)) => panic!("PostgreSQL is not answering at 127.0.0.1:5432 ({e}); {PG_HINT}"),
+        Err(_) => panic!("PostgreSQL did not answer at 127.0.0.1:5432 within 5s; {PG_HINT}"),
+    }
+    let name = unique_db_name();
+    let cfg = DbConfig::Postgres {
+        host: "127.0.0.1".into(),
+        port: 5432,
+        user: "postgres".into(),
+        password: String::new(),
+        database: name.clone(),
+        sslmode: "disable".into(),
+        extras: "options=-c statement_timeout=4321 -c lock_timeout=1234".into(),
+        pool: PoolSettings {
+            max_open: 3,
+            max_idle: 1,
+            max_lifetime: Some(Duration::from_secs(60)),
+        },
+    };
+    let db = Db::connect(&cfg).await.expect("connect");
+    let stats = db.pool_stats();
+    assert_eq!(stats.max_open, 3);
+    // Ten callers at once, each holding a connection for a moment: never more than three open.
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut calls = Vec::new();
+    for _ in 0..10 {
+        let db = db.clone();
+        let peak = peak.clone();
+        calls.push(tokio::spawn(async move {
+            db.scalar_text("SELECT pg_sleep(0.05)::text").await.expect("query");
+            peak.fetch_max(db.pool_stats().open, std::sync::atomic::Ordering::SeqCst);
+        }));
+    }
+    for c in calls {
+        c.await.expect("join");
+    }
+    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=3).contains(&peak), "peak {peak}");
+    // Connections beyond the idle bound are closed as they come back (the close itself runs
+    // in the background, so the count settles a moment later).
+    let mut after = db.pool_stats();
+    for _ in 0..100 {
+        if after.open <= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = db.pool_stats();
+    }
+    assert!(after.idle <= 1 && after.open <= 1, "{after:?}");
+    assert_eq!(
+        db.scalar_text("SHOW statement_timeout").await.expect("show").unwrap_or_default(),
+        "4321ms"
+    );
+    assert_eq!(
+        db.scalar_text("SHOW lock_timeout").await.expect("show").unwrap_or_default(),
+        "1234ms"
+    );
+    drop(db);
+    let mut c = sqlx::PgConnection::connect(admin).await.expect("admin");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut c)
+        .await
+        .expect("drop");
 }

@@ -8,13 +8,16 @@
 //! * [`daemon`] — [`Daemon`], the `plugind` binary run as a child process with a temporary state
 //!   directory, plus [`create_pg_database`];
 //! * [`client`] — [`Client`], HTTP calls shaped like the ones Dify's API server makes;
-//! * [`flows`] — steps many tests share (install and wait, echo invoke bodies, answer texts).
+//! * [`flows`] — steps many tests share (install and wait, echo invoke bodies, answer texts);
+//! * [`services`] — servers started on loopback for state-backend tests ([`S3Server`] on moto,
+//!   [`RedisServer`]).
 
 pub mod client;
 pub mod daemon;
 pub mod fake_dify;
 pub mod fixtures;
 pub mod flows;
+pub mod services;
 pub mod signing;
 
 pub use client::{envelope_data, parse_sse_body, Client};
@@ -28,4 +31,5 @@ pub use fixtures::{
     ECHO_TOOL, PROBE_TOOL,
 };
 pub use flows::{echo_invoke_body, tool_texts, INSTALL_TIMEOUT};
+pub use services::{free_port, require_shared_redis, RedisServer, S3Server};
 pub use signing::{pack_fixture_with, TestSigner};

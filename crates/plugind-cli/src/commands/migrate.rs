@@ -29,6 +29,8 @@ pub struct DbArgs {
     pub db_database: String,
     #[arg(long, env = "DB_SSL_MODE", default_value = "disable")]
     pub db_ssl_mode: String,
+    #[arg(long, env = "DB_EXTRAS", default_value = "")]
+    pub db_extras: String,
 }
 
 impl DbArgs {
@@ -44,6 +46,9 @@ impl DbArgs {
             database: self.db_database.clone(),
             ssl_mode: self.db_ssl_mode.clone(),
             max_open_conns: 2,
+            max_idle_conns: 2,
+            conn_max_lifetime: 3600,
+            extras: self.db_extras.clone(),
             data_dir: self.data_dir.clone(),
         };
         Ok(settings.resolve()?)

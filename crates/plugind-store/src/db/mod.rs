@@ -15,6 +15,7 @@ mod tasks;
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -23,12 +24,14 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::pool::{Pool, PoolOptions};
 use sqlx::{Connection, Database, Transaction};
 
 use crate::StoreError;
 
 pub use endpoints::{new_hook_id, EndpointRow, NewEndpoint};
 pub use installations::{InstallOutcome, UninstallOutcome, UpgradeOutcome};
+
 
 /// How long connecting (and waiting for a pooled connection) may take before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,7 +53,9 @@ pub enum DbConfig {
         database: String,
         /// `disable` or `require`.
         sslmode: String,
-        max_conns: u32,
+        /// `DB_EXTRAS`: PostgreSQL `options` (`-c name=value …`, an `options=` prefix allowed).
+        extras: String,
+        pool: PoolSettings,
     },
     MySql {
         host: String,
@@ -58,8 +63,42 @@ pub enum DbConfig {
         user: String,
         password: String,
         database: String,
-        max_conns: u32,
+        /// `disable` or `require` (TLS).
+        sslmode: String,
+        pool: PoolSettings,
     },
+}
+
+/// Pool bounds (`DB_MAX_OPEN_CONNS`, `DB_MAX_IDLE_CONNS`, `DB_CONN_MAX_LIFETIME`), upstream's
+/// defaults 30 / 10 / 3600 s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Connections open at most; more callers wait (up to [`CONNECT_TIMEOUT`]) for one.
+    pub max_open: u32,
+    /// Idle connections kept; a connection returned to a pool that already has this many idle
+    /// ones is closed (Go's `SetMaxIdleConns`).
+    pub max_idle: u32,
+    /// A connection is closed after this long (`None`: never).
+    pub max_lifetime: Option<Duration>,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_open: 30,
+            max_idle: 10,
+            max_lifetime: Some(Duration::from_secs(3600)),
+        }
+    }
+}
+
+/// How many connections a pool has, for `/metrics/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Open connections (idle + in use).
+    pub open: u32,
+    pub idle: u32,
+    pub max_open: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,9 +110,9 @@ pub(crate) enum Backend {
 
 #[derive(Clone, Debug)]
 pub(crate) enum Pools {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-    MySql(MySqlPool),
+    Sqlite(Arc<SqlitePool>),
+    Postgres(Arc<PgPool>),
+    MySql(Arc<MySqlPool>),
 }
 
 /// A connected database (migrated by [`Db::connect_and_migrate`] or [`Db::migrate`]). Cheap to
@@ -81,6 +120,7 @@ pub(crate) enum Pools {
 #[derive(Clone, Debug)]
 pub struct Db {
     pub(crate) pools: Pools,
+    max_open: u32,
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool of `$db`; the body is compiled once per
@@ -88,9 +128,18 @@ pub struct Db {
 macro_rules! dispatch {
     ($db:expr, $pool:ident => $body:expr) => {
         match &$db.pools {
-            $crate::db::Pools::Sqlite($pool) => $body,
-            $crate::db::Pools::Postgres($pool) => $body,
-            $crate::db::Pools::MySql($pool) => $body,
+            $crate::db::Pools::Sqlite(p) => {
+                let $pool: &sqlx::SqlitePool = p;
+                $body
+            }
+            $crate::db::Pools::Postgres(p) => {
+                let $pool: &sqlx::PgPool = p;
+                $body
+            }
+            $crate::db::Pools::MySql(p) => {
+                let $pool: &sqlx::MySqlPool = p;
+                $body
+            }
         }
     };
 }
@@ -270,6 +319,58 @@ async fn probe<C: Connection>(opts: &C::Options) -> Result<C, ProbeError> {
     }
 }
 
+/// Pool options with upstream's bounds; the idle cap needs the pool itself, handed in through
+/// the returned slot once it exists (a weak reference, so the pool is not kept alive by it).
+fn bounded<DB: Database>(
+    options: PoolOptions<DB>,
+    settings: PoolSettings,
+) -> (PoolOptions<DB>, Arc<OnceLock<Weak<Pool<DB>>>>) {
+    let slot: Arc<OnceLock<Weak<Pool<DB>>>> = Arc::default();
+    let max_idle = usize::try_from(settings.max_idle).unwrap_or(usize::MAX);
+    let seen = slot.clone();
+    let options = options
+        .max_connections(settings.max_open.max(1))
+        .min_connections(0)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .max_lifetime(settings.max_lifetime)
+        .after_release(move |_conn, _meta| {
+            let keep = seen
+                .get()
+                .and_then(Weak::upgrade)
+                .is_none_or(|pool| pool.num_idle() < max_idle);
+            Box::pin(async move { Ok(keep) })
+        });
+    (options, slot)
+}
+
+/// `DB_EXTRAS` as PostgreSQL run-time parameters: `-c a=b -c c=d`, `-ca=b` or `--a=b`, with
+/// or without a leading `options=` (upstream passes it as libpq `options`).
+fn pg_options(extras: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let text = extras.trim();
+    let text = text.strip_prefix("options=").unwrap_or(text).trim();
+    let text = text.trim_matches(|c| c == '\'' || c == '"');
+    let mut out = Vec::new();
+    let mut words = text.split_whitespace();
+    while let Some(word) = words.next() {
+        let pair = if word == "-c" {
+            words.next().unwrap_or_default()
+        } else if let Some(rest) = word.strip_prefix("-c") {
+            rest
+        } else if let Some(rest) = word.strip_prefix("--") {
+            rest
+        } else {
+            word
+        };
+        let (k, v) = pair.split_once('=').ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "DB_EXTRAS: {word:?} is not a run-time parameter (expected -c name=value)"
+            ))
+        })?;
+        out.push((k.replace('-', "_"), v.to_owned()));
+    }
+    Ok(out)
+}
+
 fn quote_ident(name: &str, quote: char) -> String {
     let doubled: String = [quote, quote].iter().collect();
     format!("{quote}{}{quote}", name.replace(quote, &doubled))
@@ -296,10 +397,13 @@ impl Db {
                 password,
                 database,
                 sslmode,
-                max_conns,
+                extras,
+                pool,
             } => {
-                Self::connect_postgres(host, *port, user, password, database, sslmode, *max_conns)
-                    .await?
+                Self::connect_postgres(
+                    host, *port, user, password, database, sslmode, extras, *pool,
+                )
+                .await?
             }
             DbConfig::MySql {
                 host,
@@ -307,8 +411,11 @@ impl Db {
                 user,
                 password,
                 database,
-                max_conns,
-            } => Self::connect_mysql(host, *port, user, password, database, *max_conns).await?,
+                sslmode,
+                pool,
+            } => {
+                Self::connect_mysql(host, *port, user, password, database, sslmode, *pool).await?
+            }
         };
         Ok(db)
     }
@@ -334,7 +441,8 @@ impl Db {
             .await
             .map_err(|e| fail(&e))?;
         Ok(Db {
-            pools: Pools::Sqlite(pool),
+            pools: Pools::Sqlite(Arc::new(pool)),
+            max_open: 8,
         })
     }
 
@@ -346,7 +454,8 @@ impl Db {
         password: &str,
         database: &str,
         sslmode: &str,
-        max_conns: u32,
+        extras: &str,
+        pool: PoolSettings,
     ) -> Result<Db, StoreError> {
         let address = format!("{host}:{port}");
         let ssl = match sslmode {
@@ -369,6 +478,10 @@ impl Db {
             .application_name("plugind");
         if !password.is_empty() {
             base = base.password(password);
+        }
+        let options = pg_options(extras)?;
+        if !options.is_empty() {
+            base = base.options(options);
         }
         let opts = base.clone().database(database);
         match probe::<sqlx::PgConnection>(&opts).await {
@@ -407,15 +520,16 @@ impl Db {
                 drop(conn.close().await);
             }
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(max_conns.max(1))
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .max_lifetime(Duration::from_secs(3600))
+        let (options, slot) = bounded(PgPoolOptions::new(), pool);
+        let pg = options
             .connect_with(opts)
             .await
             .map_err(|e| connect_error("PostgreSQL", address, database, e))?;
+        let pg = Arc::new(pg);
+        let _ = slot.set(Arc::downgrade(&pg));
         Ok(Db {
-            pools: Pools::Postgres(pool),
+            pools: Pools::Postgres(pg),
+            max_open: pool.max_open.max(1),
         })
     }
 
@@ -425,13 +539,24 @@ impl Db {
         user: &str,
         password: &str,
         database: &str,
-        max_conns: u32,
+        sslmode: &str,
+        pool: PoolSettings,
     ) -> Result<Db, StoreError> {
         let address = format!("{host}:{port}");
+        let ssl = match sslmode {
+            "" | "disable" => sqlx::mysql::MySqlSslMode::Disabled,
+            "require" => sqlx::mysql::MySqlSslMode::Required,
+            other => {
+                return Err(StoreError::Invalid(format!(
+                    "DB_SSL_MODE must be disable or require, got {other:?}"
+                )))
+            }
+        };
         let mut base = MySqlConnectOptions::new()
             .host(host)
             .port(port)
             .username(user)
+            .ssl_mode(ssl)
             .charset("utf8mb4");
         if !password.is_empty() {
             base = base.password(password);
@@ -466,26 +591,50 @@ impl Db {
                 ))
             }
         }
-        let pool = MySqlPoolOptions::new()
-            .max_connections(max_conns.max(1))
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .max_lifetime(Duration::from_secs(3600))
+        let (options, slot) = bounded(MySqlPoolOptions::new(), pool);
+        let my = options
             .connect_with(opts)
             .await
             .map_err(|e| connect_error("MySQL", address, database, e))?;
+        let my = Arc::new(my);
+        let _ = slot.set(Arc::downgrade(&my));
         Ok(Db {
-            pools: Pools::MySql(pool),
+            pools: Pools::MySql(my),
+            max_open: pool.max_open.max(1),
         })
     }
 
     /// Creates missing tables and indexes; never drops or alters existing ones.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pools {
-            Pools::Sqlite(p) => SQLITE_MIGRATOR.run(p).await?,
-            Pools::Postgres(p) => POSTGRES_MIGRATOR.run(p).await?,
-            Pools::MySql(p) => MYSQL_MIGRATOR.run(p).await?,
+            Pools::Sqlite(p) => SQLITE_MIGRATOR.run(&**p).await?,
+            Pools::Postgres(p) => POSTGRES_MIGRATOR.run(&**p).await?,
+            Pools::MySql(p) => MYSQL_MIGRATOR.run(&**p).await?,
         }
         Ok(())
+    }
+
+    /// Open and idle connections of the pool, and its bound.
+    pub fn pool_stats(&self) -> PoolStats {
+        let (open, idle) = match &self.pools {
+            Pools::Sqlite(p) => (p.size(), p.num_idle()),
+            Pools::Postgres(p) => (p.size(), p.num_idle()),
+            Pools::MySql(p) => (p.size(), p.num_idle()),
+        };
+        PoolStats {
+            open,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max_open: self.max_open,
+        }
+    }
+
+    /// Runs one statement that answers one text value (diagnostics: the server version for
+    /// `plugind doctor`, settings in tests). Not for application queries.
+    pub async fn scalar_text(&self, sql: &str) -> Result<Option<String>, StoreError> {
+        let value: Option<Option<String>> = dispatch!(self, pool => {
+            sqlx::query_scalar(sql).fetch_optional(pool).await?
+        });
+        Ok(value.flatten())
     }
 
     /// `"sqlite"`, `"postgresql"` or `"mysql"`.
