@@ -7,6 +7,7 @@
 //! - [`health`], [`management`], [`endpoints`], [`dispatch`], [`assets`]: one module per upstream
 //!   route group.
 //! - [`runtime`]: plugind's own operator routes: runtime statuses and lifecycle events (SSE).
+//! - [`redirect`]: forwarding a dispatch to the cluster node that serves its plugin.
 //! - [`body`]: lenient request-body and query decoding.
 //! - [`metrics`]: `GET /metrics/` (and the 301 from `/metrics`) and per-request Prometheus metrics.
 //! - [`tenant`]: the `{tenant_id}` path check for the whole `/plugin/{tenant_id}` group.
@@ -23,6 +24,7 @@ pub mod endpoints;
 pub mod health;
 pub mod management;
 pub mod metrics;
+pub mod redirect;
 pub mod reply;
 pub mod router;
 pub mod runtime;

@@ -131,6 +131,7 @@ impl Services {
             completed_plugins: 0,
             plugins: entries,
         };
+        self.claim_task(&task.id).await?;
         db.create_task(&task).await.map_err(internal)?;
 
         for (uid, declaration, meta) in jobs {
@@ -171,13 +172,16 @@ impl Services {
             .map_err(internal)?;
         if let plugind_store::UninstallOutcome::Removed {
             uid,
-            plugin_deleted: true,
-            ..
+            plugin_id,
+            plugin_deleted,
         } = outcome
         {
-            if let Ok(uid) = PluginUniqueIdentifier::parse(&uid) {
-                // Upstream waits for the runtime to stop before answering; so does this.
-                self.retire(&uid).await;
+            self.installation_changed(tenant_id, &plugin_id).await;
+            if plugin_deleted {
+                if let Ok(uid) = PluginUniqueIdentifier::parse(&uid) {
+                    // Upstream waits for the runtime to stop before answering; so does this.
+                    self.retire(&uid).await;
+                }
             }
         }
         Ok(true)
@@ -186,12 +190,16 @@ impl Services {
     /// Start-up: fail tasks a previous process left unfinished, then launch every installed
     /// local plugin in the background. Returns how many launches were scheduled.
     pub async fn restore_installed(&self) -> Result<usize, DaemonError> {
-        let failed = self
-            .inner
-            .db
-            .fail_unfinished_tasks(INTERRUPTED_TASK_MESSAGE)
-            .await
-            .map_err(internal)?;
+        // In a cluster, joining failed the tasks of nodes that are gone; the others' run on.
+        let failed = match self.cluster() {
+            Some(_) => 0,
+            None => self
+                .inner
+                .db
+                .fail_unfinished_tasks(INTERRUPTED_TASK_MESSAGE)
+                .await
+                .map_err(internal)?,
+        };
         if failed > 0 {
             tracing::warn!(
                 tasks = failed,
@@ -235,7 +243,10 @@ impl Services {
     }
 
     /// Launches an installed uid from its stored package and declaration.
-    async fn launch_installed(&self, uid: &PluginUniqueIdentifier) -> Result<(), String> {
+    pub(crate) async fn launch_installed(
+        &self,
+        uid: &PluginUniqueIdentifier,
+    ) -> Result<(), String> {
         let declaration = self
             .inner
             .db
@@ -409,6 +420,9 @@ impl InstallJob {
         )
         .await
         .map_err(|e| format!("the plugin started but recording the installation failed: {e}"))?;
+        services
+            .installation_changed(&self.tenant_id, self.uid.plugin_id())
+            .await;
         let steps: Vec<String> = report
             .steps
             .iter()

@@ -17,6 +17,8 @@
 //!   answers to the plugin; [`persistence`]: the plugins' key–value storage.
 //! - [`endpoints`]: endpoint management (setup, list, update, enable/disable, remove) with
 //!   settings validation, masking and encryption through the inner API.
+//! - [`cluster`]: several nodes on one database and Redis: heartbeats, master, plugin
+//!   registry, redirect decision, install-task ownership, reconciliation.
 //! - [`binding`]: lenient field access on JSON bodies, the way upstream's binder behaves.
 //!
 //! **Architecture invariant:** this crate is the only user of `plugind-store`; the HTTP crate
@@ -25,6 +27,7 @@
 pub mod assets;
 mod backwards;
 pub mod binding;
+pub mod cluster;
 pub mod config;
 pub mod dispatch;
 pub mod endpoints;
@@ -39,4 +42,4 @@ pub mod upgrade;
 pub mod upload;
 
 pub use config::{parse_unsigned_allowlist, ServiceConfig, UnsignedAllowed};
-pub use state::{Services, SHUTDOWN_TASK_MESSAGE};
+pub use state::{Services, INSTALLATION_CHANGED_CHANNEL, SHUTDOWN_TASK_MESSAGE};

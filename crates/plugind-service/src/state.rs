@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use plugind_coord::Coord;
 use plugind_runtime::Runtimes;
 use plugind_store::{Blobs, Db};
 use tokio::time::Instant;
@@ -45,10 +46,18 @@ pub(crate) struct Inner {
     pub(crate) storage_writes: crate::persistence::WriteLocks,
     /// Serialises an install job's launch-and-record with a retirement of the same uid.
     pub(crate) uid_locks: crate::upgrade::UidLocks,
+    /// Cache, locks and publish/subscribe: in-process, or Redis when configured.
+    pub(crate) coord: Coord,
+    /// Set once when the node joins a cluster (shared coordination backend).
+    pub(crate) cluster: std::sync::OnceLock<crate::cluster::Cluster>,
 }
 
+/// Channel on which every change of a tenant's installation is announced (install, upgrade,
+/// uninstall), as JSON `{"tenant_id","plugin_id"}`; caches of installation → runtime subscribe.
+pub const INSTALLATION_CHANGED_CHANNEL: &str = "installation_changed";
+
 impl Services {
-    pub fn new(cfg: ServiceConfig, db: Db, blobs: Blobs, runtimes: Runtimes) -> Self {
+    pub fn new(cfg: ServiceConfig, db: Db, blobs: Blobs, runtimes: Runtimes, coord: Coord) -> Self {
         Self {
             inner: Arc::new(Inner {
                 cfg,
@@ -60,6 +69,8 @@ impl Services {
                 active_dispatch: AtomicI64::new(0),
                 storage_writes: Default::default(),
                 uid_locks: Default::default(),
+                coord,
+                cluster: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -70,6 +81,25 @@ impl Services {
 
     pub fn runtimes(&self) -> &Runtimes {
         &self.inner.runtimes
+    }
+
+    /// The coordination backend (in-process or Redis).
+    pub fn coord(&self) -> &Coord {
+        &self.inner.coord
+    }
+
+    /// Announces that the tenant's installation of `plugin_id` changed. Failing to announce is
+    /// logged: the change itself is committed, and subscribers also expire what they cache.
+    pub(crate) async fn installation_changed(&self, tenant_id: &str, plugin_id: &str) {
+        let message = serde_json::json!({"tenant_id": tenant_id, "plugin_id": plugin_id});
+        if let Err(err) = self
+            .inner
+            .coord
+            .publish(INSTALLATION_CHANGED_CHANNEL, &message.to_string())
+            .await
+        {
+            tracing::warn!(tenant = %tenant_id, plugin_id, error = %err, "could not announce an installation change");
+        }
     }
 
     pub fn active_dispatch_requests(&self) -> i64 {
@@ -115,13 +145,38 @@ impl Services {
             }
         }
         self.interrupt();
-        if let Err(err) = self
-            .inner
-            .db
-            .fail_unfinished_tasks(SHUTDOWN_TASK_MESSAGE)
-            .await
-        {
-            tracing::warn!(error = %err, "could not mark unfinished install tasks failed");
+        match self.cluster() {
+            // In a cluster, only this node's tasks: the others' run on.
+            Some(cluster) => {
+                match cluster.own_tasks().await {
+                    Ok(ids) => {
+                        for id in ids {
+                            if let Err(err) = self
+                                .inner
+                                .db
+                                .fail_unfinished_task(&id, SHUTDOWN_TASK_MESSAGE)
+                                .await
+                            {
+                                tracing::warn!(task_id = %id, error = %err, "could not mark an unfinished install task failed");
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not read this node's install tasks; the master fails them once this node is gone")
+                    }
+                }
+                cluster.leave().await;
+            }
+            None => {
+                if let Err(err) = self
+                    .inner
+                    .db
+                    .fail_unfinished_tasks(SHUTDOWN_TASK_MESSAGE)
+                    .await
+                {
+                    tracing::warn!(error = %err, "could not mark unfinished install tasks failed");
+                }
+            }
         }
         self.inner.runtimes.shutdown().await;
     }

@@ -109,9 +109,8 @@ fn set(v: &str) -> Option<&str> {
 }
 
 fn required<'a>(value: &'a str, name: &str, kind: &str) -> Result<&'a str, StoreError> {
-    set(value).ok_or_else(|| {
-        StoreError::Invalid(format!("PLUGIN_STORAGE_TYPE={kind} needs {name}"))
-    })
+    set(value)
+        .ok_or_else(|| StoreError::Invalid(format!("PLUGIN_STORAGE_TYPE={kind} needs {name}")))
 }
 
 fn with_scheme(endpoint: &str) -> String {
@@ -176,10 +175,9 @@ impl StorageSettings {
     pub fn describe(&self) -> String {
         match self.kind() {
             Ok(StorageKind::Local) => format!("local {}", self.local_root.display()),
-            Ok(StorageKind::Azure) => format!(
-                "azure_blob container {}",
-                self.azure_container_name.trim()
-            ),
+            Ok(StorageKind::Azure) => {
+                format!("azure_blob container {}", self.azure_container_name.trim())
+            }
             Ok(kind) => format!("{kind:?} bucket {}", self.bucket.trim()).to_ascii_lowercase(),
             Err(_) => format!("unknown storage {}", self.storage_type),
         }
@@ -197,9 +195,11 @@ impl StorageSettings {
                 ))
             }
             StorageKind::S3 => {
-                let mut b = services::S3::default()
-                    .bucket(bucket()?)
-                    .region(required(&self.aws_region, "AWS_REGION", name)?);
+                let mut b = services::S3::default().bucket(bucket()?).region(required(
+                    &self.aws_region,
+                    "AWS_REGION",
+                    name,
+                )?);
                 if let Some(e) = set(&self.s3_endpoint) {
                     b = b.endpoint(&with_scheme(e));
                 }
@@ -235,11 +235,13 @@ impl StorageSettings {
                 let b = if let Some(conn) = set(&self.azure_connection_string) {
                     services::Azblob::from_connection_string(conn)?.container(container)
                 } else if self.azure_use_managed_identity {
-                    services::Azblob::default().container(container).endpoint(required(
-                        &self.azure_account_url,
-                        "AZURE_BLOB_STORAGE_ACCOUNT_URL",
-                        name,
-                    )?)
+                    services::Azblob::default()
+                        .container(container)
+                        .endpoint(required(
+                            &self.azure_account_url,
+                            "AZURE_BLOB_STORAGE_ACCOUNT_URL",
+                            name,
+                        )?)
                 } else {
                     return Err(StoreError::Invalid(format!(
                         "PLUGIN_STORAGE_TYPE={name} needs AZURE_BLOB_STORAGE_CONNECTION_STRING, or AZURE_BLOB_STORAGE_USE_MANAGED_IDENTITY=true with AZURE_BLOB_STORAGE_ACCOUNT_URL"
@@ -278,7 +280,11 @@ impl StorageSettings {
                 let b = services::Cos::default()
                     .bucket(bucket()?)
                     .endpoint(&endpoint)
-                    .secret_id(required(&self.tencent_secret_id, "TENCENT_COS_SECRET_ID", name)?)
+                    .secret_id(required(
+                        &self.tencent_secret_id,
+                        "TENCENT_COS_SECRET_ID",
+                        name,
+                    )?)
                     .secret_key(required(
                         &self.tencent_secret_key,
                         "TENCENT_COS_SECRET_KEY",
@@ -302,7 +308,11 @@ impl StorageSettings {
                         "HUAWEI_OBS_SERVER",
                         name,
                     )?))
-                    .access_key_id(required(&self.huawei_access_key, "HUAWEI_OBS_ACCESS_KEY", name)?)
+                    .access_key_id(required(
+                        &self.huawei_access_key,
+                        "HUAWEI_OBS_ACCESS_KEY",
+                        name,
+                    )?)
                     .secret_access_key(required(
                         &self.huawei_secret_key,
                         "HUAWEI_OBS_SECRET_KEY",
@@ -352,7 +362,11 @@ impl StorageSettings {
                     .endpoint(&endpoint)
                     .region(&region)
                     .enable_virtual_host_style()
-                    .access_key_id(required(&self.baidu_access_key, "BAIDU_BOS_ACCESS_KEY", name)?)
+                    .access_key_id(required(
+                        &self.baidu_access_key,
+                        "BAIDU_BOS_ACCESS_KEY",
+                        name,
+                    )?)
                     .secret_access_key(required(
                         &self.baidu_secret_key,
                         "BAIDU_BOS_SECRET_KEY",
@@ -385,9 +399,15 @@ mod tests {
     }
 
     fn info(s: &StorageSettings) -> (Scheme, String, String) {
-        let op = s.operator().unwrap_or_else(|e| panic!("{}: {e}", s.storage_type));
+        let op = s
+            .operator()
+            .unwrap_or_else(|e| panic!("{}: {e}", s.storage_type));
         let info = op.info();
-        (info.scheme(), info.name().to_owned(), info.root().to_owned())
+        (
+            info.scheme(),
+            info.name().to_owned(),
+            info.root().to_owned(),
+        )
     }
 
     #[test]
@@ -395,12 +415,30 @@ mod tests {
         for (names, kind) in [
             (&["local", "local_file", ""][..], StorageKind::Local),
             (&["s3", "aws_s3", "aws-s3"][..], StorageKind::S3),
-            (&["azure", "azure_blob", "azure-blob"][..], StorageKind::Azure),
-            (&["aliyun", "aliyun_oss", "aliyun-oss"][..], StorageKind::Aliyun),
-            (&["tencent", "tencent_cos", "tencent-cos"][..], StorageKind::Tencent),
-            (&["gcs", "google-storage", "google_storage"][..], StorageKind::Gcs),
-            (&["huawei", "huawei_obs", "huawei-obs"][..], StorageKind::Huawei),
-            (&["volcengine", "volcengine_tos", "volcengine-tos"][..], StorageKind::Volcengine),
+            (
+                &["azure", "azure_blob", "azure-blob"][..],
+                StorageKind::Azure,
+            ),
+            (
+                &["aliyun", "aliyun_oss", "aliyun-oss"][..],
+                StorageKind::Aliyun,
+            ),
+            (
+                &["tencent", "tencent_cos", "tencent-cos"][..],
+                StorageKind::Tencent,
+            ),
+            (
+                &["gcs", "google-storage", "google_storage"][..],
+                StorageKind::Gcs,
+            ),
+            (
+                &["huawei", "huawei_obs", "huawei-obs"][..],
+                StorageKind::Huawei,
+            ),
+            (
+                &["volcengine", "volcengine_tos", "volcengine-tos"][..],
+                StorageKind::Volcengine,
+            ),
             (&["baidu_bos"][..], StorageKind::Baidu),
         ] {
             for n in names {

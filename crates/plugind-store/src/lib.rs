@@ -14,8 +14,8 @@ pub mod settings;
 pub use blob::Blobs;
 pub use blob_settings::{StorageKind, StorageSettings};
 pub use db::{
-    new_hook_id, new_id, Db, DbConfig, EndpointRow, PoolSettings, PoolStats, InstallOutcome, NewEndpoint, UninstallOutcome,
-    UpgradeOutcome,
+    new_hook_id, new_id, Db, DbConfig, EndpointRow, InstallOutcome, NewEndpoint, PoolSettings,
+    PoolStats, UninstallOutcome, UpgradeOutcome,
 };
 pub use error::StoreError;
 pub use settings::{DbSettings, DbSettingsError};

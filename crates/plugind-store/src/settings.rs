@@ -187,7 +187,13 @@ mod tests {
         forever.conn_max_lifetime = 0;
         assert!(matches!(
             forever.resolve(),
-            Ok(DbConfig::Postgres { pool: PoolSettings { max_lifetime: None, .. }, .. })
+            Ok(DbConfig::Postgres {
+                pool: PoolSettings {
+                    max_lifetime: None,
+                    ..
+                },
+                ..
+            })
         ));
         let err = settings(Some("oracle"), None)
             .resolve()

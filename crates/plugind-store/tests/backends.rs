@@ -13,8 +13,8 @@ use plugind_entities::{
     ProviderKind,
 };
 use plugind_store::{
-    new_id, Blobs, Db, DbConfig, EndpointRow, InstallOutcome, NewEndpoint, PoolSettings, StoreError,
-    UninstallOutcome, UpgradeOutcome,
+    new_id, Blobs, Db, DbConfig, EndpointRow, InstallOutcome, NewEndpoint, PoolSettings,
+    StoreError, UninstallOutcome, UpgradeOutcome,
 };
 use serde_json::json;
 use sqlx::Connection;
@@ -1122,7 +1122,9 @@ async fn postgres_pool_bounds_and_extras() {
         let db = db.clone();
         let peak = peak.clone();
         calls.push(tokio::spawn(async move {
-            db.scalar_text("SELECT pg_sleep(0.05)::text").await.expect("query");
+            db.scalar_text("SELECT pg_sleep(0.05)::text")
+                .await
+                .expect("query");
             peak.fetch_max(db.pool_stats().open, std::sync::atomic::Ordering::SeqCst);
         }));
     }
@@ -1143,11 +1145,17 @@ async fn postgres_pool_bounds_and_extras() {
     }
     assert!(after.idle <= 1 && after.open <= 1, "{after:?}");
     assert_eq!(
-        db.scalar_text("SHOW statement_timeout").await.expect("show").unwrap_or_default(),
+        db.scalar_text("SHOW statement_timeout")
+            .await
+            .expect("show")
+            .unwrap_or_default(),
         "4321ms"
     );
     assert_eq!(
-        db.scalar_text("SHOW lock_timeout").await.expect("show").unwrap_or_default(),
+        db.scalar_text("SHOW lock_timeout")
+            .await
+            .expect("show")
+            .unwrap_or_default(),
         "1234ms"
     );
     drop(db);

@@ -29,8 +29,14 @@ async fn s3_saves_loads_lists_and_deletes_like_the_local_backend() {
     let uid = "plugin_packages/langgenius/echo:0.0.1@0123abcd";
     assert_eq!(blobs.load(uid).await.expect("load"), None);
     assert!(!blobs.exists(uid).await.expect("exists"));
-    blobs.save(uid, b"package bytes".to_vec()).await.expect("save");
-    blobs.save(uid, b"package bytes v2".to_vec()).await.expect("overwrite");
+    blobs
+        .save(uid, b"package bytes".to_vec())
+        .await
+        .expect("save");
+    blobs
+        .save(uid, b"package bytes v2".to_vec())
+        .await
+        .expect("overwrite");
     assert_eq!(
         blobs.load(uid).await.expect("load").as_deref(),
         Some(&b"package bytes v2"[..])
@@ -49,7 +55,10 @@ async fn s3_saves_loads_lists_and_deletes_like_the_local_backend() {
         vec!["a/b/dir/k2".to_owned(), "a/b/k1".to_owned()]
     );
     // Deleting a "directory" removes everything below it, as upstream's local backend does.
-    blobs.delete("persistence/t1/a/b/dir").await.expect("delete dir");
+    blobs
+        .delete("persistence/t1/a/b/dir")
+        .await
+        .expect("delete dir");
     assert_eq!(
         blobs.list("persistence/t1").await.expect("list"),
         vec!["a/b/k1".to_owned()]
@@ -64,14 +73,24 @@ async fn s3_saves_loads_lists_and_deletes_like_the_local_backend() {
 async fn a_missing_bucket_or_a_dead_server_is_named_by_the_check() {
     let server = S3Server::start("present").await.expect("S3 server");
     let missing = Blobs::from_settings(&s3_settings(&server.endpoint, "absent")).expect("blobs");
-    let err = missing.check().await.expect_err("no such bucket").to_string();
-    assert!(err.starts_with("s3 bucket absent is unreachable: "), "{err}");
+    let err = missing
+        .check()
+        .await
+        .expect_err("no such bucket")
+        .to_string();
+    assert!(
+        err.starts_with("s3 bucket absent is unreachable: "),
+        "{err}"
+    );
 
     let endpoint = server.endpoint.clone();
     drop(server);
     let gone = Blobs::from_settings(&s3_settings(&endpoint, "present")).expect("blobs");
     let err = gone.check().await.expect_err("server gone").to_string();
-    assert!(err.starts_with("s3 bucket present is unreachable: "), "{err}");
+    assert!(
+        err.starts_with("s3 bucket present is unreachable: "),
+        "{err}"
+    );
     // Operations fail with an error, they do not hang.
     assert!(gone.load("plugin/x").await.is_err());
 }

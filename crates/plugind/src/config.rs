@@ -123,6 +123,23 @@ pub struct Config {
     pub redis_host: Option<String>,
     #[arg(long, env = "REDIS_PORT", default_value_t = 6379)]
     pub redis_port: u16,
+    #[arg(long, env = "REDIS_USERNAME", default_value = "")]
+    pub redis_username: String,
+    #[arg(
+        long,
+        env = "REDIS_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub redis_password: String,
+    #[arg(long, env = "REDIS_DB", default_value_t = 0)]
+    pub redis_db: i64,
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "plugin_daemon")]
+    pub redis_key_prefix: String,
+    /// Seconds between two comparisons of installations with the plugins running on this node
+    /// (cluster only).
+    #[arg(long, env = "PLUGIND_RECONCILE_INTERVAL", default_value_t = 30)]
+    pub plugind_reconcile_interval: u64,
 
     #[arg(long, env = "PLUGIN_STORAGE_TYPE", default_value = "local")]
     pub plugin_storage_type: String,
@@ -261,7 +278,24 @@ impl Config {
             database: self.db_database.clone(),
             ssl_mode: self.db_ssl_mode.clone(),
             max_open_conns: self.db_max_open_conns,
+            // h-state's store commit added these; its config.rs brings their variables.
+            max_idle_conns: self.db_max_open_conns,
+            conn_max_lifetime: 0,
+            extras: String::new(),
             data_dir: self.data_dir.clone(),
+        }
+    }
+
+    /// The `REDIS_*` settings for the coordination backend.
+    pub fn redis_settings(&self) -> plugind_coord::RedisSettings {
+        plugind_coord::RedisSettings {
+            host: self.redis_host.clone(),
+            port: self.redis_port,
+            username: self.redis_username.clone(),
+            password: self.redis_password.clone(),
+            db: self.redis_db,
+            key_prefix: self.redis_key_prefix.clone(),
+            ..plugind_coord::RedisSettings::default()
         }
     }
 

@@ -83,18 +83,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
             config.plugin_storage_type
         );
     }
-    if let Some(host) = &config.redis_host {
-        // Only reachability for now: caches and locks are in-process on a single node.
-        let addr = format!("{host}:{}", config.redis_port);
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio::net::TcpStream::connect(&addr),
-        )
+    let coord = plugind_coord::Coord::from_settings(&config.redis_settings())
         .await
-        .map_err(|_| anyhow::anyhow!("Redis at {addr} did not answer within 5s"))?
-        .with_context(|| format!("cannot connect to Redis at {addr}"))?;
-        tracing::warn!(%addr, "REDIS_HOST is set and reachable; this build keeps caches and locks in-process (single node)");
-    }
+        .context("Redis")?;
 
     let uid_separation = config
         .uid_separation(nix::unistd::geteuid().is_root())
@@ -231,7 +222,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
         db,
         blobs,
         runtimes,
+        coord,
     );
+    let cluster = services
+        .join_cluster(plugind_service::cluster::ClusterConfig {
+            ips: advertised_ips(&config.server_host),
+            port: config.server_port,
+            reconcile_interval: Duration::from_secs(config.plugind_reconcile_interval.max(1)),
+        })
+        .await
+        .context("joining the cluster")?;
+    if cluster.is_none() {
+        tracing::info!("no Redis configured: single node");
+    }
     let restoring = services
         .restore_installed()
         .await
@@ -320,6 +323,30 @@ async fn run(config: Config) -> anyhow::Result<()> {
     services.shutdown(deadline).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The addresses other cluster nodes reach this one at: `SERVER_HOST` when it names one
+/// address, else (as upstream) every non-loopback IPv4 address of the host.
+fn advertised_ips(server_host: &str) -> Vec<String> {
+    match server_host.parse::<std::net::IpAddr>() {
+        Ok(ip) if !ip.is_unspecified() => return vec![ip.to_string()],
+        _ => {}
+    }
+    let mut ips: Vec<String> = nix::ifaddrs::getifaddrs()
+        .map(|addrs| {
+            addrs
+                .filter_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip()))
+                .filter(|ip| !ip.is_loopback())
+                .map(|ip| ip.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    ips.sort();
+    ips.dedup();
+    if ips.is_empty() {
+        ips.push("127.0.0.1".into());
+    }
+    ips
 }
 
 /// `0` means no limit; longer than a year is a year (deadlines must not overflow `Instant`).

@@ -20,18 +20,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::pool::{Pool, PoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::pool::{Pool, PoolOptions};
 use sqlx::{Connection, Database, Transaction};
 
 use crate::StoreError;
 
 pub use endpoints::{new_hook_id, EndpointRow, NewEndpoint};
 pub use installations::{InstallOutcome, UninstallOutcome, UpgradeOutcome};
-
 
 /// How long connecting (and waiting for a pooled connection) may take before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -413,9 +412,7 @@ impl Db {
                 database,
                 sslmode,
                 pool,
-            } => {
-                Self::connect_mysql(host, *port, user, password, database, sslmode, *pool).await?
-            }
+            } => Self::connect_mysql(host, *port, user, password, database, sslmode, *pool).await?,
         };
         Ok(db)
     }
