@@ -138,7 +138,13 @@ async fn install_on_one_node_runs_everywhere_redirects_where_needed_and_uninstal
     let b = cluster.node("b", &[]).await;
     // C cannot launch any plugin: every request for one goes to a node that runs it.
     let c = cluster
-        .node("c", &[("PYTHON_INTERPRETER_PATH", "/nonexistent/python3")])
+        .node(
+            "c",
+            &[
+                ("PYTHONHOME", "/nonexistent"),
+                ("PLUGIN_ENV_PASSTHROUGH", "PYTHONHOME"),
+            ],
+        )
         .await;
 
     let uid = client(&a)
