@@ -61,7 +61,7 @@ impl LockOptions {
 
 pub(crate) enum Backend {
     Local(local::Local),
-    Redis(redis_backend::RedisCoord),
+    Redis(Box<redis_backend::RedisCoord>),
 }
 
 /// The coordination handle. Cheap to clone.
@@ -90,7 +90,7 @@ impl Coord {
     /// names the server.
     pub async fn connect(cfg: &RedisConfig) -> Result<Coord, CoordError> {
         let redis = redis_backend::RedisCoord::connect(cfg).await?;
-        let coord = Coord::with(Backend::Redis(redis));
+        let coord = Coord::with(Backend::Redis(Box::new(redis)));
         coord.ping().await?;
         Ok(coord)
     }

@@ -56,7 +56,7 @@ impl Local {
             .map
             .insert(key.to_owned(), (value.to_vec(), ttl.map(|t| now + t)));
         values.writes += 1;
-        if values.writes % SWEEP_EVERY == 0 {
+        if values.writes.is_multiple_of(SWEEP_EVERY) {
             values
                 .map
                 .retain(|_, (_, until)| until.is_none_or(|u| u > now));

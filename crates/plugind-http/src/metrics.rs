@@ -1,5 +1,7 @@
 //! Prometheus metrics (http-api §4.2): `GET /metrics/` and the request counters upstream exports
-//! (`plugin_http_requests_total`, `plugin_http_request_duration_seconds`).
+//! (`plugin_http_requests_total`, `plugin_http_request_duration_seconds`), plus the database
+//! pool's use, read at each scrape (`plugind_db_pool_connections{state="open|idle|in_use"}`,
+//! `plugind_db_pool_max_open_connections`).
 
 use std::time::Instant;
 
@@ -32,6 +34,12 @@ pub async fn render(State(state): State<AppState>) -> Response {
     let Some(handle) = state.http.prometheus.as_ref() else {
         return crate::reply::route_not_found();
     };
+    let pool = state.services.db_pool_stats();
+    metrics::gauge!("plugind_db_pool_connections", "state" => "open").set(f64::from(pool.open));
+    metrics::gauge!("plugind_db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
+    metrics::gauge!("plugind_db_pool_connections", "state" => "in_use")
+        .set(f64::from(pool.open.saturating_sub(pool.idle)));
+    metrics::gauge!("plugind_db_pool_max_open_connections").set(f64::from(pool.max_open));
     let mut response = handle.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

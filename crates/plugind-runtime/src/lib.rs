@@ -13,6 +13,7 @@
 //!   (answers backwards invocations from any task), [`SessionRequest`], [`SessionEvent`].
 //! * [`lifecycle`]: typed [`LifecycleEvent`]s, the status board and its subscribers (logging,
 //!   metrics).
+//! * [`toolchain`]: uv and the plugins' Python, found as a launch finds them (start-up checks).
 //! * [`config`], [`steps`] (launch steps, [`LaunchError`], [`LaunchReport`]), [`error`]
 //!   ([`InvokeError`]).
 //!
@@ -32,6 +33,7 @@ mod router;
 mod runtime;
 pub mod session;
 pub mod steps;
+pub mod toolchain;
 mod writer;
 
 pub use config::{RuntimeConfig, RuntimeTuning, SessionLimits};

@@ -361,7 +361,10 @@ impl InstallJob {
             return Ok("installed".into());
         }
         // Held until the installation is recorded, so a retirement of this uid waits for it.
-        let _serial = services.inner.uid_locks.lock(uid).await;
+        let _serial = services
+            .lock_uid(uid)
+            .await
+            .map_err(|e| format!("could not lock {uid} for the install: {e}"))?;
 
         let started = Instant::now();
         let bytes = services

@@ -5,8 +5,7 @@
 //! checked against the quota **before** the object is written, so a refused write leaves the
 //! previous value in place.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -21,47 +20,65 @@ struct StorageRequest {
     value: String,
 }
 
-/// One async lock per (tenant, plugin) namespace, dropped from the map when nobody holds it.
-#[derive(Default)]
-pub(crate) struct WriteLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
-
-/// Holds a namespace's write lock; forgets the lock when it was the last user.
-pub(crate) struct WriteGuard<'a> {
-    locks: &'a WriteLocks,
-    name: String,
-    lock: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl WriteLocks {
-    pub(crate) async fn lock(&self, ns: &Namespace<'_>) -> WriteGuard<'_> {
-        let name = format!("{}\n{}", ns.tenant_id, ns.plugin_id);
-        let lock = {
-            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(name.clone()).or_default().clone()
-        };
-        WriteGuard {
-            locks: self,
-            name,
-            lock: Some(lock.lock_owned().await),
-        }
-    }
-}
-
-impl Drop for WriteGuard<'_> {
-    fn drop(&mut self) {
-        drop(self.lock.take());
-        let mut map = self.locks.0.lock().unwrap_or_else(|p| p.into_inner());
-        if map
-            .get(&self.name)
-            .is_some_and(|l| Arc::strong_count(l) == 1)
-        {
-            map.remove(&self.name);
-        }
-    }
-}
-
 /// Keys longer than this are refused by `set` (upstream's wording says "less than 256").
 const MAX_KEY_BYTES: usize = 256;
+
+/// How long a value read from object storage stays in the cache (upstream: 5 minutes).
+const CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// Upstream's cache key of a value: `persistence:cache:<tenant>:<plugin_id>:<key>` (hex value).
+fn cache_key(ns: &Namespace<'_>, key: &str) -> String {
+    format!(
+        "persistence:cache:{}:{}:{}",
+        ns.tenant_id, ns.plugin_id, key
+    )
+}
+
+/// One writer per namespace at a time, on every daemon sharing the coordination backend: the
+/// usage read, the check and the write agree.
+async fn lock_namespace(
+    services: &Services,
+    ns: &Namespace<'_>,
+) -> Result<plugind_coord::LockGuard, String> {
+    services
+        .lock(&format!(
+            "persistence:lock:{}:{}",
+            ns.tenant_id, ns.plugin_id
+        ))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Drops the cached value. Before a write a failure stops the write (nothing changed yet);
+/// after it, the stale entry expires within [`CACHE_TTL`] and the failure is logged.
+async fn forget_cached(services: &Services, ns: &Namespace<'_>, key: &str) -> Result<u64, String> {
+    services
+        .coord()
+        .del(&cache_key(ns, key))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `get`: the cached hex value, else the object (then cached). A cache that cannot be reached
+/// is skipped: the object store answers.
+async fn get(services: &Services, ns: &Namespace<'_>, key: &str) -> Option<String> {
+    let object = object_key(services, ns, key).ok()?;
+    let cache = cache_key(ns, key);
+    match services.coord().get(&cache).await {
+        Ok(Some(hex)) => return String::from_utf8(hex).ok(),
+        Ok(None) => {}
+        Err(err) => tracing::warn!(error = %err, "storage cache unavailable; reading the object"),
+    }
+    let value = hex::encode(services.inner.blobs.load(&object).await.ok()??);
+    if let Err(err) = services
+        .coord()
+        .set(&cache, value.as_bytes(), Some(CACHE_TTL))
+        .await
+    {
+        tracing::debug!(error = %err, "could not cache a storage value");
+    }
+    Some(value)
+}
 
 /// Whose storage a call works on and how much it may use.
 pub(crate) struct Namespace<'a> {
@@ -87,11 +104,8 @@ pub(crate) async fn handle(
     match req.opt.as_str() {
         "set" => set(services, ns, &req).await.map_err(|e| e.to_string()),
         "get" => {
-            let value = match object_key(services, ns, &req.key) {
-                Ok(key) => services.inner.blobs.load(&key).await.ok().flatten(),
-                Err(_) => None,
-            };
-            value.map(|v| json!({"data": hex::encode(v)})).ok_or_else(|| {
+            let value = get(services, ns, &req.key).await;
+            value.map(|v| json!({"data": v})).ok_or_else(|| {
                 "load data failed, please check if the key is correct or you have not set it"
                     .to_owned()
             })
@@ -141,8 +155,10 @@ async fn set(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let save = |e: &dyn std::fmt::Display| SetError::Save(e.to_string());
 
-    // One writer per namespace at a time: the usage read, the check and the write agree.
-    let _serial = services.inner.storage_writes.lock(ns).await;
+    let _serial = lock_namespace(services, ns).await.map_err(SetError::Save)?;
+    forget_cached(services, ns, &req.key)
+        .await
+        .map_err(SetError::Save)?;
     let old_len = services
         .inner
         .blobs
@@ -171,12 +187,17 @@ async fn set(
         }
         return Err(save(&err));
     }
+    if let Err(err) = forget_cached(services, ns, &req.key).await {
+        tracing::warn!(error = %err, "could not drop a cached storage value; it expires within 5 minutes");
+    }
     Ok(json!({"data": "ok"}))
 }
 
 async fn delete(services: &Services, ns: &Namespace<'_>, key: &str) -> Result<Value, String> {
+    let plugin_key = key;
     let key = object_key(services, ns, key)?;
-    let _serial = services.inner.storage_writes.lock(ns).await;
+    let _serial = lock_namespace(services, ns).await?;
+    forget_cached(services, ns, plugin_key).await?;
     let blobs = &services.inner.blobs;
     let Some(old) = blobs.load(&key).await.map_err(|e| e.to_string())? else {
         return Err("data not found".into());
@@ -243,31 +264,7 @@ fn clean_path(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{clean_path, Namespace, WriteLocks};
-
-    #[tokio::test]
-    async fn write_locks_serialise_one_namespace_and_are_forgotten() {
-        let locks = WriteLocks::default();
-        let a = Namespace {
-            tenant_id: "t",
-            plugin_id: "a/p",
-            declared_size: None,
-        };
-        let b = Namespace {
-            tenant_id: "t",
-            plugin_id: "a/q",
-            declared_size: None,
-        };
-        let held = locks.lock(&a).await;
-        // Another namespace is not blocked; the same one is.
-        drop(locks.lock(&b).await);
-        let blocked =
-            tokio::time::timeout(std::time::Duration::from_millis(50), locks.lock(&a)).await;
-        assert!(blocked.is_err());
-        drop(held);
-        drop(locks.lock(&a).await);
-        assert!(locks.0.lock().expect("map").is_empty());
-    }
+    use super::clean_path;
 
     #[test]
     fn clean_path_follows_go() {

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use plugind_coord::Coord;
+use plugind_coord::{Coord, LockGuard, LockOptions};
 use plugind_runtime::Runtimes;
 use plugind_store::{Blobs, Db};
 use tokio::time::Instant;
@@ -41,12 +41,10 @@ pub(crate) struct Inner {
     /// an error event, install jobs fail their task entry (see [`Services::interrupt`]).
     pub(crate) interrupted: CancellationToken,
     pub(crate) active_dispatch: AtomicI64,
-    /// Serialises plugin storage writes per (tenant, plugin), so a quota check and its write
-    /// see the same usage.
-    pub(crate) storage_writes: crate::persistence::WriteLocks,
-    /// Serialises an install job's launch-and-record with a retirement of the same uid.
-    pub(crate) uid_locks: crate::upgrade::UidLocks,
-    /// Cache, locks and publish/subscribe: in-process, or Redis when configured.
+    /// Cache, locks and publish/subscribe: in-process, or Redis when configured (shared by
+    /// every daemon on that Redis). Locks: `env_init_lock:<uid>` serialises an install job's
+    /// launch-and-record with a retirement of the same uid; `persistence:lock:<tenant>:<plugin>`
+    /// serialises plugin storage writes so a quota check and its write see the same usage.
     pub(crate) coord: Coord,
     /// Set once when the node joins a cluster (shared coordination backend).
     pub(crate) cluster: std::sync::OnceLock<crate::cluster::Cluster>,
@@ -55,6 +53,10 @@ pub(crate) struct Inner {
 /// Channel on which every change of a tenant's installation is announced (install, upgrade,
 /// uninstall), as JSON `{"tenant_id","plugin_id"}`; caches of installation → runtime subscribe.
 pub const INSTALLATION_CHANGED_CHANNEL: &str = "installation_changed";
+
+/// A lock's expiry: its holder renews it every third of this, so only a holder that died lets
+/// it expire, and then within this time.
+const LOCK_EXPIRY: Duration = Duration::from_secs(60);
 
 impl Services {
     pub fn new(cfg: ServiceConfig, db: Db, blobs: Blobs, runtimes: Runtimes, coord: Coord) -> Self {
@@ -67,8 +69,6 @@ impl Services {
                 jobs: TaskTracker::new(),
                 interrupted: CancellationToken::new(),
                 active_dispatch: AtomicI64::new(0),
-                storage_writes: Default::default(),
-                uid_locks: Default::default(),
                 coord,
                 cluster: std::sync::OnceLock::new(),
             }),
@@ -86,6 +86,25 @@ impl Services {
     /// The coordination backend (in-process or Redis).
     pub fn coord(&self) -> &Coord {
         &self.inner.coord
+    }
+
+    /// Connections of the database pool, for `/metrics/`.
+    pub fn db_pool_stats(&self) -> plugind_store::PoolStats {
+        self.inner.db.pool_stats()
+    }
+
+    /// Takes `name` (waiting until it is free); the error is the backend's (Redis down).
+    pub(crate) async fn lock(&self, name: &str) -> Result<LockGuard, plugind_coord::CoordError> {
+        self.inner
+            .coord
+            .lock(name, LockOptions::waiting(LOCK_EXPIRY))
+            .await
+    }
+
+    /// Serialises work on one uid (install job vs retirement) across every daemon sharing the
+    /// coordination backend.
+    pub(crate) async fn lock_uid(&self, uid: &str) -> Result<LockGuard, plugind_coord::CoordError> {
+        self.lock(&format!("env_init_lock:{uid}")).await
     }
 
     /// Announces that the tenant's installation of `plugin_id` changed. Failing to announce is

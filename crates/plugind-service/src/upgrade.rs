@@ -6,9 +6,7 @@
 //! `PLUGIN_MAX_EXECUTION_TIMEOUT` has passed). A retired version leaves nothing behind: no
 //! process, no working directory (venv included), no installed or uploaded package object.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -25,22 +23,6 @@ use crate::Services;
 
 /// How often a retiring version is checked for sessions still in flight.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
-
-/// One async mutex per uid: an install job holds it from loading the package until the
-/// installation is recorded, a retirement from its "still unreferenced?" check until the last
-/// file is gone, so neither sees the other half done.
-#[derive(Default)]
-pub(crate) struct UidLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
-
-impl UidLocks {
-    pub(crate) async fn lock(&self, uid: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = {
-            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(uid.to_owned()).or_default().clone()
-        };
-        lock.lock_owned().await
-    }
-}
 
 /// `POST …/install/upgrade`, after the HTTP edge checked the required fields.
 pub struct UpgradeRequest {
@@ -222,7 +204,16 @@ impl Services {
     /// depends on them.
     pub(crate) async fn retire(&self, uid: &PluginUniqueIdentifier) {
         self.drain(uid).await;
-        let _serial = self.inner.uid_locks.lock(uid.as_str()).await;
+        // The uid lock (`Services::lock_uid`): an install job holds it from loading the package
+        // until the installation is recorded, a retirement from its "still unreferenced?" check
+        // until the last file is gone, so neither sees the other half done.
+        let _serial = match self.lock_uid(uid.as_str()).await {
+            Ok(guard) => guard,
+            Err(err) => {
+                tracing::warn!(%uid, error = %err, "could not lock the version to retire it; keeping it");
+                return;
+            }
+        };
         match self.inner.db.plugin_exists(uid.as_str()).await {
             Ok(false) => {}
             Ok(true) => {
@@ -253,7 +244,13 @@ impl Services {
     /// stopped it.
     pub(crate) async fn retire_here(&self, uid: &PluginUniqueIdentifier) -> bool {
         self.drain(uid).await;
-        let _serial = self.inner.uid_locks.lock(uid.as_str()).await;
+        let _serial = match self.lock_uid(uid.as_str()).await {
+            Ok(guard) => guard,
+            Err(err) => {
+                tracing::warn!(%uid, error = %err, "could not lock the version to stop it; keeping it");
+                return false;
+            }
+        };
         match self.inner.db.plugin_exists(uid.as_str()).await {
             Ok(false) => {}
             Ok(true) => return false,

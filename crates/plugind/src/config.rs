@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
-use plugind_store::DbSettings;
+use clap::{Parser, Subcommand};
+use plugind_coord::RedisSettings;
+use plugind_store::{DbSettings, StorageSettings};
 
 /// Go-style booleans: `1/0/t/f/true/false` in any case.
 fn go_bool(s: &str) -> Result<bool, String> {
@@ -34,9 +35,19 @@ fn auto_bool(s: &str) -> Result<AutoBool, String> {
     }
 }
 
+/// What to run instead of the daemon.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Check uv, Python and every configured service (database, Redis, object storage, Dify's
+    /// inner API); one line each, non-zero exit when any fails.
+    Doctor,
+}
+
 #[derive(Parser, Debug, Clone)]
 #[command(name = "plugind", version, about = "Dify plugin daemon, in Rust")]
 pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     #[arg(long, env = "SERVER_HOST", default_value = "0.0.0.0")]
     pub server_host: String,
     #[arg(long, env = "SERVER_PORT", default_value_t = 5002)]
@@ -118,6 +129,14 @@ pub struct Config {
     pub db_ssl_mode: String,
     #[arg(long, env = "DB_MAX_OPEN_CONNS", default_value_t = 30)]
     pub db_max_open_conns: u32,
+    #[arg(long, env = "DB_MAX_IDLE_CONNS", default_value_t = 10)]
+    pub db_max_idle_conns: u32,
+    /// Seconds; 0 = never recycle a connection for age.
+    #[arg(long, env = "DB_CONN_MAX_LIFETIME", default_value_t = 3600)]
+    pub db_conn_max_lifetime: u64,
+    /// PostgreSQL run-time parameters (`-c name=value …`), ignored for MySQL as upstream.
+    #[arg(long, env = "DB_EXTRAS", default_value = "")]
+    pub db_extras: String,
 
     #[arg(long, env = "REDIS_HOST")]
     pub redis_host: Option<String>,
@@ -140,11 +159,187 @@ pub struct Config {
     /// (cluster only).
     #[arg(long, env = "PLUGIND_RECONCILE_INTERVAL", default_value_t = 30)]
     pub plugind_reconcile_interval: u64,
+    #[arg(long, env = "REDIS_USE_SSL", default_value = "false", value_parser = go_bool)]
+    pub redis_use_ssl: bool,
+    #[arg(long, env = "REDIS_SSL_CERT_REQS", default_value = "")]
+    pub redis_ssl_cert_reqs: String,
+    #[arg(long, env = "REDIS_SSL_CA_CERTS")]
+    pub redis_ssl_ca_certs: Option<PathBuf>,
+    #[arg(long, env = "REDIS_USE_SENTINEL", default_value = "false", value_parser = go_bool)]
+    pub redis_use_sentinel: bool,
+    #[arg(long, env = "REDIS_SENTINELS", default_value = "")]
+    pub redis_sentinels: String,
+    #[arg(long, env = "REDIS_SENTINEL_SERVICE_NAME", default_value = "")]
+    pub redis_sentinel_service_name: String,
+    #[arg(long, env = "REDIS_SENTINEL_USERNAME", default_value = "")]
+    pub redis_sentinel_username: String,
+    #[arg(
+        long,
+        env = "REDIS_SENTINEL_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub redis_sentinel_password: String,
+    /// Seconds (float); the dial timeout towards the sentinels when > 0.
+    #[arg(long, env = "REDIS_SENTINEL_SOCKET_TIMEOUT", default_value_t = 0.0)]
+    pub redis_sentinel_socket_timeout: f64,
+    /// Dify's names for Redis Cluster mode (upstream's daemon has none).
+    #[arg(long, env = "REDIS_USE_CLUSTERS", default_value = "false", value_parser = go_bool)]
+    pub redis_use_clusters: bool,
+    #[arg(long, env = "REDIS_CLUSTERS", default_value = "")]
+    pub redis_clusters: String,
+    #[arg(
+        long,
+        env = "REDIS_CLUSTERS_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub redis_clusters_password: String,
 
     #[arg(long, env = "PLUGIN_STORAGE_TYPE", default_value = "local")]
     pub plugin_storage_type: String,
     #[arg(long, env = "PLUGIN_STORAGE_LOCAL_ROOT")]
     pub plugin_storage_local_root: Option<PathBuf>,
+    #[arg(long, env = "PLUGIN_STORAGE_OSS_BUCKET", default_value = "")]
+    pub plugin_storage_oss_bucket: String,
+    #[arg(long, env = "S3_USE_AWS", default_value = "true", value_parser = go_bool)]
+    pub s3_use_aws: bool,
+    #[arg(long, env = "S3_USE_AWS_MANAGED_IAM", default_value = "false", value_parser = go_bool)]
+    pub s3_use_aws_managed_iam: bool,
+    #[arg(long, env = "S3_ENDPOINT", default_value = "")]
+    pub s3_endpoint: String,
+    #[arg(long, env = "S3_USE_PATH_STYLE", default_value = "true", value_parser = go_bool)]
+    pub s3_use_path_style: bool,
+    #[arg(
+        long,
+        env = "AWS_ACCESS_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub aws_access_key: String,
+    #[arg(
+        long,
+        env = "AWS_SECRET_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub aws_secret_key: String,
+    #[arg(long, env = "AWS_REGION", default_value = "")]
+    pub aws_region: String,
+    #[arg(long, env = "AZURE_BLOB_STORAGE_CONTAINER_NAME", default_value = "")]
+    pub azure_blob_storage_container_name: String,
+    #[arg(
+        long,
+        env = "AZURE_BLOB_STORAGE_CONNECTION_STRING",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub azure_blob_storage_connection_string: String,
+    #[arg(long, env = "AZURE_BLOB_STORAGE_USE_MANAGED_IDENTITY", default_value = "false", value_parser = go_bool)]
+    pub azure_blob_storage_use_managed_identity: bool,
+    #[arg(long, env = "AZURE_BLOB_STORAGE_ACCOUNT_URL", default_value = "")]
+    pub azure_blob_storage_account_url: String,
+    #[arg(long, env = "ALIYUN_OSS_REGION", default_value = "")]
+    pub aliyun_oss_region: String,
+    #[arg(long, env = "ALIYUN_OSS_ENDPOINT", default_value = "")]
+    pub aliyun_oss_endpoint: String,
+    #[arg(
+        long,
+        env = "ALIYUN_OSS_ACCESS_KEY_ID",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub aliyun_oss_access_key_id: String,
+    #[arg(
+        long,
+        env = "ALIYUN_OSS_ACCESS_KEY_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub aliyun_oss_access_key_secret: String,
+    #[arg(long, env = "ALIYUN_OSS_AUTH_VERSION", default_value = "v4")]
+    pub aliyun_oss_auth_version: String,
+    #[arg(long, env = "ALIYUN_OSS_PATH", default_value = "")]
+    pub aliyun_oss_path: String,
+    #[arg(
+        long,
+        env = "TENCENT_COS_SECRET_ID",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub tencent_cos_secret_id: String,
+    #[arg(
+        long,
+        env = "TENCENT_COS_SECRET_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub tencent_cos_secret_key: String,
+    #[arg(long, env = "TENCENT_COS_REGION", default_value = "")]
+    pub tencent_cos_region: String,
+    #[arg(long, env = "TENCENT_COS_ENDPOINT", default_value = "")]
+    pub tencent_cos_endpoint: String,
+    #[arg(
+        long,
+        env = "GCS_CREDENTIALS",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub gcs_credentials: String,
+    #[arg(
+        long,
+        env = "HUAWEI_OBS_ACCESS_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub huawei_obs_access_key: String,
+    #[arg(
+        long,
+        env = "HUAWEI_OBS_SECRET_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub huawei_obs_secret_key: String,
+    #[arg(long, env = "HUAWEI_OBS_SERVER", default_value = "")]
+    pub huawei_obs_server: String,
+    #[arg(long, env = "HUAWEI_OBS_PATH_STYLE", default_value = "false", value_parser = go_bool)]
+    pub huawei_obs_path_style: bool,
+    #[arg(long, env = "VOLCENGINE_TOS_ENDPOINT", default_value = "")]
+    pub volcengine_tos_endpoint: String,
+    #[arg(
+        long,
+        env = "VOLCENGINE_TOS_ACCESS_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub volcengine_tos_access_key: String,
+    #[arg(
+        long,
+        env = "VOLCENGINE_TOS_SECRET_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub volcengine_tos_secret_key: String,
+    #[arg(long, env = "VOLCENGINE_TOS_REGION", default_value = "")]
+    pub volcengine_tos_region: String,
+    #[arg(long, env = "BAIDU_BOS_ENDPOINT", default_value = "")]
+    pub baidu_bos_endpoint: String,
+    #[arg(
+        long,
+        env = "BAIDU_BOS_ACCESS_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub baidu_bos_access_key: String,
+    #[arg(
+        long,
+        env = "BAIDU_BOS_SECRET_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub baidu_bos_secret_key: String,
+    #[arg(long, env = "BAIDU_BOS_REGION", default_value = "")]
+    pub baidu_bos_region: String,
     #[arg(long, env = "PLUGIN_WORKING_PATH")]
     pub plugin_working_path: Option<PathBuf>,
     #[arg(
@@ -278,25 +473,83 @@ impl Config {
             database: self.db_database.clone(),
             ssl_mode: self.db_ssl_mode.clone(),
             max_open_conns: self.db_max_open_conns,
-            // h-state's store commit added these; its config.rs brings their variables.
-            max_idle_conns: self.db_max_open_conns,
-            conn_max_lifetime: 0,
-            extras: String::new(),
+            max_idle_conns: self.db_max_idle_conns,
+            conn_max_lifetime: self.db_conn_max_lifetime,
+            extras: self.db_extras.clone(),
             data_dir: self.data_dir.clone(),
         }
     }
 
-    /// The `REDIS_*` settings for the coordination backend.
-    pub fn redis_settings(&self) -> plugind_coord::RedisSettings {
-        plugind_coord::RedisSettings {
+    /// The `REDIS_*` settings, resolved by `plugind_coord::RedisSettings::resolve`.
+    pub fn redis_settings(&self) -> RedisSettings {
+        RedisSettings {
             host: self.redis_host.clone(),
             port: self.redis_port,
             username: self.redis_username.clone(),
             password: self.redis_password.clone(),
             db: self.redis_db,
             key_prefix: self.redis_key_prefix.clone(),
-            ..plugind_coord::RedisSettings::default()
+            use_ssl: self.redis_use_ssl,
+            ssl_cert_reqs: self.redis_ssl_cert_reqs.clone(),
+            ssl_ca_certs: self.redis_ssl_ca_certs.clone(),
+            use_sentinel: self.redis_use_sentinel,
+            sentinels: self.redis_sentinels.clone(),
+            sentinel_service_name: self.redis_sentinel_service_name.clone(),
+            sentinel_username: self.redis_sentinel_username.clone(),
+            sentinel_password: self.redis_sentinel_password.clone(),
+            sentinel_socket_timeout: self.redis_sentinel_socket_timeout,
+            use_clusters: self.redis_use_clusters,
+            clusters: self.redis_clusters.clone(),
+            clusters_password: self.redis_clusters_password.clone(),
         }
+    }
+
+    /// The object-storage settings (`PLUGIN_STORAGE_TYPE` and each backend's variables).
+    pub fn storage_settings(&self) -> StorageSettings {
+        StorageSettings {
+            storage_type: self.plugin_storage_type.clone(),
+            local_root: self.storage_root(),
+            bucket: self.plugin_storage_oss_bucket.clone(),
+            s3_use_aws: self.s3_use_aws,
+            s3_use_aws_managed_iam: self.s3_use_aws_managed_iam,
+            s3_endpoint: self.s3_endpoint.clone(),
+            s3_use_path_style: self.s3_use_path_style,
+            aws_access_key: self.aws_access_key.clone(),
+            aws_secret_key: self.aws_secret_key.clone(),
+            aws_region: self.aws_region.clone(),
+            azure_container_name: self.azure_blob_storage_container_name.clone(),
+            azure_connection_string: self.azure_blob_storage_connection_string.clone(),
+            azure_use_managed_identity: self.azure_blob_storage_use_managed_identity,
+            azure_account_url: self.azure_blob_storage_account_url.clone(),
+            aliyun_region: self.aliyun_oss_region.clone(),
+            aliyun_endpoint: self.aliyun_oss_endpoint.clone(),
+            aliyun_access_key_id: self.aliyun_oss_access_key_id.clone(),
+            aliyun_access_key_secret: self.aliyun_oss_access_key_secret.clone(),
+            aliyun_auth_version: self.aliyun_oss_auth_version.clone(),
+            aliyun_path: self.aliyun_oss_path.clone(),
+            tencent_secret_id: self.tencent_cos_secret_id.clone(),
+            tencent_secret_key: self.tencent_cos_secret_key.clone(),
+            tencent_region: self.tencent_cos_region.clone(),
+            tencent_endpoint: self.tencent_cos_endpoint.clone(),
+            gcs_credentials: self.gcs_credentials.clone(),
+            huawei_access_key: self.huawei_obs_access_key.clone(),
+            huawei_secret_key: self.huawei_obs_secret_key.clone(),
+            huawei_server: self.huawei_obs_server.clone(),
+            huawei_path_style: self.huawei_obs_path_style,
+            volcengine_endpoint: self.volcengine_tos_endpoint.clone(),
+            volcengine_access_key: self.volcengine_tos_access_key.clone(),
+            volcengine_secret_key: self.volcengine_tos_secret_key.clone(),
+            volcengine_region: self.volcengine_tos_region.clone(),
+            baidu_endpoint: self.baidu_bos_endpoint.clone(),
+            baidu_access_key: self.baidu_bos_access_key.clone(),
+            baidu_secret_key: self.baidu_bos_secret_key.clone(),
+            baidu_region: self.baidu_bos_region.clone(),
+        }
+    }
+
+    /// Whether objects live on the local file system.
+    pub fn local_storage(&self) -> bool {
+        matches!(self.plugin_storage_type.trim(), "" | "local" | "local_file")
     }
 
     pub fn storage_root(&self) -> PathBuf {

@@ -5,7 +5,9 @@
 //! unfinished tasks; stop plugins; exit.
 
 mod config;
+mod doctor;
 mod lockdown;
+mod toolchain;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -13,16 +15,29 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use plugind_coord::Coord;
 use plugind_runtime::{PluginUsers, RuntimeConfig, RuntimeTuning, Runtimes};
 use plugind_service::{ServiceConfig, Services};
 use plugind_store::{Blobs, Db, DbConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, UidSeparation};
+use crate::config::{Command, Config, UidSeparation};
 
 fn main() -> ExitCode {
     let config = Config::parse();
     init_logging(&config.log_level);
+    if config.command == Some(Command::Doctor) {
+        return match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(doctor::run(&config)),
+            Err(err) => {
+                eprintln!("plugind: cannot start the async runtime: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let missing = config.missing_required();
     if !missing.is_empty() {
         for line in missing {
@@ -77,16 +92,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
             config.platform
         );
     }
-    if config.plugin_storage_type != "local" && config.plugin_storage_type != "local_file" {
-        bail!(
-            "PLUGIN_STORAGE_TYPE={} is not supported yet: this build stores objects on the local file system only",
-            config.plugin_storage_type
-        );
-    }
-    let coord = plugind_coord::Coord::from_settings(&config.redis_settings())
-        .await
-        .context("Redis")?;
-
     let uid_separation = config
         .uid_separation(nix::unistd::geteuid().is_root())
         .map_err(anyhow::Error::msg)?;
@@ -100,8 +105,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let db = Db::connect_and_migrate(&db_config)
         .await
         .context("database")?;
-    let storage_root = config.storage_root();
-    let blobs = Blobs::local(&storage_root).context("object storage")?;
+    let storage = config.storage_settings();
+    let blobs = Blobs::from_settings(&storage).context("object storage")?;
+    blobs.check().await.context("object storage")?;
+    let coord = Coord::from_settings(&config.redis_settings())
+        .await
+        .context("Redis")?;
     let working_path = config.working_path();
     std::fs::create_dir_all(&working_path).with_context(|| {
         format!(
@@ -114,16 +123,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .uv_cache_dir
         .clone()
         .unwrap_or_else(|| working_path.join(".uv-cache"));
+    let storage_root = config.local_storage().then(|| config.storage_root());
     protect_files(
         &config,
         sqlite_file.as_deref(),
-        &storage_root,
+        storage_root.as_deref(),
         &working_path,
         &uv_cache_dir,
     )?;
     tracing::info!(
-        database = db.backend(),
-        storage = %storage_root.display(),
+        database = %db_config.describe(),
+        storage = blobs.describe(),
+        coordination = %coord.describe(),
+        node_id = coord.node_id(),
         working_path = %working_path.display(),
         "state ready"
     );
@@ -160,32 +172,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         },
         ..RuntimeTuning::default()
     };
-    let runtimes = Runtimes::with_tuning(
-        RuntimeConfig {
-            uv_cache_dir,
-            working_path,
-            uv_path: config.uv_path.clone(),
-            python_interpreter_path: config.python_interpreter_path.clone(),
-            env_init_timeout: Duration::from_secs(config.python_env_init_timeout),
-            pip_mirror_url: config.pip_mirror_url.clone().filter(|s| !s.is_empty()),
-            pip_extra_args: config
-                .pip_extra_args
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
-            pip_verbose: config.pip_verbose,
-            ignore_uv_lock: config.plugin_ignore_uv_lock,
-            max_line_bytes: config.max_line_bytes(),
-            launch_concurrency: config.plugin_local_launching_concurrent.max(1),
-            first_heartbeat_timeout: Duration::from_secs(120),
-            sessions: plugind_runtime::SessionLimits {
-                buffer_bytes: config.plugin_session_buffer_size,
-                in_flight: config.plugin_max_sessions_in_flight,
-                queued: config.plugin_max_sessions_queued,
-            },
-        },
-        tuning,
-    );
+    let mut runtime_config = runtime_config(&config, working_path, uv_cache_dir);
+    if let Some(uv) = toolchain::ensure(&runtime_config, &config.data_dir).await {
+        runtime_config.uv_path = Some(uv);
+    }
+    let runtimes = Runtimes::with_tuning(runtime_config, tuning);
 
     let third_party_keys = if config.third_party_signature_verification_enabled {
         load_public_keys(&config.third_party_signature_verification_public_keys)?
@@ -349,6 +340,37 @@ fn advertised_ips(server_host: &str) -> Vec<String> {
     ips
 }
 
+/// The local runtime's settings.
+pub(crate) fn runtime_config(
+    config: &Config,
+    working_path: std::path::PathBuf,
+    uv_cache_dir: std::path::PathBuf,
+) -> RuntimeConfig {
+    RuntimeConfig {
+        uv_cache_dir,
+        working_path,
+        uv_path: config.uv_path.clone(),
+        python_interpreter_path: config.python_interpreter_path.clone(),
+        env_init_timeout: Duration::from_secs(config.python_env_init_timeout),
+        pip_mirror_url: config.pip_mirror_url.clone().filter(|s| !s.is_empty()),
+        pip_extra_args: config
+            .pip_extra_args
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        pip_verbose: config.pip_verbose,
+        ignore_uv_lock: config.plugin_ignore_uv_lock,
+        max_line_bytes: config.max_line_bytes(),
+        launch_concurrency: config.plugin_local_launching_concurrent.max(1),
+        first_heartbeat_timeout: Duration::from_secs(120),
+        sessions: plugind_runtime::SessionLimits {
+            buffer_bytes: config.plugin_session_buffer_size,
+            in_flight: config.plugin_max_sessions_in_flight,
+            queued: config.plugin_max_sessions_queued,
+        },
+    }
+}
+
 /// `0` means no limit; longer than a year is a year (deadlines must not overflow `Instant`).
 fn seconds_or_unbounded(seconds: u64) -> Option<Duration> {
     (seconds > 0).then(|| Duration::from_secs(seconds.min(YEAR_SECS)))
@@ -363,7 +385,7 @@ const YEAR_SECS: u64 = 365 * 86_400;
 fn protect_files(
     config: &Config,
     sqlite_file: Option<&std::path::Path>,
-    storage_root: &std::path::Path,
+    storage_root: Option<&std::path::Path>,
     working_path: &std::path::Path,
     uv_cache_dir: &std::path::Path,
 ) -> anyhow::Result<()> {
@@ -371,20 +393,23 @@ fn protect_files(
         dir.canonicalize()
             .with_context(|| format!("cannot resolve {}", dir.display()))
     };
-    let storage_root = canonical(storage_root)?;
-    for top in [
-        &config.plugin_package_cache_path,
-        &config.plugin_installed_path,
-        &config.plugin_media_cache_path,
-    ] {
-        let dir = storage_root.join(top);
-        if !working_path.starts_with(&dir) {
-            lockdown::private_dir(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some(storage_root) = storage_root {
+        let storage_root = canonical(storage_root)?;
+        for top in [
+            &config.plugin_package_cache_path,
+            &config.plugin_installed_path,
+            &config.plugin_media_cache_path,
+        ] {
+            let dir = storage_root.join(top);
+            if !working_path.starts_with(&dir) {
+                lockdown::private_dir(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
         }
+        lockdown::lock_down(&storage_root, &[working_path.to_path_buf()]).with_context(|| {
+            format!("cannot restrict the modes under {}", storage_root.display())
+        })?;
     }
-    lockdown::lock_down(&storage_root, &[working_path.to_path_buf()])
-        .with_context(|| format!("cannot restrict the modes under {}", storage_root.display()))?;
     let data_dir = canonical(&config.data_dir)?;
     lockdown::open_way(&data_dir, working_path)
         .and_then(|()| lockdown::traverse_only(working_path))

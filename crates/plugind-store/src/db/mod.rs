@@ -318,13 +318,16 @@ async fn probe<C: Connection>(opts: &C::Options) -> Result<C, ProbeError> {
     }
 }
 
+/// Where the idle cap finds its pool once it exists (weak: it does not keep the pool alive).
+type PoolSlot<DB> = Arc<OnceLock<Weak<Pool<DB>>>>;
+
 /// Pool options with upstream's bounds; the idle cap needs the pool itself, handed in through
-/// the returned slot once it exists (a weak reference, so the pool is not kept alive by it).
+/// the returned slot once it exists.
 fn bounded<DB: Database>(
     options: PoolOptions<DB>,
     settings: PoolSettings,
-) -> (PoolOptions<DB>, Arc<OnceLock<Weak<Pool<DB>>>>) {
-    let slot: Arc<OnceLock<Weak<Pool<DB>>>> = Arc::default();
+) -> (PoolOptions<DB>, PoolSlot<DB>) {
+    let slot: PoolSlot<DB> = Arc::default();
     let max_idle = usize::try_from(settings.max_idle).unwrap_or(usize::MAX);
     let seen = slot.clone();
     let options = options
