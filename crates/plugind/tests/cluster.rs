@@ -155,6 +155,7 @@ async fn install_on_one_node_runs_everywhere_redirects_where_needed_and_uninstal
         echo(&client(&a), "on a").await,
         Some(vec!["on a".to_owned()])
     );
+    let installed_at = Instant::now();
 
     // B learns of the install (announcement) and launches it from object storage.
     let launched_on_b = "plugin installed through another node runs here now";
@@ -168,6 +169,10 @@ async fn install_on_one_node_runs_everywhere_redirects_where_needed_and_uninstal
     assert_eq!(
         echo(&client(&b), "on b").await,
         Some(vec!["on b".to_owned()])
+    );
+    eprintln!(
+        "installed through A → running and answering on B after {:?}",
+        installed_at.elapsed()
     );
 
     // C tried and failed; it forwards to A or B.
