@@ -4,7 +4,8 @@
 //!
 //! * an install through node A runs on node B too (B builds it from the package in object
 //!   storage) and answers there; node C, which cannot launch it, forwards to a node that runs
-//!   it; an uninstall through B stops the plugin on A;
+//!   it; an upgrade through B moves A to the new version; an uninstall through B stops the
+//!   plugin on A;
 //! * a node killed during an install: its task is failed with a reason by the master, not left
 //!   running.
 
@@ -199,6 +200,81 @@ async fn install_on_one_node_runs_everywhere_redirects_where_needed_and_uninstal
     .await;
     assert_eq!(texts, vec!["via c".to_owned()]);
 
+    // Upgrade through B: A launches the new version and stops the old one.
+    let new_uid = {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        plugind_test_support::assemble_fixture(Variant::Latest, tmp.path());
+        let manifest = tmp.path().join("manifest.yaml");
+        let text = std::fs::read_to_string(&manifest).expect("read manifest");
+        assert!(text.contains("version: 0.0.1"), "fixture version");
+        std::fs::write(
+            &manifest,
+            text.replacen("version: 0.0.1", "version: 0.0.2", 1),
+        )
+        .expect("write manifest");
+        let package = plugind_package::pack_dir(tmp.path()).expect("pack");
+        let (status, body) = client(&b)
+            .upload_package(TENANT, package, false)
+            .await
+            .expect("upload 0.0.2");
+        envelope_data(status, &body).expect("upload answer")["unique_identifier"]
+            .as_str()
+            .expect("uid")
+            .to_owned()
+    };
+    let (status, body) = client(&b)
+        .post_json(
+            &format!("plugin/{TENANT}/management/install/upgrade"),
+            json!({"original_plugin_unique_identifier": uid, "new_plugin_unique_identifier": new_uid,
+                   "source": "package", "meta": {}}),
+        )
+        .await
+        .expect("upgrade");
+    let upgrade = envelope_data(status, &body).expect("upgrade answer");
+    if let Some(task_id) = upgrade["task_id"].as_str().filter(|t| !t.is_empty()) {
+        let path = format!("plugin/{TENANT}/management/install/tasks/{task_id}");
+        let cb = client(&b);
+        let task = eventually(Duration::from_secs(300), "upgrade task", &[&b], || {
+            let (cb, path) = (cb.clone(), path.clone());
+            async move {
+                let (_, t) = cb.get(&path).await.ok()?;
+                (t["data"]["status"] != "running" && t["data"]["status"] != "pending")
+                    .then(|| t["data"].clone())
+            }
+        })
+        .await;
+        assert_eq!(task["status"], "success", "{task}");
+    }
+    eventually(
+        Duration::from_secs(120),
+        "old version stopped on A",
+        &[&a],
+        || async {
+            a.log()
+                .lines()
+                .any(|l| l.contains("stopped here") && l.contains(&uid))
+                .then_some(())
+        },
+    )
+    .await;
+    let texts = eventually(Duration::from_secs(120), "new version on A", &[&a], || {
+        let ca = client(&a);
+        async move { echo(&ca, "upgraded").await }
+    })
+    .await;
+    assert_eq!(texts, vec!["upgraded".to_owned()]);
+    assert!(
+        a.log()
+            .lines()
+            .any(|l| l.contains("runs here now") && l.contains(&new_uid)),
+        "A launched the new version itself"
+    );
+    assert!(
+        !working_dir_exists(&a, &uid),
+        "A removed the old version's working directory"
+    );
+    let uid = new_uid;
+
     // Uninstall through B: A stops its process too.
     let (status, body) = client(&b)
         .get(&format!(
@@ -221,7 +297,8 @@ async fn install_on_one_node_runs_everywhere_redirects_where_needed_and_uninstal
     assert_eq!(envelope_data(status, &body).expect("uninstall"), true);
     eventually(Duration::from_secs(60), "stop on A", &[&a], || async {
         a.log()
-            .contains("no installation references this version any more: stopped here")
+            .lines()
+            .any(|l| l.contains("stopped here") && l.contains(&uid))
             .then_some(())
     })
     .await;
