@@ -245,6 +245,58 @@ impl Coord {
         }
     }
 
+    /// Stores `value` under `key` only if absent (`SET NX PX`); whether it was stored.
+    pub async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CoordError> {
+        match &*self.backend {
+            Backend::Local(l) => Ok(l.set_nx(key, value, ttl)),
+            Backend::Redis(r) => r.set_nx(key, value, ttl).await,
+        }
+    }
+
+    /// Sets the expiry of an existing `key`; whether it existed.
+    pub async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, CoordError> {
+        match &*self.backend {
+            Backend::Local(l) => Ok(l.expire(key, ttl)),
+            Backend::Redis(r) => r.expire(key, ttl).await,
+        }
+    }
+
+    /// Sets `field` of the hash `key` (no expiry; hash fields and values are text, upstream
+    /// writes JSON there).
+    pub async fn hset(&self, key: &str, field: &str, value: &str) -> Result<(), CoordError> {
+        match &*self.backend {
+            Backend::Local(l) => {
+                l.hset(key, field, value);
+                Ok(())
+            }
+            Backend::Redis(r) => r.hset(key, field, value).await,
+        }
+    }
+
+    /// `field` of the hash `key`.
+    pub async fn hget(&self, key: &str, field: &str) -> Result<Option<String>, CoordError> {
+        match &*self.backend {
+            Backend::Local(l) => Ok(l.hget(key, field)),
+            Backend::Redis(r) => r.hget(key, field).await,
+        }
+    }
+
+    /// Every field of the hash `key`, in no particular order.
+    pub async fn hgetall(&self, key: &str) -> Result<Vec<(String, String)>, CoordError> {
+        match &*self.backend {
+            Backend::Local(l) => Ok(l.hgetall(key)),
+            Backend::Redis(r) => r.hgetall(key).await,
+        }
+    }
+
+    /// Deletes `field` of the hash `key`; the number deleted (0 or 1).
+    pub async fn hdel(&self, key: &str, field: &str) -> Result<u64, CoordError> {
+        match &*self.backend {
+            Backend::Local(l) => Ok(l.hdel(key, field)),
+            Backend::Redis(r) => r.hdel(key, field).await,
+        }
+    }
+
     /// Publishes `message` on `channel` to every subscriber (of every node, with Redis).
     pub async fn publish(&self, channel: &str, message: &str) -> Result<(), CoordError> {
         match &*self.backend {

@@ -18,6 +18,7 @@ pub(crate) struct Local {
     locks: Mutex<HashMap<String, Held>>,
     released: Notify,
     channels: Mutex<HashMap<String, broadcast::Sender<String>>>,
+    hashes: Mutex<HashMap<String, HashMap<String, String>>>,
 }
 
 #[derive(Default)]
@@ -118,6 +119,56 @@ impl Local {
         };
         if removed {
             self.released.notify_waiters();
+        }
+        removed
+    }
+
+    pub(crate) fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> bool {
+        if self.get(key).is_some() {
+            return false;
+        }
+        self.set(key, value, Some(ttl));
+        true
+    }
+
+    pub(crate) fn expire(&self, key: &str, ttl: Duration) -> bool {
+        let mut values = guard(&self.values);
+        let now = Instant::now();
+        match values.map.get_mut(key) {
+            Some((_, until)) if until.is_none_or(|u| u > now) => {
+                *until = Some(now + ttl);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn hset(&self, key: &str, field: &str, value: &str) {
+        guard(&self.hashes)
+            .entry(key.to_owned())
+            .or_default()
+            .insert(field.to_owned(), value.to_owned());
+    }
+
+    pub(crate) fn hget(&self, key: &str, field: &str) -> Option<String> {
+        guard(&self.hashes).get(key)?.get(field).cloned()
+    }
+
+    pub(crate) fn hgetall(&self, key: &str) -> Vec<(String, String)> {
+        guard(&self.hashes)
+            .get(key)
+            .map(|h| h.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn hdel(&self, key: &str, field: &str) -> u64 {
+        let mut hashes = guard(&self.hashes);
+        let Some(hash) = hashes.get_mut(key) else {
+            return 0;
+        };
+        let removed = u64::from(hash.remove(field).is_some());
+        if hash.is_empty() {
+            hashes.remove(key);
         }
         removed
     }

@@ -347,6 +347,53 @@ impl RedisCoord {
         Ok(n == 1)
     }
 
+    pub(crate) async fn set_nx(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, CoordError> {
+        let answer: Option<String> = self
+            .query(
+                redis::cmd("SET")
+                    .arg(self.key(key))
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(ttl)),
+            )
+            .await?;
+        Ok(answer.is_some())
+    }
+
+    pub(crate) async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, CoordError> {
+        let n: i64 = self
+            .query(redis::cmd("PEXPIRE").arg(self.key(key)).arg(millis(ttl)))
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub(crate) async fn hset(&self, key: &str, field: &str, value: &str) -> Result<(), CoordError> {
+        let _: i64 = self
+            .query(redis::cmd("HSET").arg(self.key(key)).arg(field).arg(value))
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn hget(&self, key: &str, field: &str) -> Result<Option<String>, CoordError> {
+        self.query(redis::cmd("HGET").arg(self.key(key)).arg(field))
+            .await
+    }
+
+    pub(crate) async fn hgetall(&self, key: &str) -> Result<Vec<(String, String)>, CoordError> {
+        self.query(redis::cmd("HGETALL").arg(self.key(key))).await
+    }
+
+    pub(crate) async fn hdel(&self, key: &str, field: &str) -> Result<u64, CoordError> {
+        self.query(redis::cmd("HDEL").arg(self.key(key)).arg(field))
+            .await
+    }
+
     pub(crate) async fn publish(&self, channel: &str, message: &str) -> Result<(), CoordError> {
         let _: i64 = self
             .query(redis::cmd("PUBLISH").arg(self.key(channel)).arg(message))

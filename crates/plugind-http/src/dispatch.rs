@@ -9,31 +9,41 @@
 //! plugin encoded it, not re-serialised.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use futures::StreamExt;
 use plugind_entities::DaemonError;
 use plugind_service::dispatch::{find_action, polling_result, Chunk, ChunkStream, EarlyError};
 
 use crate::body::{json_body, BodyBytes};
-use crate::reply;
 use crate::AppState;
+use crate::{redirect, reply};
 
 pub async fn dispatch(
     State(state): State<AppState>,
     Path((tenant_id, action)): Path<(String, String)>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     BodyBytes(body): BodyBytes,
 ) -> Response {
     let Some(action) = find_action(&action) else {
         return reply::route_not_found();
     };
+    let plugin_id = headers.get("X-Plugin-ID").and_then(|v| v.to_str().ok());
+    if !redirect::was_forwarded(&headers) {
+        let route = state.services.route_installed(&tenant_id, plugin_id).await;
+        let node = state.services.cluster().map(|c| c.node_id());
+        if let Some(resp) =
+            redirect::maybe_forward(route, node, Method::POST, &uri, &headers, body.clone()).await
+        {
+            return resp;
+        }
+    }
     let body = match json_body(&body) {
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    let plugin_id = headers.get("X-Plugin-ID").and_then(|v| v.to_str().ok());
     let chunks = state
         .services
         .dispatch(&tenant_id, plugin_id, action, body)
@@ -66,6 +76,7 @@ async fn polling_response(chunks: Result<ChunkStream, EarlyError>) -> Response {
 pub async fn dispatch_direct(
     State(state): State<AppState>,
     Path(action): Path<String>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     BodyBytes(body): BodyBytes,
 ) -> Response {
@@ -73,6 +84,19 @@ pub async fn dispatch_direct(
     let Some(action) = find_action(&action).filter(|a| !a.polling) else {
         return reply::route_not_found();
     };
+    let parsed_uid = headers
+        .get("X-Plugin-Unique-Identifier")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|u| plugind_entities::PluginUniqueIdentifier::parse(u).ok());
+    if let (Some(uid), false) = (&parsed_uid, redirect::was_forwarded(&headers)) {
+        let route = state.services.route_uid(uid).await;
+        let node = state.services.cluster().map(|c| c.node_id());
+        if let Some(resp) =
+            redirect::maybe_forward(route, node, Method::POST, &uri, &headers, body.clone()).await
+        {
+            return resp;
+        }
+    }
     let body = match json_body(&body) {
         Ok(v) => v,
         Err(resp) => return resp,

@@ -10,6 +10,7 @@
 //!   out for the plugin, its answer streamed back.
 //! - [`runtime`]: plugind's own operator routes: runtime statuses and lifecycle events (SSE).
 //! - [`debugging`]: the remote-debugging key (when remote debugging is on).
+//! - [`redirect`]: forwarding a dispatch to the cluster node that serves its plugin.
 //! - [`body`]: lenient request-body and query decoding.
 //! - [`metrics`]: `GET /metrics/` (and the 301 from `/metrics`) and per-request Prometheus metrics.
 //! - [`tenant`]: the `{tenant_id}` path check for the whole `/plugin/{tenant_id}` group.
@@ -28,6 +29,7 @@ pub mod health;
 pub mod hooks;
 pub mod management;
 pub mod metrics;
+pub mod redirect;
 pub mod reply;
 pub mod router;
 pub mod runtime;

@@ -663,7 +663,7 @@ impl Services {
     }
 
     /// The unique identifier the tenant's installation of `plugin_id` runs.
-    async fn installed_uid(
+    pub(crate) async fn installed_uid(
         &self,
         tenant_id: &str,
         plugin_id: Option<&str>,

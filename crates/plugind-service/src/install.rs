@@ -125,6 +125,7 @@ impl Services {
             completed_plugins: 0,
             plugins: entries,
         };
+        self.claim_task(&task.id).await?;
         db.create_task(&task).await.map_err(internal)?;
 
         for (uid, declaration, meta) in jobs {
@@ -186,12 +187,16 @@ impl Services {
     /// Start-up: fail tasks a previous process left unfinished, then launch every installed
     /// local plugin in the background. Returns how many launches were scheduled.
     pub async fn restore_installed(&self) -> Result<usize, DaemonError> {
-        let failed = self
-            .inner
-            .db
-            .fail_unfinished_tasks(INTERRUPTED_TASK_MESSAGE)
-            .await
-            .map_err(internal)?;
+        // In a cluster, joining failed the tasks of nodes that are gone; the others' run on.
+        let failed = match self.cluster() {
+            Some(_) => 0,
+            None => self
+                .inner
+                .db
+                .fail_unfinished_tasks(INTERRUPTED_TASK_MESSAGE)
+                .await
+                .map_err(internal)?,
+        };
         if failed > 0 {
             tracing::warn!(
                 tasks = failed,
@@ -247,7 +252,10 @@ impl Services {
     }
 
     /// Launches an installed uid from its stored package and declaration.
-    async fn launch_installed(&self, uid: &PluginUniqueIdentifier) -> Result<(), String> {
+    pub(crate) async fn launch_installed(
+        &self,
+        uid: &PluginUniqueIdentifier,
+    ) -> Result<(), String> {
         let declaration = self
             .inner
             .db

@@ -21,6 +21,8 @@
 //! - [`debugging`]: remote debugging: debugging keys ([`debugging::DebuggingKeys`], in memory
 //!   by default) and installing/uninstalling a plugin that registered over the debugging
 //!   listener (the runtime crate's `DebuggingHost`, implemented by [`Services`]).
+//! - [`cluster`]: several nodes on one database and Redis: heartbeats, master, plugin
+//!   registry, redirect decision, install-task ownership, reconciliation.
 //! - [`binding`]: lenient field access on JSON bodies, the way upstream's binder behaves.
 //!
 //! **Architecture invariant:** this crate is the only user of `plugind-store`; the HTTP crate
@@ -30,6 +32,7 @@ pub mod assets;
 mod backwards;
 pub mod binding;
 mod blob_merge;
+pub mod cluster;
 pub mod config;
 pub mod debugging;
 pub mod dispatch;

@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     pub(crate) debugging_keys: std::sync::OnceLock<Arc<dyn crate::debugging::DebuggingKeys>>,
     /// (tenant, plugin id) → uid for dispatch, so invokes skip the database.
     pub(crate) installed: crate::installed::InstalledCache,
+    /// Set once when the node joins a cluster (shared coordination backend).
+    pub(crate) cluster: std::sync::OnceLock<crate::cluster::Cluster>,
 }
 
 /// Channel on which every change of a tenant's installation is announced (install, upgrade,
@@ -77,6 +79,7 @@ impl Services {
                 sessions: Default::default(),
                 debugging_keys: Default::default(),
                 installed: Default::default(),
+                cluster: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -202,13 +205,38 @@ impl Services {
             }
         }
         self.interrupt();
-        if let Err(err) = self
-            .inner
-            .db
-            .fail_unfinished_tasks(SHUTDOWN_TASK_MESSAGE)
-            .await
-        {
-            tracing::warn!(error = %err, "could not mark unfinished install tasks failed");
+        match self.cluster() {
+            // In a cluster, only this node's tasks: the others' run on.
+            Some(cluster) => {
+                match cluster.own_tasks().await {
+                    Ok(ids) => {
+                        for id in ids {
+                            if let Err(err) = self
+                                .inner
+                                .db
+                                .fail_unfinished_task(&id, SHUTDOWN_TASK_MESSAGE)
+                                .await
+                            {
+                                tracing::warn!(task_id = %id, error = %err, "could not mark an unfinished install task failed");
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not read this node's install tasks; the master fails them once this node is gone")
+                    }
+                }
+                cluster.leave().await;
+            }
+            None => {
+                if let Err(err) = self
+                    .inner
+                    .db
+                    .fail_unfinished_tasks(SHUTDOWN_TASK_MESSAGE)
+                    .await
+                {
+                    tracing::warn!(error = %err, "could not mark unfinished install tasks failed");
+                }
+            }
         }
         self.inner.runtimes.shutdown().await;
     }

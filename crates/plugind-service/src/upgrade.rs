@@ -133,6 +133,7 @@ impl Services {
                 source: req.source.clone(),
             }],
         };
+        self.claim_task(&task.id).await?;
         db.create_task(&task).await.map_err(internal)?;
         let job = InstallJob {
             services: self.clone(),
@@ -239,6 +240,33 @@ impl Services {
         }
         remove_working_dir(self.inner.runtimes.working_dir(uid)).await;
         tracing::info!(%uid, "no installation references this version any more: stopped and removed");
+    }
+
+    /// Stops this node's runtime of a version no installation references any more (another
+    /// node uninstalled or upgraded it and removed its objects): waits for its sessions, then,
+    /// if still unreferenced, stops it and removes this node's working directory. Whether it
+    /// stopped it.
+    pub(crate) async fn retire_here(&self, uid: &PluginUniqueIdentifier) -> bool {
+        self.drain(uid).await;
+        let _serial = match self.lock_uid(uid.as_str()).await {
+            Ok(guard) => guard,
+            Err(err) => {
+                tracing::warn!(%uid, error = %err, "could not lock the version to stop it; keeping it");
+                return false;
+            }
+        };
+        match self.inner.db.plugin_exists(uid.as_str()).await {
+            Ok(false) => {}
+            Ok(true) => return false,
+            Err(err) => {
+                tracing::warn!(%uid, error = %err, "could not check whether the version is still installed; keeping it");
+                return false;
+            }
+        }
+        self.inner.runtimes.stop(uid).await;
+        remove_working_dir(self.inner.runtimes.working_dir(uid)).await;
+        tracing::info!(%uid, "no installation references this version any more: stopped here");
+        true
     }
 
     /// Waits until the runtime of `uid` serves no session, at most `PLUGIN_MAX_EXECUTION_TIMEOUT`

@@ -203,6 +203,10 @@ pub struct Config {
     pub redis_db: i64,
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "plugin_daemon")]
     pub redis_key_prefix: String,
+    /// Seconds between two comparisons of installations with the plugins running on this node
+    /// (cluster only).
+    #[arg(long, env = "PLUGIND_RECONCILE_INTERVAL", default_value_t = 30)]
+    pub plugind_reconcile_interval: u64,
     #[arg(long, env = "REDIS_USE_SSL", default_value = "false", value_parser = go_bool)]
     pub redis_use_ssl: bool,
     #[arg(long, env = "REDIS_SSL_CERT_REQS", default_value = "")]

@@ -238,6 +238,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
         runtimes,
         coord,
     );
+    let cluster = services
+        .join_cluster(plugind_service::cluster::ClusterConfig {
+            ips: advertised_ips(&config.server_host),
+            port: config.server_port,
+            reconcile_interval: Duration::from_secs(config.plugind_reconcile_interval.max(1)),
+        })
+        .await
+        .context("joining the cluster")?;
+    if cluster.is_none() {
+        tracing::info!("no Redis configured: single node");
+    }
     services
         .follow_installation_changes()
         .await
@@ -406,6 +417,30 @@ async fn start_debugging(config: &Config, services: &Services) -> anyhow::Result
     .context("debugging listener")?;
     tracing::info!(addr = %server.local_addr(), "listening for debugging plugins");
     Ok(server)
+}
+
+/// The addresses other cluster nodes reach this one at: `SERVER_HOST` when it names one
+/// address, else (as upstream) every non-loopback IPv4 address of the host.
+fn advertised_ips(server_host: &str) -> Vec<String> {
+    match server_host.parse::<std::net::IpAddr>() {
+        Ok(ip) if !ip.is_unspecified() => return vec![ip.to_string()],
+        _ => {}
+    }
+    let mut ips: Vec<String> = nix::ifaddrs::getifaddrs()
+        .map(|addrs| {
+            addrs
+                .filter_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip()))
+                .filter(|ip| !ip.is_loopback())
+                .map(|ip| ip.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    ips.sort();
+    ips.dedup();
+    if ips.is_empty() {
+        ips.push("127.0.0.1".into());
+    }
+    ips
 }
 
 /// The local runtime's settings.

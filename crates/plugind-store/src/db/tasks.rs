@@ -213,6 +213,66 @@ impl Db {
         }).await)
     }
 
+    /// Ids of every task still `pending`/`running` (any tenant).
+    pub async fn unfinished_task_ids(&self) -> Result<Vec<String>, StoreError> {
+        let sql =
+            self.sql("SELECT id::text AS id FROM install_tasks WHERE status = $1 OR status = $2");
+        dispatch!(self, pool => {
+            let rows = sqlx::query(&sql)
+                .bind(InstallTaskStatus::Pending.as_str())
+                .bind(InstallTaskStatus::Running.as_str())
+                .fetch_all(pool)
+                .await?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for row in rows {
+                ids.push(col!(row, "id", String));
+            }
+            Ok(ids)
+        })
+    }
+
+    /// Fails task `id` and each of its unfinished entries with `message`, if it is still
+    /// `pending`/`running` (a cluster node taking over the tasks of a node that died). Whether
+    /// it was unfinished.
+    pub async fn fail_unfinished_task(&self, id: &str, message: &str) -> Result<bool, StoreError> {
+        if !self.uuid_ok(id) {
+            return Ok(false);
+        }
+        let lock = self.sql(&format!(
+            "SELECT {TASK_COLUMNS} FROM install_tasks WHERE id = $1::uuid AND (status = $2 OR status = $3) FOR UPDATE"
+        ));
+        let update = self.sql("UPDATE install_tasks SET updated_at = $1, status = $2, plugins = $3 WHERE id = $4::uuid");
+        let (lock, update) = (&lock, &update);
+        let message = clip_message(message);
+        let message = &message;
+        dispatch!(self, pool => retry(move || async move {
+            let mut tx = pool.begin_write().await?;
+            let Some(row) = sqlx::query(lock)
+                .bind(id)
+                .bind(InstallTaskStatus::Pending.as_str())
+                .bind(InstallTaskStatus::Running.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                return Ok(false);
+            };
+            let mut task = task_from_row!(row);
+            for entry in task.plugins.iter_mut().filter(|e| !e.status.is_finished()) {
+                entry.status = InstallTaskStatus::Failed;
+                entry.message = message.clone();
+            }
+            sqlx::query(update)
+                .bind(now())
+                .bind(InstallTaskStatus::Failed.as_str())
+                .bind(entries_json(&task.plugins)?)
+                .bind(&task.id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        }).await)
+    }
+
     /// Deletes the tenant's task `id` (no error when it does not exist).
     pub async fn delete_task(&self, tenant_id: &str, id: &str) -> Result<(), StoreError> {
         if !self.uuid_ok(tenant_id) || !self.uuid_ok(id) {
